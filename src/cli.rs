@@ -1,0 +1,235 @@
+//! The command line: flags parsed by clap, then handed to the library.
+//!
+//! Exit codes: 0 the rehearsal ran and every threshold held; 1 it ran and
+//! a threshold failed (or the migration did); 2 bad input (the scenario or
+//! the flags); 3 environment failure (no Postgres binaries, the server
+//! would not start or cannot be reached); 130 interrupted by Ctrl-C or
+//! SIGTERM, after cleaning up.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::datagen::LoadError;
+use crate::postgres::{BackendChoice, ProvisionError};
+use crate::rehearsal::{RunOptions, UsageError, rehearse};
+use crate::report::render;
+use crate::scenario::{self, LoadOptions, ScenarioError};
+use crate::workload::WorkloadError;
+
+/// The rehearsal ran and every threshold held.
+pub const EXIT_PASS: i32 = 0;
+/// The rehearsal ran and a threshold failed.
+pub const EXIT_FAIL: i32 = 1;
+/// The scenario or the flags are wrong.
+pub const EXIT_BAD_INPUT: i32 = 2;
+/// The environment failed.
+pub const EXIT_ENVIRONMENT: i32 = 3;
+/// Interrupted by a signal (after cleaning up).
+pub const EXIT_INTERRUPTED: i32 = 130;
+
+/// Rehearse a PostgreSQL migration at production scale, under load.
+#[derive(Debug, Parser)]
+#[command(name = "rehearse", version, about, long_about = None)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Rehearse a migration: provision Postgres, load data, replay the
+    /// workload, apply the migration, measure and judge.
+    Run(RunArgs),
+    /// Check a scenario file without running anything.
+    Check(CheckArgs),
+}
+
+/// Where Postgres comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BackendArg {
+    /// A throwaway cluster from this machine's PostgreSQL binaries.
+    Local,
+    /// A server you name with --url (e.g. staging).
+    Url,
+}
+
+/// `rehearse run`
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The scenario file.
+    pub scenario: PathBuf,
+    /// Where Postgres comes from (default: local, or url when --url is given).
+    #[arg(long, value_enum)]
+    pub backend: Option<BackendArg>,
+    /// Connection URL of an existing server (with --backend url).
+    #[arg(long)]
+    pub url: Option<String>,
+    /// The strategy to rehearse (default: the scenario's first).
+    #[arg(long)]
+    pub strategy: Option<String>,
+    /// Multiply every table's row count, e.g. 0.05 for a quick run.
+    #[arg(long, default_value_t = 1.0)]
+    pub scale: f64,
+    /// Write the report as JSON to this file ("-" for stdout).
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// On --backend url, rehearse against tables that already exist, as
+    /// they are, instead of refusing to touch them.
+    #[arg(long)]
+    pub reuse_existing: bool,
+    /// On --backend url, keep the tables the harness created.
+    #[arg(long)]
+    pub keep_tables: bool,
+    /// Time between samples of the lock observer.
+    #[arg(long, default_value = "20ms", value_parser = parse_duration)]
+    pub observe_interval: Duration,
+    /// COPY streams per table (default: the number of CPUs).
+    #[arg(long)]
+    pub load_streams: Option<usize>,
+    /// No progress bars or event lines; the summary only.
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+/// `rehearse check`
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// The scenario file.
+    pub scenario: PathBuf,
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let d = scenario::duration::parse_duration(s)?;
+    if d.is_zero() || d > Duration::from_secs(1) {
+        return Err("the observer's interval must be between 1ms and 1s".into());
+    }
+    Ok(d)
+}
+
+/// The exit code of an error: 2 when the user's input is at fault, 3 when
+/// the environment is.
+pub fn exit_code(err: &anyhow::Error) -> i32 {
+    for cause in err.chain() {
+        if cause.is::<ScenarioError>() || cause.is::<UsageError>() {
+            return EXIT_BAD_INPUT;
+        }
+        if let Some(e) = cause.downcast_ref::<ProvisionError>() {
+            return e.exit_code();
+        }
+        if let Some(e) = cause.downcast_ref::<LoadError>() {
+            return e.exit_code();
+        }
+        if let Some(e) = cause.downcast_ref::<WorkloadError>() {
+            return e.exit_code();
+        }
+    }
+    EXIT_ENVIRONMENT
+}
+
+/// Runs a parsed command line and returns the process exit code.
+pub fn run(cli: Cli) -> i32 {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("rehearse: cannot start the async runtime: {e}");
+            return EXIT_ENVIRONMENT;
+        }
+    };
+    let result = runtime.block_on(async {
+        let work = dispatch(cli);
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        let terminated = async {
+            match term.as_mut() {
+                Some(t) => {
+                    t.recv().await;
+                }
+                None => std::future::pending().await,
+            }
+        };
+        // Dropping `work` on a signal runs every Drop that releases what
+        // the harness started (servers, directories, sessions).
+        tokio::select! {
+            r = work => Some(r),
+            _ = tokio::signal::ctrl_c() => None,
+            _ = terminated => None,
+        }
+    });
+    // Detached tasks (in-flight requests) must not outlive the run.
+    runtime.shutdown_timeout(Duration::from_secs(2));
+    match result {
+        Some(Ok(code)) => code,
+        Some(Err(e)) => {
+            eprintln!("rehearse: error: {e:#}");
+            exit_code(&e)
+        }
+        None => {
+            eprintln!("rehearse: interrupted; the server and everything the harness started were cleaned up");
+            EXIT_INTERRUPTED
+        }
+    }
+}
+
+async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
+    match cli.command {
+        Command::Check(args) => {
+            let s = scenario::load(&args.scenario, &LoadOptions::default())?;
+            println!(
+                "{}: ok · {} tables, {} queries, {} interference, strategies: {}",
+                args.scenario.display(),
+                s.tables.len(),
+                s.workload.queries.len(),
+                s.interference.len(),
+                s.strategies.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(", ")
+            );
+            Ok(EXIT_PASS)
+        }
+        Command::Run(args) => run_rehearsal(args).await,
+    }
+}
+
+async fn run_rehearsal(args: RunArgs) -> anyhow::Result<i32> {
+    let backend = match (args.backend, args.url) {
+        (Some(BackendArg::Url) | None, Some(url)) => BackendChoice::Url(url),
+        (Some(BackendArg::Url), None) => {
+            return Err(UsageError("--backend url needs --url postgres://...".into()).into());
+        }
+        (Some(BackendArg::Local), Some(_)) => {
+            return Err(UsageError("--url goes with --backend url, not local".into()).into());
+        }
+        (Some(BackendArg::Local) | None, None) => BackendChoice::Local,
+    };
+    if (args.reuse_existing || args.keep_tables) && matches!(backend, BackendChoice::Local) {
+        return Err(UsageError("--reuse-existing and --keep-tables apply to --backend url".into()).into());
+    }
+    let scenario = scenario::load(&args.scenario, &LoadOptions { scale: args.scale })?;
+    let opts = RunOptions {
+        backend,
+        strategy: args.strategy,
+        reuse_existing: args.reuse_existing,
+        keep_tables: args.keep_tables,
+        observe_interval: args.observe_interval,
+        load_streams: args.load_streams.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get())),
+        progress: !args.quiet,
+    };
+    let report = rehearse(&scenario, &opts).await?;
+    let json_to_stdout = args.json.as_ref().is_some_and(|p| p.as_os_str() == "-");
+    if json_to_stdout {
+        eprint!("{}", render(&report));
+    } else {
+        print!("{}", render(&report));
+    }
+    if let Some(path) = &args.json {
+        let json = report.to_json();
+        if json_to_stdout {
+            println!("{json}");
+        } else {
+            std::fs::write(path, json + "\n").with_context(|| format!("writing {}", path.display()))?;
+        }
+    }
+    Ok(if report.verdict.pass { EXIT_PASS } else { EXIT_FAIL })
+}

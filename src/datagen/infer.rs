@@ -1,0 +1,237 @@
+//! Columns as the catalog describes them, and the generator each one gets
+//! when the scenario names none: from its name first (`email`, `city`,
+//! `*_id` → a key of the matching table), then from its type.
+
+use tokio_postgres::Client;
+use tokio_postgres::types::Type;
+
+use super::generate::ValueGen;
+use super::value::PgKind;
+use crate::scenario::calendar::{parse_date, parse_timestamp};
+use crate::scenario::{FakeKind, GenSpec, Literal, ValueSpec};
+
+/// One column of a table to fill.
+#[derive(Debug, Clone)]
+pub struct ColumnInfo {
+    /// Its name.
+    pub name: String,
+    /// Its name quoted for SQL.
+    pub quoted: String,
+    /// Its type, with enums and domains resolved.
+    pub ty: Type,
+    /// `atttypmod`: the n of `varchar(n)`, precision and scale of numeric.
+    pub typmod: i32,
+    /// Whether it is NOT NULL.
+    pub not_null: bool,
+    /// The sequence behind an identity or serial column.
+    pub sequence: Option<String>,
+}
+
+/// Reads the fillable columns of `table` (a regclass text): every column
+/// but generated ones, in order.
+pub async fn columns(client: &Client, table: &str) -> Result<Vec<ColumnInfo>, tokio_postgres::Error> {
+    let rows = client
+        .query(
+            "SELECT a.attname, quote_ident(a.attname), a.atttypmod, a.attnotnull, \
+                    pg_get_serial_sequence($1, a.attname) \
+             FROM pg_attribute a \
+             WHERE a.attrelid = $1::text::regclass AND a.attnum > 0 AND NOT a.attisdropped \
+               AND a.attgenerated = '' \
+             ORDER BY a.attnum",
+            &[&table],
+        )
+        .await?;
+    if rows.is_empty() {
+        return Ok(Vec::new());
+    }
+    // Let the driver resolve each column's type (enums, domains) the way it
+    // will when it writes them.
+    let list: Vec<String> = rows.iter().map(|r| r.get::<_, String>(1)).collect();
+    let stmt = client.prepare(&format!("SELECT {} FROM {table} LIMIT 0", list.join(", "))).await?;
+    Ok(rows
+        .iter()
+        .zip(stmt.columns())
+        .map(|(r, c)| ColumnInfo {
+            name: r.get(0),
+            quoted: r.get(1),
+            typmod: r.get(2),
+            not_null: r.get(3),
+            sequence: r.get(4),
+            ty: c.type_().clone(),
+        })
+        .collect())
+}
+
+fn words_of(name: &str) -> Vec<&str> {
+    name.split('_').filter(|w| !w.is_empty()).collect()
+}
+
+/// The table a `*_id` column points at: `customer_id` → `customers`,
+/// `customer`, `categories` for `category_id`.
+fn parent_table<'a>(column: &str, tables: &'a [(String, u64)]) -> Option<&'a (String, u64)> {
+    let stem = column.strip_suffix("_id")?.to_ascii_lowercase();
+    let mut names = vec![stem.clone(), format!("{stem}s"), format!("{stem}es")];
+    if let Some(s) = stem.strip_suffix('y') {
+        names.push(format!("{s}ies"));
+    }
+    tables.iter().find(|(t, rows)| {
+        let last = t.rsplit('.').next().unwrap_or(t).trim_matches('"').to_ascii_lowercase();
+        *rows > 0 && names.contains(&last)
+    })
+}
+
+fn spec(kind: GenSpec) -> ValueGen {
+    ValueGen::from_spec(&ValueSpec { kind, nulls: 0.0 })
+}
+
+fn default_timestamps() -> (i64, i64) {
+    let (lo, hi) = crate::scenario::DEFAULT_TIMESTAMP_RANGE;
+    (parse_timestamp(lo).expect("constant"), parse_timestamp(hi).expect("constant"))
+}
+
+/// The generator for a column nobody described, or why there is none.
+/// `tables` holds (name, rows) of every generated table.
+pub fn infer(col: &ColumnInfo, tables: &[(String, u64)]) -> Result<ValueGen, String> {
+    let kind = PgKind::of(&col.ty);
+    let name = col.name.to_ascii_lowercase();
+    let words = words_of(&name);
+    let is_int = matches!(kind, Some(PgKind::Int2 | PgKind::Int4 | PgKind::Int8 | PgKind::Numeric));
+    let has = |w: &str| words.contains(&w);
+
+    if is_int && (col.sequence.is_some() || name == "id") {
+        return Ok(spec(GenSpec::Sequence { start: 1 }));
+    }
+    if is_int && name.ends_with("_id") {
+        return Ok(match parent_table(&name, tables) {
+            Some((table, rows)) => spec(GenSpec::KeyOf { table: table.clone(), rows: *rows }),
+            None => spec(GenSpec::Int { lo: 1, hi: 100_000 }),
+        });
+    }
+    let max_len = match col.ty {
+        Type::VARCHAR | Type::BPCHAR if col.typmod > 4 => Some((col.typmod - 4) as usize),
+        _ => None,
+    };
+    let Some(kind) = kind else {
+        if !col.not_null {
+            return Ok(ValueGen::null());
+        }
+        return Err(format!(
+            "cannot generate values of type {} for NOT NULL column `{}`; name a generator for it in `columns`",
+            col.ty.name(),
+            col.name
+        ));
+    };
+    // An enum's labels are the only values it takes, whatever its name.
+    if let tokio_postgres::types::Kind::Enum(labels) = col.ty.kind() {
+        return Ok(spec(GenSpec::OneOf {
+            values: labels.iter().map(|l| Literal::Text(l.clone())).collect(),
+            weights: None,
+        }));
+    }
+    let generator = match kind {
+        PgKind::Text => {
+            let fake = if has("email") || name.ends_with("email") {
+                Some(FakeKind::Email)
+            } else if name.contains("first_name") || name == "firstname" {
+                Some(FakeKind::FirstName)
+            } else if name.contains("last_name") || name == "lastname" || has("surname") {
+                Some(FakeKind::LastName)
+            } else if has("username") || has("login") || name == "user_name" {
+                Some(FakeKind::Username)
+            } else if has("company") || has("organization") || has("employer") {
+                Some(FakeKind::Company)
+            } else if has("name") {
+                Some(FakeKind::Name)
+            } else if has("city") || has("town") {
+                Some(FakeKind::City)
+            } else if has("country") {
+                Some(FakeKind::Country)
+            } else if has("street") || has("address") {
+                Some(FakeKind::Street)
+            } else if has("phone") || has("mobile") || has("tel") {
+                Some(FakeKind::Phone)
+            } else {
+                None
+            };
+            match fake {
+                Some(k) => spec(GenSpec::Fake(k)),
+                None if has("status") || has("state") => spec(GenSpec::OneOf {
+                    values: ["new", "active", "done"].map(|s| Literal::Text(s.into())).to_vec(),
+                    weights: None,
+                }),
+                None => spec(GenSpec::Words { min: 1, max: 4 }),
+            }
+        }
+        PgKind::Int2 => spec(GenSpec::Int { lo: 0, hi: 10_000 }),
+        PgKind::Int4 | PgKind::Int8 => spec(GenSpec::Int { lo: 0, hi: 1_000_000 }),
+        PgKind::Float4 | PgKind::Float8 => spec(GenSpec::Float { lo: 0.0, hi: 1000.0 }),
+        PgKind::Numeric => {
+            // numeric(p, s) holds values below 10^(p - s).
+            let hi = if col.typmod > 4 {
+                let precision = ((col.typmod - 4) >> 16) & 0xffff;
+                let scale = (col.typmod - 4) & 0xffff;
+                10f64.powi(precision - scale).min(10_000.0) - 1.0
+            } else {
+                10_000.0
+            };
+            spec(GenSpec::Float { lo: 0.0, hi: hi.max(0.5) })
+        }
+        PgKind::Bool => spec(GenSpec::Bool),
+        PgKind::Uuid => spec(GenSpec::Uuid),
+        PgKind::Timestamp | PgKind::Timestamptz => {
+            let (lo, hi) = default_timestamps();
+            spec(GenSpec::Timestamp { lo, hi })
+        }
+        PgKind::Date => {
+            let (lo, hi) = crate::scenario::DEFAULT_TIMESTAMP_RANGE;
+            spec(GenSpec::Date { lo: parse_date(lo).expect("constant"), hi: parse_date(hi).expect("constant") })
+        }
+        PgKind::Json | PgKind::Jsonb => ValueGen::json(),
+        PgKind::Bytea => ValueGen::bytes(),
+    };
+    Ok(generator.with_max_len(max_len))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn col(name: &str, ty: Type) -> ColumnInfo {
+        ColumnInfo { name: name.into(), quoted: name.into(), ty, typmod: -1, not_null: true, sequence: None }
+    }
+
+    fn first(g: &ValueGen) -> super::super::value::Value {
+        g.generate(0, &mut super::super::generate::rng_for(1, 1, 1))
+    }
+
+    #[test]
+    fn foreign_keys_follow_the_parent_tables_size() {
+        let tables = vec![("customers".to_string(), 10), ("categories".to_string(), 5)];
+        let g = infer(&col("customer_id", Type::INT8), &tables).unwrap();
+        for i in 0..200 {
+            let super::super::value::Value::Int(k) = g.generate(i, &mut super::super::generate::rng_for(1, 1, i))
+            else {
+                panic!()
+            };
+            assert!((1..=10).contains(&k));
+        }
+        assert!(parent_table("category_id", &tables).is_some());
+        assert!(parent_table("vendor_id", &tables).is_none());
+    }
+
+    #[test]
+    fn names_pick_realistic_text() {
+        let super::super::value::Value::Text(e) = first(&infer(&col("email", Type::TEXT), &[]).unwrap()) else {
+            panic!()
+        };
+        assert!(e.contains('@'));
+    }
+
+    #[test]
+    fn unknown_not_null_types_are_an_error_nullable_ones_null() {
+        assert!(infer(&col("shape", Type::POINT), &[]).unwrap_err().contains("columns"));
+        let mut c = col("shape", Type::POINT);
+        c.not_null = false;
+        assert!(infer(&c, &[]).unwrap().is_null());
+    }
+}

@@ -1,0 +1,346 @@
+//! Data: each table created from its DDL and filled with `rows` rows of
+//! realistic, deterministic values by binary COPY over several connections;
+//! indexes and constraints built after the rows; then `VACUUM (ANALYZE)`,
+//! which leaves the table analyzed and its visibility map set, as a
+//! production table would be.
+//!
+//! On a server the user names, a table that already exists is never
+//! touched unless the user asks to rehearse against it as it is.
+
+mod copy;
+mod deferred;
+mod generate;
+mod infer;
+mod value;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde::Serialize;
+use tokio_postgres::Client;
+
+pub use copy::{CHUNK_ROWS, CopyColumn, CopyPlan};
+pub use generate::{DataRng, ValueGen, rng_for};
+pub use infer::{ColumnInfo, infer};
+pub use value::{EncodeError, PgKind, Value};
+
+use crate::postgres::{Cleanup, Role, SqlError, connect};
+use crate::scenario::{Location, Scenario, TableSpec};
+
+/// How to load.
+#[derive(Debug, Clone)]
+pub struct LoadOptions {
+    /// COPY streams per table.
+    pub streams: usize,
+    /// Use tables that already exist as they are instead of refusing.
+    pub reuse_existing: bool,
+    /// Draw a progress bar per table on stderr.
+    pub progress: bool,
+}
+
+/// A table as the rehearsal found or built it.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct LoadedTable {
+    /// Its name.
+    pub name: String,
+    /// Rows in it (generated, or the planner's estimate for a reused one).
+    pub rows: u64,
+    /// `pg_relation_size`: the heap alone.
+    pub heap_bytes: i64,
+    /// `pg_total_relation_size`: heap, indexes and TOAST.
+    pub total_bytes: i64,
+    /// Wall time from the start of its COPY until it was indexed and
+    /// analyzed (foreign keys included).
+    pub load_seconds: f64,
+    /// Whether it existed already and was used as it was.
+    pub reused: bool,
+}
+
+/// Why the data could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// A table exists on a server the user named.
+    #[error(
+        "table `{table}` already exists on {target}; rehearse only fills tables it creates itself. Pass --reuse-existing to rehearse against the existing table as it is"
+    )]
+    Exists {
+        /// The table.
+        table: String,
+        /// The server, without password.
+        target: String,
+    },
+    /// The DDL failed.
+    #[error("{at}: the ddl of table `{table}` failed: {error}")]
+    Ddl {
+        /// The table.
+        table: String,
+        /// Where in the scenario Postgres pointed.
+        at: Location,
+        /// The error.
+        error: SqlError,
+    },
+    /// The DDL ran but made no table of that name.
+    #[error("{at}: the ddl of table `{table}` ran but created no table named `{table}`")]
+    NotCreated {
+        /// The table.
+        table: String,
+        /// Where its DDL is.
+        at: Location,
+    },
+    /// A column cannot be filled as described.
+    #[error("{at}: {message}")]
+    Column {
+        /// Where the column or its table is described.
+        at: Location,
+        /// What is wrong.
+        message: String,
+    },
+    /// A generated value did not fit its column while loading.
+    #[error("table `{table}`: {message}")]
+    Generate {
+        /// The table.
+        table: String,
+        /// What did not fit.
+        message: String,
+    },
+    /// The server refused the load.
+    #[error("loading table `{table}`: {error}")]
+    Db {
+        /// The table.
+        table: String,
+        /// The error.
+        error: SqlError,
+    },
+}
+
+impl LoadError {
+    /// 2 when the scenario is at fault (including generated data that
+    /// breaks the table's own constraints), 3 for the environment.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            LoadError::Db { error, .. } => {
+                let class = error.sqlstate.as_deref().map(|s| &s[..2]);
+                if matches!(class, Some("22" | "23" | "42")) { 2 } else { 3 }
+            }
+            _ => 2,
+        }
+    }
+}
+
+fn db(table: &str) -> impl Fn(tokio_postgres::Error) -> LoadError + '_ {
+    move |e| LoadError::Db { table: table.to_string(), error: SqlError::from_pg(&e) }
+}
+
+/// Creates and fills the scenario's tables on the server of `config`.
+pub async fn load(
+    config: &tokio_postgres::Config,
+    target: &str,
+    admin: &Client,
+    scenario: &Scenario,
+    opts: &LoadOptions,
+    cleanup: &Cleanup,
+) -> Result<Vec<LoadedTable>, LoadError> {
+    let mut created: Vec<(&TableSpec, String)> = Vec::new();
+    let mut reused = Vec::new();
+    for t in &scenario.tables {
+        let existing: Option<String> =
+            admin.query_one("SELECT to_regclass($1)::text", &[&t.name]).await.map_err(db(&t.name))?.get(0);
+        match existing {
+            Some(_) if !opts.reuse_existing => {
+                return Err(LoadError::Exists { table: t.name.clone(), target: target.to_string() });
+            }
+            Some(q) => reused.push((t, q)),
+            None => {
+                admin.batch_execute(&t.ddl.text).await.map_err(|e| {
+                    let error = SqlError::from_pg(&e);
+                    LoadError::Ddl { table: t.name.clone(), at: t.ddl.location_of(error.position), error }
+                })?;
+                let q: Option<String> =
+                    admin.query_one("SELECT to_regclass($1)::text", &[&t.name]).await.map_err(db(&t.name))?.get(0);
+                let q = q.ok_or_else(|| LoadError::NotCreated { table: t.name.clone(), at: t.ddl.at.clone() })?;
+                cleanup.created(&q);
+                created.push((t, q));
+            }
+        }
+    }
+
+    let names: Vec<String> = created.iter().map(|(_, q)| q.clone()).collect();
+    let deferred = deferred::take_off(admin, &names).await.map_err(db("(indexes)"))?;
+    let sizes: Vec<(String, u64)> = scenario.tables.iter().map(|t| (t.name.clone(), t.rows)).collect();
+    let mut plans = Vec::new();
+    for (i, (t, q)) in created.iter().enumerate() {
+        plans.push(plan(admin, scenario, i as u64, t, q, &sizes).await?);
+    }
+
+    let bars = MultiProgress::with_draw_target(if opts.progress {
+        ProgressDrawTarget::stderr()
+    } else {
+        ProgressDrawTarget::hidden()
+    });
+    let style =
+        ProgressStyle::with_template("{prefix:>14} [{bar:28}] {human_pos}/{human_len} rows {per_sec:>14} {msg}")
+            .expect("valid template")
+            .progress_chars("=> ");
+    let mut loaded = Vec::new();
+    for ((t, q), (plan, deferred)) in created.iter().zip(plans.into_iter().zip(&deferred)) {
+        let bar = bars.add(ProgressBar::new(plan.rows).with_style(style.clone()).with_prefix(t.name.clone()));
+        let started = Instant::now();
+        fill(config, plan.clone(), opts.streams.max(1), &bar).await?;
+        // Identity and serial columns were filled explicitly; move their
+        // sequences past the generated keys so the workload's inserts fit.
+        for c in plan.columns.iter().filter(|c| c.sequence.is_some()) {
+            let sql = format!(
+                "SELECT setval($1::text::regclass, (SELECT coalesce(max({}), 0) FROM {q}) + 1, false)",
+                c.quoted
+            );
+            admin.execute(&sql, &[&c.sequence]).await.map_err(db(&t.name))?;
+        }
+        bar.set_message("indexing");
+        for sql in &deferred.indexes {
+            admin.batch_execute(sql).await.map_err(db(&t.name))?;
+        }
+        bar.set_message("vacuum analyze");
+        admin.batch_execute(&format!("VACUUM (ANALYZE) {q}")).await.map_err(db(&t.name))?;
+        let elapsed = started.elapsed();
+        bar.finish_with_message(format!("loaded in {:.1}s", elapsed.as_secs_f64()));
+        loaded.push(measure(admin, t, q, elapsed, false).await?);
+    }
+    for (i, ((t, _), d)) in created.iter().zip(&deferred).enumerate() {
+        let started = Instant::now();
+        for sql in &d.foreign_keys {
+            admin.batch_execute(sql).await.map_err(db(&t.name))?;
+        }
+        loaded[i].load_seconds += started.elapsed().as_secs_f64();
+    }
+    for (t, q) in reused {
+        let mut table = measure(admin, t, &q, Duration::ZERO, true).await?;
+        let estimate: f32 = admin
+            .query_one("SELECT reltuples FROM pg_class WHERE oid = $1::text::regclass", &[&q])
+            .await
+            .map_err(db(&t.name))?
+            .get(0);
+        table.rows = estimate.max(0.0) as u64;
+        loaded.push(table);
+    }
+    Ok(loaded)
+}
+
+/// Decides the generator of every column of a freshly created table.
+async fn plan(
+    admin: &Client,
+    scenario: &Scenario,
+    stream_id: u64,
+    t: &TableSpec,
+    table: &str,
+    sizes: &[(String, u64)],
+) -> Result<Arc<CopyPlan>, LoadError> {
+    let cols = infer::columns(admin, table).await.map_err(db(&t.name))?;
+    for o in &t.columns {
+        if !cols.iter().any(|c| c.name == o.column) {
+            let names: Vec<&str> = cols.iter().map(|c| c.name.as_str()).collect();
+            return Err(LoadError::Column {
+                at: o.at.clone(),
+                message: format!("table `{}` has no column `{}` (columns: {})", t.name, o.column, names.join(", ")),
+            });
+        }
+    }
+    let mut columns = Vec::new();
+    for c in &cols {
+        let named = t.columns.iter().find(|o| o.column == c.name);
+        let at = named.map_or_else(|| t.ddl.at.clone(), |o| o.at.clone());
+        let generator = match named {
+            Some(o) => ValueGen::from_spec(&o.spec),
+            None => infer(c, sizes).map_err(|message| LoadError::Column {
+                at: at.clone(),
+                message: format!("table `{}`: {message}", t.name),
+            })?,
+        };
+        let kind = PgKind::of(&c.ty);
+        let Some(kind) = kind.or(generator.is_null().then_some(PgKind::Text)) else {
+            return Err(LoadError::Column {
+                at,
+                message: format!(
+                    "table `{}`: column `{}` has type {}, which rehearse cannot write yet",
+                    t.name,
+                    c.name,
+                    c.ty.name()
+                ),
+            });
+        };
+        columns.push(CopyColumn {
+            name: c.name.clone(),
+            quoted: c.quoted.clone(),
+            kind,
+            generator,
+            sequence: c.sequence.clone(),
+        });
+    }
+    let plan = CopyPlan { table: table.to_string(), columns, rows: t.rows, seed: scenario.seed, stream_id };
+    // A generator that cannot produce its column's type fails here, before
+    // any data moves, naming the column.
+    let mut scratch = bytes::BytesMut::new();
+    let probe = CopyPlan { rows: plan.rows.min(64), ..plan.clone() };
+    if probe.rows > 0 {
+        probe.encode_chunk(0, &mut scratch).map_err(|e| {
+            let at = t.columns.iter().find(|o| o.column == e.column).map_or_else(|| t.ddl.at.clone(), |o| o.at.clone());
+            LoadError::Column { at, message: format!("table `{}`: {e}", t.name) }
+        })?;
+    }
+    Ok(Arc::new(plan))
+}
+
+/// Runs the COPY streams of one table and fixes its sequences.
+async fn fill(
+    config: &tokio_postgres::Config,
+    plan: Arc<CopyPlan>,
+    streams: usize,
+    bar: &ProgressBar,
+) -> Result<(), LoadError> {
+    let streams = (streams as u64).min(plan.chunks().max(1));
+    let mut tasks = tokio::task::JoinSet::new();
+    for s in 0..streams {
+        let (config, plan, bar) = (config.clone(), plan.clone(), bar.clone());
+        tasks.spawn(async move {
+            let client = connect(&config, &Role::Loader).await.map_err(copy::CopyError::Db)?;
+            copy::copy_stream(&client, plan, s, streams, |rows| bar.inc(rows)).await
+        });
+    }
+    let table = plan.table.clone();
+    while let Some(done) = tasks.join_next().await {
+        let done = match done {
+            Ok(done) => done,
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Err(e) => return Err(LoadError::Generate { table, message: e.to_string() }),
+        };
+        match done {
+            Ok(_) => {}
+            Err(copy::CopyError::Encode(e)) => {
+                return Err(LoadError::Generate { table, message: e.to_string() });
+            }
+            Err(copy::CopyError::Db(e)) => return Err(db(&table)(e)),
+        }
+    }
+    Ok(())
+}
+
+async fn measure(
+    admin: &Client,
+    t: &TableSpec,
+    q: &str,
+    elapsed: Duration,
+    reused: bool,
+) -> Result<LoadedTable, LoadError> {
+    let row = admin
+        .query_one("SELECT pg_relation_size($1::text::regclass), pg_total_relation_size($1::text::regclass)", &[&q])
+        .await
+        .map_err(db(&t.name))?;
+    Ok(LoadedTable {
+        name: t.name.clone(),
+        rows: t.rows,
+        heap_bytes: row.get(0),
+        total_bytes: row.get(1),
+        load_seconds: elapsed.as_secs_f64(),
+        reused,
+    })
+}

@@ -1,0 +1,329 @@
+//! Generated values and their binary wire format.
+//!
+//! A query parameter (`ToSql`) and a field of a binary COPY row carry the
+//! same bytes: the type's binary `send` format. So one encoder serves both
+//! the loader and the workload, and a value converts to whatever column or
+//! parameter type it lands in (an integer into `numeric`, a string into an
+//! enum, a timestamp into a date).
+
+use std::error::Error as StdError;
+use std::fmt;
+
+use bytes::{BufMut, BytesMut};
+use postgres_types::{IsNull, Kind, ToSql, Type, to_sql_checked};
+
+/// A generated value.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    /// SQL NULL.
+    Null,
+    /// An integer.
+    Int(i64),
+    /// A float.
+    Float(f64),
+    /// Text.
+    Text(String),
+    /// A boolean.
+    Bool(bool),
+    /// Microseconds since 2000-01-01 00:00:00 UTC.
+    Timestamp(i64),
+    /// Days since 2000-01-01.
+    Date(i32),
+    /// A UUID's 16 bytes.
+    Uuid([u8; 16]),
+    /// A JSON document, as text.
+    Json(String),
+    /// Raw bytes.
+    Bytes(Vec<u8>),
+}
+
+/// The binary formats the encoder writes, resolved from a Postgres type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PgKind {
+    /// `boolean`
+    Bool,
+    /// `smallint`
+    Int2,
+    /// `integer`
+    Int4,
+    /// `bigint`
+    Int8,
+    /// `real`
+    Float4,
+    /// `double precision`
+    Float8,
+    /// `numeric`
+    Numeric,
+    /// `text`, `varchar`, `char(n)`, `name`, enums and text-like types.
+    Text,
+    /// `json`
+    Json,
+    /// `jsonb`
+    Jsonb,
+    /// `timestamp`
+    Timestamp,
+    /// `timestamptz`
+    Timestamptz,
+    /// `date`
+    Date,
+    /// `uuid`
+    Uuid,
+    /// `bytea`
+    Bytea,
+}
+
+impl PgKind {
+    /// The format of a type, looking through domains; `None` for types the
+    /// encoder does not write.
+    pub fn of(ty: &Type) -> Option<PgKind> {
+        Some(match *ty {
+            Type::BOOL => PgKind::Bool,
+            Type::INT2 => PgKind::Int2,
+            Type::INT4 => PgKind::Int4,
+            Type::INT8 => PgKind::Int8,
+            Type::FLOAT4 => PgKind::Float4,
+            Type::FLOAT8 => PgKind::Float8,
+            Type::NUMERIC => PgKind::Numeric,
+            Type::TEXT | Type::VARCHAR | Type::BPCHAR | Type::NAME | Type::UNKNOWN => PgKind::Text,
+            Type::JSON => PgKind::Json,
+            Type::JSONB => PgKind::Jsonb,
+            Type::TIMESTAMP => PgKind::Timestamp,
+            Type::TIMESTAMPTZ => PgKind::Timestamptz,
+            Type::DATE => PgKind::Date,
+            Type::UUID => PgKind::Uuid,
+            Type::BYTEA => PgKind::Bytea,
+            _ => match ty.kind() {
+                Kind::Enum(_) => PgKind::Text,
+                Kind::Domain(inner) => return PgKind::of(inner),
+                // citext and similar extension types receive text.
+                _ if ty.name() == "citext" => PgKind::Text,
+                _ => return None,
+            },
+        })
+    }
+}
+
+/// A value that does not fit the type it is written as.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EncodeError {
+    /// The value, shortened.
+    pub value: String,
+    /// The target type.
+    pub target: String,
+}
+
+impl fmt::Display for EncodeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "cannot write {} as {}", self.value, self.target)
+    }
+}
+
+impl StdError for EncodeError {}
+
+fn mismatch(value: &Value, kind: PgKind) -> EncodeError {
+    let mut shown = format!("{value:?}");
+    if shown.len() > 60 {
+        shown.truncate(60);
+        shown.push('…');
+    }
+    EncodeError { value: shown, target: format!("{kind:?}").to_lowercase() }
+}
+
+const MICROS_PER_DAY: i64 = 86_400_000_000;
+
+impl Value {
+    /// Writes the value's binary format for `kind` (without the length
+    /// prefix). Must not be called on `Null`.
+    pub fn encode(&self, kind: PgKind, out: &mut BytesMut) -> Result<(), EncodeError> {
+        use PgKind as K;
+        let err = || mismatch(self, kind);
+        match (self, kind) {
+            (Value::Null, _) => return Err(err()),
+            (Value::Bool(b), K::Bool) => out.put_u8(*b as u8),
+            (Value::Int(i), K::Bool) => out.put_u8((*i != 0) as u8),
+            (Value::Int(i), K::Int2) => out.put_i16(i16::try_from(*i).map_err(|_| err())?),
+            (Value::Int(i), K::Int4) => out.put_i32(i32::try_from(*i).map_err(|_| err())?),
+            (Value::Int(i), K::Int8) => out.put_i64(*i),
+            (Value::Int(i), K::Float4) => out.put_f32(*i as f32),
+            (Value::Int(i), K::Float8) => out.put_f64(*i as f64),
+            (Value::Int(i), K::Numeric) => encode_numeric(&i.to_string(), out).ok_or_else(err)?,
+            (Value::Float(f), K::Float4) => out.put_f32(*f as f32),
+            (Value::Float(f), K::Float8) => out.put_f64(*f),
+            (Value::Float(f), K::Numeric) if f.is_finite() => {
+                encode_numeric(&format!("{f:.6}"), out).ok_or_else(err)?
+            }
+            (Value::Float(f), K::Int2 | K::Int4 | K::Int8) => Value::Int(f.round() as i64).encode(kind, out)?,
+            (Value::Timestamp(us), K::Timestamp | K::Timestamptz) => out.put_i64(*us),
+            (Value::Timestamp(us), K::Date) => out.put_i32(us.div_euclid(MICROS_PER_DAY) as i32),
+            (Value::Date(d), K::Date) => out.put_i32(*d),
+            (Value::Date(d), K::Timestamp | K::Timestamptz) => out.put_i64(*d as i64 * MICROS_PER_DAY),
+            (Value::Uuid(b), K::Uuid) => out.put_slice(b),
+            (Value::Uuid(b), K::Text) => out.put_slice(format_uuid(b).as_bytes()),
+            (Value::Json(s), K::Json | K::Text) => out.put_slice(s.as_bytes()),
+            (Value::Json(s), K::Jsonb) => {
+                out.put_u8(1);
+                out.put_slice(s.as_bytes());
+            }
+            (Value::Text(s), K::Text | K::Json) => out.put_slice(s.as_bytes()),
+            (Value::Text(s), K::Jsonb) => {
+                out.put_u8(1);
+                out.put_slice(s.as_bytes());
+            }
+            (Value::Text(s), K::Bytea) => out.put_slice(s.as_bytes()),
+            (Value::Text(s), K::Numeric) => encode_numeric(s.trim(), out).ok_or_else(err)?,
+            (Value::Bytes(b), K::Bytea) => out.put_slice(b),
+            (Value::Text(s), _) => return parse_text(s, kind).ok_or_else(err)?.encode(kind, out),
+            (Value::Int(i), K::Text) => out.put_slice(i.to_string().as_bytes()),
+            (Value::Float(f), K::Text) => out.put_slice(f.to_string().as_bytes()),
+            (Value::Bool(b), K::Text) => out.put_slice(if *b { b"true" } else { b"false" }),
+            _ => return Err(err()),
+        }
+        Ok(())
+    }
+}
+
+/// Reads a string as the value a typed column expects, so that
+/// `one_of = ["2024-01-01"]` can fill a date and `"42"` an integer.
+fn parse_text(s: &str, kind: PgKind) -> Option<Value> {
+    use PgKind as K;
+    match kind {
+        K::Int2 | K::Int4 | K::Int8 => s.trim().parse().ok().map(Value::Int),
+        K::Float4 | K::Float8 => s.trim().parse().ok().map(Value::Float),
+        K::Bool => match s.trim().to_ascii_lowercase().as_str() {
+            "true" | "t" | "yes" | "on" | "1" => Some(Value::Bool(true)),
+            "false" | "f" | "no" | "off" | "0" => Some(Value::Bool(false)),
+            _ => None,
+        },
+        K::Date => crate::scenario::calendar::parse_date(s).ok().map(Value::Date),
+        K::Timestamp | K::Timestamptz => crate::scenario::calendar::parse_timestamp(s).ok().map(Value::Timestamp),
+        K::Uuid => parse_uuid(s).map(Value::Uuid),
+        _ => None,
+    }
+}
+
+fn format_uuid(b: &[u8; 16]) -> String {
+    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
+}
+
+fn parse_uuid(s: &str) -> Option<[u8; 16]> {
+    let hex: String = s.chars().filter(|c| *c != '-').collect();
+    if hex.len() != 32 {
+        return None;
+    }
+    let mut out = [0u8; 16];
+    for (i, byte) in out.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some(out)
+}
+
+/// Writes a decimal string (`-123.4500`) in numeric's binary format:
+/// digit count, weight, sign, display scale, then base-10000 digits.
+fn encode_numeric(text: &str, out: &mut BytesMut) -> Option<()> {
+    let (negative, digits) = match text.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, text),
+    };
+    let (int_part, frac_part) = digits.split_once('.').unwrap_or((digits, ""));
+    if int_part.is_empty() && frac_part.is_empty()
+        || !int_part.chars().chain(frac_part.chars()).all(|c| c.is_ascii_digit())
+    {
+        return None;
+    }
+    let int_part = int_part.trim_start_matches('0');
+    let dscale = frac_part.len() as u16;
+    // Left-pad the integer part and right-pad the fraction to whole groups.
+    let int_pad = (4 - int_part.len() % 4) % 4;
+    let frac_pad = (4 - frac_part.len() % 4) % 4;
+    let mut all = String::with_capacity(int_pad + int_part.len() + frac_part.len() + frac_pad);
+    all.extend(std::iter::repeat_n('0', int_pad));
+    all.push_str(int_part);
+    let int_groups = all.len() / 4;
+    all.push_str(frac_part);
+    all.extend(std::iter::repeat_n('0', frac_pad));
+    let mut groups: Vec<i16> =
+        all.as_bytes().chunks(4).map(|c| c.iter().fold(0i16, |acc, d| acc * 10 + (d - b'0') as i16)).collect();
+    let mut weight = int_groups as i16 - 1;
+    // Strip leading zero groups (each lowers the weight) and trailing ones.
+    let lead = groups.iter().take_while(|g| **g == 0).count();
+    groups.drain(..lead);
+    weight -= lead as i16;
+    while groups.last() == Some(&0) {
+        groups.pop();
+    }
+    if groups.is_empty() {
+        weight = 0;
+    }
+    out.put_i16(groups.len() as i16);
+    out.put_i16(weight);
+    out.put_u16(if negative && !groups.is_empty() { 0x4000 } else { 0 });
+    out.put_u16(dscale);
+    for g in groups {
+        out.put_i16(g);
+    }
+    Some(())
+}
+
+impl ToSql for Value {
+    fn to_sql(&self, ty: &Type, out: &mut BytesMut) -> Result<IsNull, Box<dyn StdError + Sync + Send>> {
+        if *self == Value::Null {
+            return Ok(IsNull::Yes);
+        }
+        let kind = PgKind::of(ty).ok_or_else(|| format!("parameters of type {ty} are not supported"))?;
+        self.encode(kind, out)?;
+        Ok(IsNull::No)
+    }
+
+    fn accepts(_: &Type) -> bool {
+        // Conversion is checked per value in `to_sql`.
+        true
+    }
+
+    to_sql_checked!();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn numeric(text: &str) -> Vec<u8> {
+        let mut b = BytesMut::new();
+        encode_numeric(text, &mut b).unwrap();
+        b.to_vec()
+    }
+
+    fn be16(v: &[i16]) -> Vec<u8> {
+        v.iter().flat_map(|x| x.to_be_bytes()).collect()
+    }
+
+    #[test]
+    fn numeric_binary_format() {
+        // 123.45: one integer group (123), one fraction group (4500), weight 0
+        assert_eq!(numeric("123.45"), be16(&[2, 0, 0, 2, 123, 4500]));
+        // 10000: groups [1, 0000] -> trailing zero stripped, weight 1
+        assert_eq!(numeric("10000"), be16(&[1, 1, 0, 0, 1]));
+        // -0.0001: weight -1, digit 1, negative
+        assert_eq!(numeric("-0.0001"), be16(&[1, -1, 0x4000, 4, 1]));
+        assert_eq!(numeric("0"), be16(&[0, 0, 0, 0]));
+    }
+
+    #[test]
+    fn values_convert_to_their_target() {
+        let mut b = BytesMut::new();
+        Value::Int(7).encode(PgKind::Int4, &mut b).unwrap();
+        assert_eq!(&b[..], &7i32.to_be_bytes());
+        b.clear();
+        Value::Text("2000-01-02".into()).encode(PgKind::Date, &mut b).unwrap();
+        assert_eq!(&b[..], &1i32.to_be_bytes());
+        b.clear();
+        assert!(Value::Int(70_000).encode(PgKind::Int2, &mut b).is_err());
+        assert!(Value::Bool(true).encode(PgKind::Uuid, &mut b).is_err());
+    }
+
+    #[test]
+    fn uuid_round_trips_through_text() {
+        let bytes = [0x12u8; 16];
+        assert_eq!(parse_uuid(&format_uuid(&bytes)), Some(bytes));
+    }
+}

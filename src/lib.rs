@@ -1,0 +1,43 @@
+//! # rehearse
+//!
+//! Rehearses a PostgreSQL schema migration at production scale, under the
+//! application's load, before production sees it.
+//!
+//! A migration that takes 12 ms on a 20,000-row staging table can lock a
+//! 40-million-row production table for hours: `ALTER TABLE ... ADD COLUMN
+//! ... DEFAULT ... NOT NULL` asks for an ACCESS EXCLUSIVE lock, queues
+//! behind a long report, and every later query on the table queues behind
+//! it until the application's connection pool is exhausted. Linters judge
+//! the SQL text and lock tracers run it on an empty database; this harness
+//! runs it against production-size data under the application's load and
+//! measures what users would feel.
+//!
+//! The chain, one module per link:
+//!
+//! - [`scenario`]: the TOML file, validated once into a [`scenario::Scenario`];
+//! - [`postgres`]: where the server comes from (a throwaway local cluster,
+//!   or a server named by URL), behind one [`postgres::Server`] trait;
+//! - [`datagen`]: tables filled by parallel binary COPY with realistic,
+//!   deterministic values;
+//! - [`workload`]: the application's queries on open-loop schedules through
+//!   a pool, with per-phase HDR histograms;
+//! - [`interference`]: statements such as a long report, started on time;
+//! - [`migration`]: the strategy's steps, with lock waits, locks taken and
+//!   rewrites per step;
+//! - [`observe`]: the lock observer (who blocked whom, how long, how many);
+//! - [`report`]: the report model, its verdict, the terminal summary and JSON;
+//! - [`rehearsal`]: the timeline that ties them together; [`cli`]: the
+//!   command line.
+#![warn(missing_docs)]
+
+pub mod cli;
+pub mod datagen;
+pub mod interference;
+pub mod migration;
+pub mod observe;
+pub mod postgres;
+pub mod rehearsal;
+pub mod report;
+pub mod scenario;
+pub mod units;
+pub mod workload;

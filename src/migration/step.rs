@@ -1,0 +1,181 @@
+//! One step: executions, retries after a lock timeout, batches of a
+//! repeated step, and the capture of what each execution did.
+
+use std::collections::BTreeSet;
+use std::time::Instant;
+
+use tokio_postgres::SimpleQueryMessage;
+use tokio_util::sync::CancellationToken;
+
+use super::capture::{self, LockTaken};
+use super::lock_mode::LockMode;
+use super::{Session, StepReport};
+use crate::postgres::{LOCK_NOT_AVAILABLE, SqlError};
+use crate::scenario::StepSpec;
+use crate::units::millis as ms;
+
+/// What one execution of the step's SQL did.
+struct Execution {
+    rows: u64,
+    locks: BTreeSet<LockTaken>,
+    rewrote: Vec<String>,
+}
+
+fn settings(spec: &StepSpec, scope: &str) -> String {
+    let mut sql = String::new();
+    if let Some(t) = spec.lock_timeout {
+        sql.push_str(&format!("SET {scope} lock_timeout = {}; ", t.as_millis().max(1)));
+    }
+    if let Some(t) = spec.statement_timeout {
+        sql.push_str(&format!("SET {scope} statement_timeout = {}; ", t.as_millis().max(1)));
+    }
+    sql
+}
+
+fn rows_affected(messages: &[SimpleQueryMessage]) -> u64 {
+    messages
+        .iter()
+        .map(|m| match m {
+            SimpleQueryMessage::CommandComplete(n) => *n,
+            _ => 0,
+        })
+        .sum()
+}
+
+/// Runs a step to its end and reports it.
+pub(super) async fn run(s: &Session<'_>, index: usize, spec: &StepSpec) -> StepReport {
+    let started = Instant::now();
+    let mut report = StepReport {
+        index,
+        name: spec.name.clone(),
+        sql: spec.sql.text.clone(),
+        transactional: spec.transactional,
+        started_s: s.clock.offset(started),
+        ended_s: 0.0,
+        duration_ms: 0.0,
+        lock_wait_ms: 0.0,
+        attempts: 0,
+        batches: spec.repeat.map(|_| 0),
+        rows: 0,
+        locks: Vec::new(),
+        rewrote: Vec::new(),
+        error: None,
+    };
+    let mut locks = BTreeSet::new();
+    let mut rewrote = BTreeSet::new();
+    loop {
+        match execute_with_retries(s, spec, &mut report).await {
+            Ok(exec) => {
+                report.rows += exec.rows;
+                locks.extend(exec.locks);
+                rewrote.extend(exec.rewrote);
+                let Some(pause) = spec.repeat else { break };
+                *report.batches.get_or_insert(0) += 1;
+                if exec.rows == 0 {
+                    break;
+                }
+                if !s.pause(pause).await {
+                    report.error = Some(SqlError {
+                        sqlstate: None,
+                        message: "the migration reached max_duration between batches".into(),
+                        position: None,
+                        detail: None,
+                        hint: None,
+                    });
+                    break;
+                }
+            }
+            Err(e) => {
+                report.error = Some(e);
+                break;
+            }
+        }
+    }
+    let ended = Instant::now();
+    report.ended_s = s.clock.offset(ended);
+    report.duration_ms = ms(ended - started);
+    let mut locks: Vec<LockTaken> = locks.into_iter().collect();
+    // Per relation, strongest mode first.
+    locks.sort_by(|a, b| {
+        let strength = |l: &LockTaken| std::cmp::Reverse(LockMode::from_pg(&l.mode));
+        a.relation.cmp(&b.relation).then(strength(a).cmp(&strength(b)))
+    });
+    report.locks = locks;
+    report.rewrote = rewrote.into_iter().collect();
+    report
+}
+
+/// One execution, tried again after a lock timeout while retries last.
+async fn execute_with_retries(
+    s: &Session<'_>,
+    spec: &StepSpec,
+    report: &mut StepReport,
+) -> Result<Execution, SqlError> {
+    let mut retries_left = spec.retries;
+    loop {
+        report.attempts += 1;
+        let began = Instant::now();
+        let result = execute(s, spec).await;
+        report.lock_wait_ms += ms(s.observer.migration_wait(began, Instant::now()));
+        match result {
+            Err(e) if e.is(LOCK_NOT_AVAILABLE) && retries_left > 0 && !s.expired() => {
+                retries_left -= 1;
+                if !s.pause(spec.backoff).await {
+                    return Err(e);
+                }
+            }
+            other => return other,
+        }
+    }
+}
+
+async fn execute(s: &Session<'_>, spec: &StepSpec) -> Result<Execution, SqlError> {
+    if spec.transactional { execute_in_transaction(s, spec).await } else { execute_alone(s, spec).await }
+}
+
+async fn execute_in_transaction(s: &Session<'_>, spec: &StepSpec) -> Result<Execution, SqlError> {
+    let c = &s.client;
+    let err = |e: tokio_postgres::Error| SqlError::from_pg(&e);
+    c.batch_execute(&format!("BEGIN; {}", settings(spec, "LOCAL"))).await.map_err(err)?;
+    let attempt = async {
+        let before = capture::relfilenodes(c).await?;
+        let messages = c.simple_query(&spec.sql.text).await?;
+        // Read inside the transaction, before COMMIT releases them.
+        let locks = capture::own_locks(c).await?;
+        let after = capture::relfilenodes(c).await?;
+        c.batch_execute("COMMIT").await?;
+        Ok::<_, tokio_postgres::Error>(Execution {
+            rows: rows_affected(&messages),
+            locks,
+            rewrote: capture::rewritten(&before, &after),
+        })
+    };
+    match attempt.await {
+        Ok(exec) => Ok(exec),
+        Err(e) => {
+            let _ = c.batch_execute("ROLLBACK").await;
+            Err(err(e))
+        }
+    }
+}
+
+async fn execute_alone(s: &Session<'_>, spec: &StepSpec) -> Result<Execution, SqlError> {
+    let c = &s.client;
+    let err = |e: tokio_postgres::Error| SqlError::from_pg(&e);
+    let set = settings(spec, "SESSION");
+    if !set.is_empty() {
+        c.batch_execute(&set).await.map_err(err)?;
+    }
+    let before = capture::relfilenodes(c).await.map_err(err)?;
+    let stop = CancellationToken::new();
+    let watcher = tokio::spawn(capture::watch_locks(s.config.clone(), s.pid, stop.clone()));
+    let result = c.simple_query(&spec.sql.text).await;
+    stop.cancel();
+    let locks = watcher.await.ok().and_then(Result::ok).unwrap_or_default();
+    if !set.is_empty() {
+        let _ = c.batch_execute("RESET lock_timeout; RESET statement_timeout").await;
+    }
+    let messages = result.map_err(err)?;
+    let after = capture::relfilenodes(c).await.map_err(err)?;
+    Ok(Execution { rows: rows_affected(&messages), locks, rewrote: capture::rewritten(&before, &after) })
+}

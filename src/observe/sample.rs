@@ -1,0 +1,71 @@
+//! One look at the server's lock state: every backend of the database with
+//! the lock it waits for, if any, how long it has waited, and whom it waits
+//! behind (`pg_blocking_pids`, which also names a request queued ahead of
+//! it: the queued `ALTER TABLE` behind which every later query waits).
+
+use tokio_postgres::{Client, Row, Statement};
+
+use crate::postgres::Role;
+
+/// One backend in one sample.
+#[derive(Debug, Clone)]
+pub struct Backend {
+    /// Its process id.
+    pub pid: i32,
+    /// Who it is, from its `application_name` (or backend type).
+    pub role: Role,
+    /// The lock it waits for: relation name (or lock type) and mode.
+    pub waiting_for: Option<(String, String)>,
+    /// The pids it waits behind.
+    pub blockers: Vec<i32>,
+    /// How long it has waited, per the server (`pg_locks.waitstart`,
+    /// PostgreSQL 14+).
+    pub wait_ms: Option<f64>,
+    /// The start of its current query, shortened.
+    pub query: String,
+}
+
+/// Prepares the sampling query for a server of `version_num`.
+pub async fn prepare(client: &Client, version_num: i32) -> Result<Statement, tokio_postgres::Error> {
+    // waitstart exists from PostgreSQL 14; before, the observer times
+    // waits from the first sample that sees them.
+    let wait_ms = if version_num >= 140_000 {
+        "(extract(epoch FROM clock_timestamp() - w.waitstart) * 1000)::float8"
+    } else {
+        "NULL::float8"
+    };
+    let waitstart = if version_num >= 140_000 { ", waitstart" } else { "" };
+    let sql = format!(
+        "WITH w AS MATERIALIZED ( \
+             SELECT pid, relation, locktype, mode{waitstart} FROM pg_locks WHERE NOT granted) \
+         SELECT a.pid, \
+                coalesce(nullif(a.application_name, ''), a.backend_type, ''), \
+                CASE WHEN w.pid IS NULL THEN NULL \
+                     ELSE coalesce(w.relation::regclass::text, w.locktype) END, \
+                w.mode, \
+                CASE WHEN w.pid IS NULL THEN NULL ELSE pg_blocking_pids(a.pid) END, \
+                {wait_ms}, \
+                left(coalesce(a.query, ''), 160) \
+         FROM pg_stat_activity a LEFT JOIN w ON w.pid = a.pid \
+         WHERE a.pid <> pg_backend_pid() AND a.datid IS NOT NULL"
+    );
+    client.prepare(&sql).await
+}
+
+/// Takes one sample.
+pub async fn take(client: &Client, stmt: &Statement) -> Result<Vec<Backend>, tokio_postgres::Error> {
+    Ok(client.query(stmt, &[]).await?.iter().map(backend).collect())
+}
+
+fn backend(r: &Row) -> Backend {
+    let target: Option<String> = r.get(2);
+    let mode: Option<String> = r.get(3);
+    Backend {
+        pid: r.get(0),
+        role: Role::from_application_name(r.get::<_, &str>(1)),
+        waiting_for: target.zip(mode),
+        blockers: r.get::<_, Option<Vec<i32>>>(4).unwrap_or_default(),
+        wait_ms: r.get(5),
+        query: r.get(6),
+    }
+}

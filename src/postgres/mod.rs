@@ -1,0 +1,268 @@
+//! Provisioning: where the rehearsal's Postgres comes from.
+//!
+//! Every backend yields a [`Server`]: connection settings plus what the
+//! harness may do there. A throwaway server (the local cluster, later a
+//! container) is the harness's own; a server the user names (`--url`) is
+//! not, and the harness never drops or overwrites what it did not create
+//! there. Dropping the `Server` releases whatever the backend started.
+//!
+//! Every session the harness opens carries an `application_name` naming
+//! its [`Role`], which is how the lock observer tells who blocked whom.
+
+mod binaries;
+mod cleanup;
+mod local;
+mod sql_error;
+mod url;
+
+use std::fmt;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use tokio_postgres::{Client, NoTls};
+
+pub use cleanup::Cleanup;
+pub use local::LocalCluster;
+pub use sql_error::{LOCK_NOT_AVAILABLE, QUERY_CANCELED, SqlError};
+pub use url::{UrlServer, redacted};
+
+/// Which kind of backend a server came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BackendKind {
+    /// A throwaway cluster from the machine's binaries.
+    Local,
+    /// A server the user named with `--url`.
+    Url,
+}
+
+impl fmt::Display for BackendKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            BackendKind::Local => "local",
+            BackendKind::Url => "url",
+        })
+    }
+}
+
+/// A Postgres server the rehearsal runs against.
+pub trait Server: Send + Sync {
+    /// Connection settings for a new session.
+    fn config(&self) -> &tokio_postgres::Config;
+    /// The backend it came from.
+    fn backend(&self) -> BackendKind;
+    /// How to reach it, for people: never holds a password.
+    fn target(&self) -> String;
+    /// Whether the harness owns everything on it (and may create and drop
+    /// freely), as opposed to a server the user named.
+    fn is_throwaway(&self) -> bool;
+}
+
+/// Where to get a server.
+#[derive(Debug, Clone)]
+pub enum BackendChoice {
+    /// Start a throwaway cluster from the machine's binaries.
+    Local,
+    /// Use the server at this URL.
+    Url(String),
+}
+
+/// Starts or reaches the server the choice names. Server settings apply
+/// where the harness starts the server.
+pub async fn provision(
+    choice: &BackendChoice,
+    settings: &[(String, String)],
+) -> Result<Box<dyn Server>, ProvisionError> {
+    match choice {
+        BackendChoice::Local => Ok(Box::new(LocalCluster::start(settings).await?)),
+        BackendChoice::Url(url) => Ok(Box::new(UrlServer::open(url).await?)),
+    }
+}
+
+/// Why a server could not be had.
+#[derive(Debug, thiserror::Error)]
+pub enum ProvisionError {
+    /// No `initdb`/`postgres` on this machine.
+    #[error(
+        "no PostgreSQL server binaries found (looked on PATH, in `pg_config --bindir` and under /usr/lib/postgresql/*/bin); install the server package (Debian: apt-get install postgresql) or set REHEARSE_PG_BINDIR"
+    )]
+    NoBinaries,
+    /// Running as root with no unprivileged account to run the server as.
+    #[error(
+        "Postgres refuses to run as root and no unprivileged user was found to run it as (tried: {tried}); create one or set REHEARSE_PG_USER"
+    )]
+    NoUser {
+        /// The names tried.
+        tried: String,
+    },
+    /// `initdb` failed.
+    #[error("initdb failed: {0}")]
+    Initdb(String),
+    /// The server did not come up.
+    #[error("the server did not start: {reason}\n--- server log ---\n{log}")]
+    Start {
+        /// What happened.
+        reason: String,
+        /// The end of the server's log.
+        log: String,
+        /// Whether it failed because the port was taken (worth a retry).
+        port_in_use: bool,
+    },
+    /// The `--url` could not be parsed.
+    #[error("invalid --url: {0}")]
+    BadUrl(String),
+    /// The server could not be reached.
+    #[error("cannot connect to {target}: {reason}")]
+    Connect {
+        /// The target, without password.
+        target: String,
+        /// Why.
+        reason: String,
+    },
+    /// An operating system call failed.
+    #[error("cannot {what}: {source}")]
+    Io {
+        /// What was being done.
+        what: String,
+        /// The OS error.
+        source: std::io::Error,
+    },
+}
+
+impl ProvisionError {
+    /// The process exit code this error maps to: 2 for bad input, 3 for an
+    /// environment failure.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            ProvisionError::BadUrl(_) => 2,
+            _ => 3,
+        }
+    }
+}
+
+/// What a session of the harness is for; set as its `application_name`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Role {
+    /// A connection of the application's pool.
+    Workload,
+    /// The connection applying the migration.
+    Migration,
+    /// An interfering statement, by name.
+    Interference(String),
+    /// The lock observer.
+    Observer,
+    /// A data loader.
+    Loader,
+    /// Setup and catalog queries of the harness.
+    Harness,
+    /// A session the harness did not open (another application, autovacuum).
+    Other(String),
+}
+
+const PREFIX: &str = "rehearse@";
+
+/// A tag unique to this process, carried in every `application_name`
+/// (`rehearse@1a2b3c-workload`), so that the harness can tell its own
+/// sessions from those of another run on the same server.
+pub fn run_tag() -> &'static str {
+    static TAG: OnceLock<String> = OnceLock::new();
+    TAG.get_or_init(|| {
+        let nanos =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos() as u64);
+        let mixed = (std::process::id() as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ nanos;
+        format!("{:06x}", mixed & 0xff_ffff)
+    })
+}
+
+impl Role {
+    /// The `application_name` for sessions of this role.
+    pub fn application_name(&self) -> String {
+        let role = match self {
+            Role::Workload => "workload".to_string(),
+            Role::Migration => "migration".to_string(),
+            Role::Interference(n) => format!("interference:{n}"),
+            Role::Observer => "observer".to_string(),
+            Role::Loader => "loader".to_string(),
+            Role::Harness => "harness".to_string(),
+            Role::Other(n) => return n.clone(),
+        };
+        format!("{PREFIX}{}-{role}", run_tag())
+    }
+
+    /// The role of a session from its `application_name`. Sessions of
+    /// another run of the harness count as [`Role::Other`].
+    pub fn from_application_name(name: &str) -> Role {
+        let ours = name
+            .strip_prefix(PREFIX)
+            .and_then(|rest| rest.strip_prefix(run_tag()))
+            .and_then(|rest| rest.strip_prefix('-'));
+        match ours {
+            Some("workload") => Role::Workload,
+            Some("migration") => Role::Migration,
+            Some("observer") => Role::Observer,
+            Some("loader") => Role::Loader,
+            Some("harness") => Role::Harness,
+            Some(rest) if rest.starts_with("interference:") => {
+                Role::Interference(rest["interference:".len()..].to_string())
+            }
+            _ => Role::Other(name.to_string()),
+        }
+    }
+
+    /// A `LIKE` pattern matching every session of this run.
+    pub fn run_pattern() -> String {
+        format!("{PREFIX}{}-%", run_tag())
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Role::Workload => f.write_str("workload"),
+            Role::Migration => f.write_str("migration"),
+            Role::Interference(n) => write!(f, "interference {n}"),
+            Role::Observer => f.write_str("observer"),
+            Role::Loader => f.write_str("loader"),
+            Role::Harness => f.write_str("harness"),
+            Role::Other(n) if n.is_empty() => f.write_str("other session"),
+            Role::Other(n) => write!(f, "{n}"),
+        }
+    }
+}
+
+/// Opens a session with `role` as its `application_name`. The connection
+/// runs on a task of its own until the client is dropped.
+pub async fn connect(config: &tokio_postgres::Config, role: &Role) -> Result<Client, tokio_postgres::Error> {
+    let mut config = config.clone();
+    config.application_name(role.application_name());
+    let (client, connection) = config.connect(NoTls).await?;
+    tokio::spawn(async move {
+        // A connection error surfaces on the client's next call.
+        let _ = connection.await;
+    });
+    Ok(client)
+}
+
+/// Succeeds once the server accepts a session.
+pub(crate) async fn probe(config: &tokio_postgres::Config) -> Result<(), tokio_postgres::Error> {
+    let client = connect(config, &Role::Harness).await?;
+    client.simple_query("SELECT 1").await.map(|_| ())
+}
+
+/// What the server is: `version()` and the numeric version.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ServerVersion {
+    /// `SELECT version()`
+    pub version: String,
+    /// `server_version_num`, e.g. 150018.
+    pub version_num: i32,
+}
+
+/// Reads the server's version.
+pub async fn server_version(client: &Client) -> Result<ServerVersion, tokio_postgres::Error> {
+    let row = client.query_one("SELECT version(), current_setting('server_version_num')::int", &[]).await?;
+    Ok(ServerVersion { version: row.get(0), version_num: row.get(1) })
+}
+
+/// Default connect timeout for servers the user names.
+pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);

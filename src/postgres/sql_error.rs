@@ -1,0 +1,74 @@
+//! A SQL error as the user needs to see it: SQLSTATE, message, and the
+//! position in the statement Postgres pointed at.
+
+use std::fmt;
+
+use serde::Serialize;
+use tokio_postgres::error::ErrorPosition;
+
+/// An error from the server (or the connection), flattened for reports.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SqlError {
+    /// The five-character SQLSTATE; `None` when the error did not come from
+    /// the server (a dropped connection, say).
+    pub sqlstate: Option<String>,
+    /// The primary message.
+    pub message: String,
+    /// 1-based character position in the statement, when Postgres gave one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub position: Option<u32>,
+    /// DETAIL, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    /// HINT, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hint: Option<String>,
+}
+
+impl SqlError {
+    /// Flattens a driver error.
+    pub fn from_pg(e: &tokio_postgres::Error) -> Self {
+        match e.as_db_error() {
+            Some(db) => SqlError {
+                sqlstate: Some(db.code().code().to_string()),
+                message: db.message().to_string(),
+                position: match db.position() {
+                    Some(ErrorPosition::Original(p)) => Some(*p),
+                    _ => None,
+                },
+                detail: db.detail().map(str::to_string),
+                hint: db.hint().map(str::to_string),
+            },
+            None => SqlError { sqlstate: None, message: e.to_string(), position: None, detail: None, hint: None },
+        }
+    }
+
+    /// Whether the error is the given SQLSTATE.
+    pub fn is(&self, sqlstate: &str) -> bool {
+        self.sqlstate.as_deref() == Some(sqlstate)
+    }
+}
+
+impl fmt::Display for SqlError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.sqlstate {
+            Some(code) => write!(f, "ERROR {code}: {}", self.message)?,
+            None => write!(f, "{}", self.message)?,
+        }
+        if let Some(p) = self.position {
+            write!(f, " (at character {p})")?;
+        }
+        if let Some(d) = &self.detail {
+            write!(f, "; DETAIL: {d}")?;
+        }
+        if let Some(h) = &self.hint {
+            write!(f, "; HINT: {h}")?;
+        }
+        Ok(())
+    }
+}
+
+/// SQLSTATE of `lock_timeout` expiring.
+pub const LOCK_NOT_AVAILABLE: &str = "55P03";
+/// SQLSTATE of a cancelled statement (`statement_timeout`, cancel request).
+pub const QUERY_CANCELED: &str = "57014";

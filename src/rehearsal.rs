@@ -1,0 +1,203 @@
+//! One rehearsal, end to end: provision a server, load the data, start the
+//! observer, the interference and the load, apply the migration at
+//! `migrate_at`, keep the load running for `cooldown`, then stop
+//! everything and judge. Whatever the harness started is released when
+//! this future completes or is dropped (Ctrl-C) or unwinds (a panic).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+
+use crate::datagen::{self, LoadOptions};
+use crate::interference::Interference;
+use crate::migration;
+use crate::observe::Observer;
+use crate::postgres::{self, BackendChoice, Cleanup, Role};
+use crate::report::{
+    self, Named, PhaseReport, Phases, PostgresInfo, QueryInfo, Report, ThresholdsInfo, Timeline, WorkloadInfo,
+};
+use crate::scenario::Scenario;
+use crate::scenario::duration::human;
+use crate::units::{millis, secs};
+use crate::workload::{Phase, PhaseClock, Workload};
+
+/// How to run a rehearsal.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Where the server comes from.
+    pub backend: BackendChoice,
+    /// The strategy to apply; the scenario's first when `None`.
+    pub strategy: Option<String>,
+    /// Use existing tables as they are (`--reuse-existing`).
+    pub reuse_existing: bool,
+    /// Keep the tables the harness created on a server the user named.
+    pub keep_tables: bool,
+    /// Time between lock samples.
+    pub observe_interval: Duration,
+    /// COPY streams per table.
+    pub load_streams: usize,
+    /// Progress bars and event lines on stderr.
+    pub progress: bool,
+}
+
+/// The user asked for something the scenario does not have.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
+fn say(opts: &RunOptions, clock: Option<&PhaseClock>, line: impl AsRef<str>) {
+    if opts.progress {
+        match clock {
+            Some(c) => eprintln!("[{:>6.1}s] {}", c.offset(Instant::now()), line.as_ref()),
+            None => eprintln!("rehearse: {}", line.as_ref()),
+        }
+    }
+}
+
+/// Server settings: the scenario's, plus enough connections for the pool
+/// and the harness's own sessions when the scenario does not say.
+fn settings(scenario: &Scenario) -> Vec<(String, String)> {
+    let mut s = scenario.postgres.settings.clone();
+    if !s.iter().any(|(k, _)| k == "max_connections") {
+        let needed = scenario.workload.pool_size + scenario.interference.len() + 16;
+        s.push(("max_connections".into(), needed.max(100).to_string()));
+    }
+    s
+}
+
+/// Runs the rehearsal of `scenario` and returns its report.
+pub async fn rehearse(scenario: &Scenario, opts: &RunOptions) -> anyhow::Result<Report> {
+    let strategy = scenario.strategy(opts.strategy.as_deref()).ok_or_else(|| {
+        let names: Vec<&str> = scenario.strategies.iter().map(|s| s.name.as_str()).collect();
+        UsageError(format!(
+            "no strategy `{}` in {} (strategies: {})",
+            opts.strategy.as_deref().unwrap_or(""),
+            scenario.path.display(),
+            names.join(", ")
+        ))
+    })?;
+    let server = postgres::provision(&opts.backend, &settings(scenario)).await?;
+    say(opts, None, format!("{} server at {}", server.backend(), server.target()));
+    if std::env::var("REHEARSE_FAULT").as_deref() == Ok("panic-after-provision") {
+        // Fault injection for the clean-up tests: a panic while the server runs.
+        panic!("injected fault: REHEARSE_FAULT=panic-after-provision");
+    }
+    let config = server.config().clone();
+    let cleanup = Cleanup::new((!server.is_throwaway()).then(|| config.clone()), opts.keep_tables);
+    let mut warnings = Vec::new();
+    if !server.is_throwaway() && !scenario.postgres.settings.is_empty() {
+        warnings.push("the scenario's [postgres] settings were not applied: the harness does not configure a server it did not start".to_string());
+    }
+    let admin = postgres::connect(&config, &Role::Harness).await.context("connecting to the server")?;
+    let version = postgres::server_version(&admin).await.context("reading the server version")?;
+
+    let load_opts =
+        LoadOptions { streams: opts.load_streams, reuse_existing: opts.reuse_existing, progress: opts.progress };
+    let tables = datagen::load(&config, &server.target(), &admin, scenario, &load_opts, &cleanup).await?;
+    let workload = Arc::new(Workload::prepare(&config, &scenario.workload, scenario.seed).await?);
+
+    let t = scenario.timeline;
+    let clock = Arc::new(PhaseClock::new(Instant::now()));
+    let observer = Observer::start(&config, version.version_num, opts.observe_interval, clock.start())
+        .await
+        .context("starting the lock observer")?;
+    let interference = Interference::start(&config, &scenario.interference, clock.clone())
+        .await
+        .context("connecting the interference sessions")?;
+    let total_rate: f64 = scenario.workload.queries.iter().map(|q| q.rate).sum();
+    say(
+        opts,
+        Some(&clock),
+        format!(
+            "load started: {} queries, {total_rate:.0} requests/s through a pool of {}; migration `{}` at {}",
+            scenario.workload.queries.len(),
+            scenario.workload.pool_size,
+            strategy.name,
+            human(t.migrate_at)
+        ),
+    );
+    let running = workload.clone().start(clock.clone());
+
+    tokio::time::sleep_until((clock.start() + t.migrate_at).into()).await;
+    say(opts, Some(&clock), format!("migration `{}` started", strategy.name));
+    let migration = migration::apply(&config, strategy, &observer, &clock, t.max_duration)
+        .await
+        .context("opening the migration's connection")?;
+    say(
+        opts,
+        Some(&clock),
+        format!(
+            "migration {:?} after {}; load continues for {}",
+            migration.outcome,
+            human(Duration::from_secs_f64(migration.total_ms / 1000.0)),
+            human(t.cooldown)
+        ),
+    );
+    tokio::time::sleep(t.cooldown).await;
+    let end = Instant::now();
+    let grace = scenario.workload.pool_timeout + Duration::from_secs(3);
+    let (results, pool) = running.stop(grace).await;
+    let interference = interference.finish().await;
+    let locks = observer.finish().await;
+    say(opts, Some(&clock), "load stopped");
+    drop(admin);
+    warnings.extend(cleanup.finish().await);
+
+    let (mig_start, mig_end) = clock.migration_window();
+    let (mig_start, mig_end) = (mig_start.map_or(0.0, secs), mig_end.map_or(0.0, secs));
+    let bounds = [(0.0, mig_start), (mig_start, mig_end), (mig_end, clock.offset(end))];
+    let phase = |p: Phase| {
+        let (start_s, end_s) = bounds[p.index()];
+        PhaseReport {
+            start_s,
+            end_s,
+            seconds: secs(Duration::from_secs_f64((end_s - start_s).max(0.0))),
+            queries: Named(results.iter().map(|q| (q.name.clone(), q.phases[p.index()].clone())).collect()),
+        }
+    };
+    let phases = Phases { baseline: phase(Phase::Baseline), during: phase(Phase::During), after: phase(Phase::After) };
+    let ms = millis;
+    let thresholds = ThresholdsInfo {
+        max_lock_wait_ms: scenario.thresholds.max_lock_wait.map(ms),
+        max_p99_ms: scenario.thresholds.max_p99.map(ms),
+        max_error_rate: scenario.thresholds.max_error_rate,
+    };
+    let verdict = report::evaluate(&thresholds, &migration, &locks, &phases);
+    Ok(Report {
+        scenario: scenario.name.clone(),
+        strategy: strategy.name.clone(),
+        seed: scenario.seed,
+        scale: scenario.scale,
+        postgres: PostgresInfo {
+            backend: server.backend(),
+            version: version.version,
+            version_num: version.version_num,
+            target: server.target(),
+            settings: Named(scenario.postgres.settings.clone()),
+            settings_applied: server.is_throwaway(),
+        },
+        tables,
+        workload: WorkloadInfo {
+            pool_size: scenario.workload.pool_size,
+            pool_timeout_ms: ms(scenario.workload.pool_timeout),
+            queries: results
+                .iter()
+                .map(|q| QueryInfo {
+                    name: q.name.clone(),
+                    kind: if q.is_read { "read" } else { "write" }.into(),
+                    rate: q.rate,
+                })
+                .collect(),
+        },
+        timeline: Timeline { migrate_at_s: t.migrate_at.as_secs_f64(), end_s: clock.offset(end), interference },
+        phases,
+        pool,
+        migration,
+        locks,
+        series: Named(results.into_iter().map(|q| (q.name, q.series)).collect()),
+        thresholds,
+        verdict,
+        warnings,
+    })
+}

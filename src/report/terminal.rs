@@ -1,0 +1,281 @@
+//! The terminal summary, meant to be read in ten seconds: what the
+//! migration waited for and behind whom, how long reads and writes
+//! stalled, how each query's p99 moved, how many requests failed, and the
+//! verdict. Every figure says what it measured and over which window.
+
+use std::fmt::Write;
+use std::time::Duration;
+
+use super::Report;
+use crate::migration::{LockMode, Outcome};
+use crate::scenario::duration::human;
+
+fn dur(ms: f64) -> String {
+    human(Duration::from_secs_f64(ms.max(0.0) / 1000.0))
+}
+
+fn opt_dur(ms: Option<f64>) -> String {
+    ms.map_or_else(|| "-".to_string(), dur)
+}
+
+fn count(n: u64) -> String {
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn bytes(n: i64) -> String {
+    let n = n as f64;
+    if n >= 1e9 {
+        format!("{:.2} GB", n / 1e9)
+    } else if n >= 1e6 {
+        format!("{:.1} MB", n / 1e6)
+    } else {
+        format!("{:.0} kB", n / 1e3)
+    }
+}
+
+fn shorten(s: &str, max: usize) -> String {
+    let one_line: String = s.split_whitespace().collect::<Vec<_>>().join(" ");
+    if one_line.chars().count() <= max {
+        one_line
+    } else {
+        format!("{}…", one_line.chars().take(max - 1).collect::<String>())
+    }
+}
+
+/// Renders the summary.
+pub fn render(r: &Report) -> String {
+    let mut o = String::new();
+    let w = &mut o;
+    let version = r.postgres.version.split(" on ").next().unwrap_or(&r.postgres.version);
+    let _ = writeln!(w, "rehearse · {} · strategy {}", r.scenario, r.strategy);
+    let _ =
+        writeln!(w, "{version} ({}, {}) · seed {} · scale {}", r.postgres.backend, r.postgres.target, r.seed, r.scale);
+    for warning in &r.warnings {
+        let _ = writeln!(w, "warning: {warning}");
+    }
+
+    let _ = writeln!(w, "\nDATA");
+    for t in &r.tables {
+        let how = if t.reused {
+            "existing table, used as it was".to_string()
+        } else {
+            format!("loaded and indexed in {:.1}s", t.load_seconds)
+        };
+        let _ = writeln!(
+            w,
+            "  {:<16} {:>12} rows  {:>9} heap  {:>9} with indexes  {how}",
+            t.name,
+            count(t.rows),
+            bytes(t.heap_bytes),
+            bytes(t.total_bytes)
+        );
+    }
+
+    migration(w, r);
+    locks(w, r);
+    latency(w, r);
+    failures(w, r);
+
+    let _ = writeln!(w, "\nVERDICT  {}", if r.verdict.pass { "PASS" } else { "FAIL" });
+    if r.verdict.pass {
+        let _ = writeln!(w, "  every threshold held");
+    }
+    for v in &r.verdict.violations {
+        let _ = writeln!(w, "  ✗ {}: {}", v.threshold, v.message);
+    }
+    o
+}
+
+fn migration(w: &mut String, r: &Report) {
+    let m = &r.migration;
+    let outcome = match m.outcome {
+        Outcome::Ok => "ok",
+        Outcome::Failed => "FAILED",
+        Outcome::Cancelled => "CANCELLED at max_duration",
+    };
+    let _ = writeln!(
+        w,
+        "\nMIGRATION  {outcome} · {} from {:.2}s to {:.2}s · {} of it waiting for locks",
+        dur(m.total_ms),
+        m.started_s,
+        m.ended_s,
+        dur(m.lock_wait_ms)
+    );
+    for s in &m.steps {
+        let label = s.name.as_deref().map(|n| format!("{n}: ")).unwrap_or_default();
+        let _ = writeln!(w, "  {}. {label}{}", s.index, shorten(&s.sql, 96));
+        let mut line = format!(
+            "     {} · waited {} for locks · {} attempt{}",
+            dur(s.duration_ms),
+            dur(s.lock_wait_ms),
+            s.attempts,
+            if s.attempts == 1 { "" } else { "s" }
+        );
+        if let Some(b) = s.batches {
+            let _ = write!(line, " · {b} batches, {} rows", count(s.rows));
+        }
+        let _ = writeln!(w, "{line}");
+        if !s.locks.is_empty() {
+            let taken: Vec<String> = s
+                .locks
+                .iter()
+                .map(|l| match LockMode::from_pg(&l.mode) {
+                    Some(mode) if mode >= LockMode::Share => {
+                        format!("{} on {} ({})", l.mode, l.relation, mode.blocks())
+                    }
+                    _ => format!("{} on {}", l.mode, l.relation),
+                })
+                .collect();
+            let _ = writeln!(w, "     took {}", taken.join(", "));
+        }
+        if !s.rewrote.is_empty() {
+            let _ = writeln!(w, "     rewrote {}", s.rewrote.join(", "));
+        }
+        if let Some(e) = &s.error {
+            let _ = writeln!(w, "     error: {e}");
+        }
+    }
+    for e in r.locks.blocking.iter().filter(|e| e.waiter == "migration") {
+        let _ = writeln!(
+            w,
+            "  waited for {} on {} behind {} for up to {} ({:.1}s–{:.1}s){}",
+            e.mode,
+            e.relation,
+            e.blocker,
+            dur(e.longest_wait_ms),
+            e.first_s,
+            e.last_s,
+            if e.blocker_query.is_empty() { String::new() } else { format!(": {}", shorten(&e.blocker_query, 70)) }
+        );
+    }
+    for i in &r.timeline.interference {
+        let when = match (i.started_s, i.ended_s) {
+            (Some(s), Some(e)) => format!("ran {s:.1}s–{e:.1}s"),
+            (Some(s), None) => format!("started at {s:.1}s"),
+            _ => "never started".to_string(),
+        };
+        let _ = writeln!(w, "  interference {}: {when}, {}", i.name, i.outcome);
+    }
+}
+
+fn locks(w: &mut String, r: &Report) {
+    let l = &r.locks;
+    let _ = writeln!(w, "\nLOCK QUEUE  sampled every {}ms, {} samples", l.interval_ms.round(), l.samples);
+    if l.max_waiting == 0 {
+        let _ = writeln!(w, "  no backend was seen waiting on a lock");
+        return;
+    }
+    let _ = writeln!(
+        w,
+        "  up to {} backends waited on locks at once (at {:.1}s); longest wait {} ({})",
+        l.max_waiting,
+        l.max_waiting_at_s.unwrap_or(0.0),
+        dur(l.longest_wait_ms),
+        l.longest_wait_role.as_deref().unwrap_or("?")
+    );
+    for e in l.blocking.iter().filter(|e| e.waiter != "migration").take(5) {
+        let _ = writeln!(
+            w,
+            "  {} waited behind {} for {} on {}: up to {} at once, longest {} ({:.1}s–{:.1}s)",
+            e.waiter,
+            e.blocker,
+            e.mode,
+            e.relation,
+            e.max_waiters,
+            dur(e.longest_wait_ms),
+            e.first_s,
+            e.last_s
+        );
+    }
+}
+
+fn latency(w: &mut String, r: &Report) {
+    let _ = writeln!(
+        w,
+        "\nLATENCY  p99 of successful requests, from when each was due · baseline {:.1}s, during {:.1}s, after {:.1}s",
+        r.phases.baseline.seconds, r.phases.during.seconds, r.phases.after.seconds
+    );
+    let _ = writeln!(w, "  {:<24} {:>10} {:>20} {:>10}", "query", "baseline", "during", "after");
+    // The longest request of each kind: (milliseconds, query).
+    type Stall<'a> = Option<(f64, &'a str)>;
+    let (mut read_stall, mut write_stall): (Stall, Stall) = (None, None);
+    for q in &r.workload.queries {
+        let get = |p: &super::PhaseReport| p.queries.get(&q.name).and_then(|s| s.p99_ms);
+        let (b, d, a) = (get(&r.phases.baseline), get(&r.phases.during), get(&r.phases.after));
+        let ratio = match (b, d) {
+            (Some(b), Some(d)) if b > 0.0 && d / b >= 2.0 => format!(" (×{:.0})", d / b),
+            _ => String::new(),
+        };
+        let name = format!("{} ({})", q.name, q.kind);
+        let _ =
+            writeln!(w, "  {name:<24} {:>10} {:>20} {:>10}", opt_dur(b), format!("{}{ratio}", opt_dur(d)), opt_dur(a));
+        // The longest request due during the migration, failed or not.
+        let worst = r.phases.during.queries.get(&q.name).and_then(|s| match (s.max_ms, s.failed_max_ms) {
+            (Some(ok), Some(failed)) => Some(ok.max(failed)),
+            (ok, failed) => ok.or(failed),
+        });
+        if let Some(x) = worst {
+            let slot = if q.kind == "read" { &mut read_stall } else { &mut write_stall };
+            if slot.is_none_or(|(y, _)| x > y) {
+                *slot = Some((x, q.name.as_str()));
+            }
+        }
+    }
+    let stall = |s: Stall| s.map_or_else(|| "-".to_string(), |(ms, q)| format!("{} ({q})", dur(ms)));
+    let _ = writeln!(
+        w,
+        "  stalls during the migration, the longest request: reads {}, writes {}",
+        stall(read_stall),
+        stall(write_stall)
+    );
+}
+
+fn failures(w: &mut String, r: &Report) {
+    let _ = writeln!(w, "\nFAILURES  requests due from the migration's start to the end of the run");
+    let mut any = false;
+    for q in &r.workload.queries {
+        let (errors, total, kinds) = r.failures_since_migration(&q.name);
+        if errors == 0 {
+            continue;
+        }
+        any = true;
+        let kinds: Vec<String> = kinds.iter().map(|(k, n)| format!("{k} {}", count(*n))).collect();
+        let _ = writeln!(
+            w,
+            "  {:<16} {} of {} failed ({:.1}%): {}",
+            q.name,
+            count(errors),
+            count(total),
+            errors as f64 * 100.0 / total.max(1) as f64,
+            kinds.join(", ")
+        );
+    }
+    if !any {
+        let _ = writeln!(w, "  none");
+    }
+    let p = &r.pool;
+    let _ = writeln!(
+        w,
+        "  pool: at most {} of {} connections in use; all in use for {:.1}s; {} requests gave up waiting (pool_timeout {})",
+        p.max_in_use,
+        p.size,
+        p.full_seconds,
+        count(p.timeouts),
+        dur(r.workload.pool_timeout_ms)
+    );
+    if p.replans > 0 {
+        let _ = writeln!(
+            w,
+            "  {} prepared statements were prepared again: the migration changed their result type (retried once, as drivers do)",
+            count(p.replans)
+        );
+    }
+}

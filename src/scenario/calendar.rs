@@ -1,0 +1,86 @@
+//! Dates and timestamps as scenario files write them (`2024-01-01`,
+//! `2024-01-01 12:30:00`, `2024-01-01T12:30:00Z`), turned into the units
+//! Postgres stores: days and microseconds since 2000-01-01 UTC.
+
+/// Days from 1970-01-01 to 2000-01-01, the Postgres epoch.
+const PG_EPOCH_DAYS: i64 = 10_957;
+
+/// Days since 1970-01-01 of a proleptic Gregorian date.
+/// (Howard Hinnant's `days_from_civil`.)
+fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = if y >= 0 { y } else { y - 399 } / 400;
+    let yoe = y - era * 400;
+    let m = m as i64;
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + d as i64 - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+fn parse_date_part(s: &str) -> Option<(i64, u32, u32)> {
+    let mut it = s.splitn(3, '-');
+    let y: i64 = it.next()?.parse().ok()?;
+    let m: u32 = it.next()?.parse().ok()?;
+    let d: u32 = it.next()?.parse().ok()?;
+    ((1..=12).contains(&m) && (1..=31).contains(&d)).then_some((y, m, d))
+}
+
+/// Days since 2000-01-01 of a `YYYY-MM-DD` date.
+pub fn parse_date(s: &str) -> Result<i32, String> {
+    let (y, m, d) = parse_date_part(s.trim()).ok_or_else(|| format!("invalid date `{s}`: expected YYYY-MM-DD"))?;
+    Ok((days_from_civil(y, m, d) - PG_EPOCH_DAYS) as i32)
+}
+
+/// Microseconds since 2000-01-01 00:00:00 UTC of a date or a date and time
+/// (`YYYY-MM-DD`, `YYYY-MM-DD HH:MM[:SS]`, with `T` and a trailing `Z`
+/// accepted). Times are taken as UTC.
+pub fn parse_timestamp(s: &str) -> Result<i64, String> {
+    let t = s.trim().trim_end_matches('Z');
+    let bad = || format!("invalid timestamp `{s}`: expected YYYY-MM-DD or YYYY-MM-DD HH:MM:SS");
+    let (date, time) = match t.split_once([' ', 'T']) {
+        Some((d, t)) => (d, Some(t)),
+        None => (t, None),
+    };
+    let (y, m, d) = parse_date_part(date).ok_or_else(bad)?;
+    let mut micros_of_day = 0i64;
+    if let Some(time) = time {
+        let parts: Vec<&str> = time.split(':').collect();
+        if parts.len() < 2 || parts.len() > 3 {
+            return Err(bad());
+        }
+        let h: i64 = parts[0].parse().map_err(|_| bad())?;
+        let mi: i64 = parts[1].parse().map_err(|_| bad())?;
+        let se: f64 = parts.get(2).map_or(Ok(0.0), |p| p.parse()).map_err(|_| bad())?;
+        if !(0..24).contains(&h) || !(0..60).contains(&mi) || !(0.0..61.0).contains(&se) {
+            return Err(bad());
+        }
+        micros_of_day = (h * 3600 + mi * 60) * 1_000_000 + (se * 1e6) as i64;
+    }
+    Ok((days_from_civil(y, m, d) - PG_EPOCH_DAYS) * 86_400_000_000 + micros_of_day)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn postgres_epoch_is_zero() {
+        assert_eq!(parse_date("2000-01-01").unwrap(), 0);
+        assert_eq!(parse_timestamp("2000-01-01").unwrap(), 0);
+    }
+
+    #[test]
+    fn known_dates() {
+        assert_eq!(parse_date("2000-03-01").unwrap(), 60); // 2000 is a leap year
+        assert_eq!(parse_date("1999-12-31").unwrap(), -1);
+        assert_eq!(parse_date("2024-01-01").unwrap(), 8766);
+        assert_eq!(parse_timestamp("2000-01-02T01:00:30Z").unwrap(), (86_400 + 3600 + 30) * 1_000_000);
+    }
+
+    #[test]
+    fn rejects_garbage() {
+        assert!(parse_date("2024-13-01").is_err());
+        assert!(parse_timestamp("yesterday").is_err());
+        assert!(parse_timestamp("2024-01-01 25:00").is_err());
+    }
+}

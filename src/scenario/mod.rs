@@ -1,0 +1,388 @@
+//! Scenario files: TOML → raw serde structs (strict about unknown keys) →
+//! one validated [`Scenario`] with durations parsed, table references
+//! resolved and row counts scaled. Everything downstream trusts it.
+//!
+//! A scenario describes five things: the database (`[postgres]`,
+//! `[[table]]`), the application's load (`[workload]`), any interference
+//! (`[[interference]]`), the migration strategies (`[[strategy]]`) and the
+//! thresholds that decide the verdict (`[thresholds]`). The timeline
+//! (`[timeline]`) says when the migration starts and how long to watch.
+
+pub mod calendar;
+pub mod duration;
+mod raw;
+pub mod source;
+mod validate;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub use source::{Location, SqlText};
+pub(crate) use validate::DEFAULT_TIMESTAMP_RANGE;
+
+/// A scenario that could not be read or does not make sense. Always the
+/// user's input: exit code 2.
+#[derive(Debug, thiserror::Error)]
+pub enum ScenarioError {
+    /// The file could not be read.
+    #[error("cannot read scenario {}: {source}", path.display())]
+    Read {
+        /// The path given.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML, has an unknown key, or a value that does
+    /// not fit.
+    #[error("{at}: {message}")]
+    Invalid {
+        /// Where in the file.
+        at: Location,
+        /// What is wrong, in the user's terms.
+        message: String,
+    },
+}
+
+/// How a scenario is loaded: from where, and how its row counts scale.
+#[derive(Debug, Clone)]
+pub struct LoadOptions {
+    /// Multiplies every table's row count (`--scale`).
+    pub scale: f64,
+}
+
+impl Default for LoadOptions {
+    fn default() -> Self {
+        Self { scale: 1.0 }
+    }
+}
+
+/// Reads and validates a scenario file.
+pub fn load(path: &Path, options: &LoadOptions) -> Result<Scenario, ScenarioError> {
+    let text =
+        std::fs::read_to_string(path).map_err(|source| ScenarioError::Read { path: path.to_path_buf(), source })?;
+    parse(path, text, options)
+}
+
+/// Validates a scenario from its text; `path` is used in messages.
+pub fn parse(path: &Path, text: String, options: &LoadOptions) -> Result<Scenario, ScenarioError> {
+    validate::validate(source::SourceFile::new(path, text), options)
+}
+
+/// A validated scenario.
+#[derive(Debug, Clone)]
+pub struct Scenario {
+    /// `name`
+    pub name: String,
+    /// `description`, if any.
+    pub description: Option<String>,
+    /// The file it came from.
+    pub path: PathBuf,
+    /// Seed of every random choice (data and request parameters).
+    pub seed: u64,
+    /// The `--scale` the row counts were multiplied by.
+    pub scale: f64,
+    /// `[postgres]`
+    pub postgres: PostgresSpec,
+    /// `[[table]]`, in file order.
+    pub tables: Vec<TableSpec>,
+    /// `[workload]`
+    pub workload: WorkloadSpec,
+    /// `[[interference]]`, in file order.
+    pub interference: Vec<InterferenceSpec>,
+    /// `[timeline]`
+    pub timeline: Timeline,
+    /// `[[strategy]]`, in file order; the first is the default.
+    pub strategies: Vec<Strategy>,
+    /// `[thresholds]`
+    pub thresholds: Thresholds,
+}
+
+impl Scenario {
+    /// The strategy called `name`, or the first when `name` is `None`.
+    pub fn strategy(&self, name: Option<&str>) -> Option<&Strategy> {
+        match name {
+            None => self.strategies.first(),
+            Some(n) => self.strategies.iter().find(|s| s.name == n),
+        }
+    }
+
+    /// The table called `name`.
+    pub fn table(&self, name: &str) -> Option<&TableSpec> {
+        self.tables.iter().find(|t| t.name == name)
+    }
+}
+
+/// `[postgres]`: how the server is configured.
+#[derive(Debug, Clone, Default)]
+pub struct PostgresSpec {
+    /// Server settings, passed as `-c name=value` where the harness starts
+    /// the server.
+    pub settings: Vec<(String, String)>,
+}
+
+/// One `[[table]]`.
+#[derive(Debug, Clone)]
+pub struct TableSpec {
+    /// Table name as the DDL creates it.
+    pub name: String,
+    /// Rows to generate, after `--scale`.
+    pub rows: u64,
+    /// Rows the file asks for, before `--scale`.
+    pub declared_rows: u64,
+    /// The DDL that creates it (and its indexes).
+    pub ddl: SqlText,
+    /// Generators the file names for some columns; the rest are inferred.
+    pub columns: Vec<ColumnOverride>,
+}
+
+/// A generator the scenario names for one column.
+#[derive(Debug, Clone)]
+pub struct ColumnOverride {
+    /// Column name.
+    pub column: String,
+    /// Its generator.
+    pub spec: ValueSpec,
+    /// Where the file names it, for errors about a missing column.
+    pub at: Location,
+}
+
+/// A generator of values plus the fraction of NULLs it yields.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ValueSpec {
+    /// What values.
+    pub kind: GenSpec,
+    /// Fraction in `[0, 1]` of NULLs.
+    pub nulls: f64,
+}
+
+/// The kinds of value a generator produces.
+#[derive(Debug, Clone, PartialEq)]
+pub enum GenSpec {
+    /// Uniform integers in `[lo, hi]`.
+    Int {
+        /// Lowest value.
+        lo: i64,
+        /// Highest value.
+        hi: i64,
+    },
+    /// Uniform floats in `[lo, hi)`.
+    Float {
+        /// Lowest value.
+        lo: f64,
+        /// Upper bound.
+        hi: f64,
+    },
+    /// `start + row index`: keys, ids.
+    Sequence {
+        /// Value of the first row.
+        start: i64,
+    },
+    /// A uniform existing key (1..=rows) of another generated table.
+    KeyOf {
+        /// The table.
+        table: String,
+        /// Its row count, after scaling.
+        rows: u64,
+    },
+    /// One of the values, uniformly or by weight.
+    OneOf {
+        /// The values.
+        values: Vec<Literal>,
+        /// Relative weights, one per value.
+        weights: Option<Vec<f64>>,
+    },
+    /// Lorem words, between `min` and `max` of them.
+    Words {
+        /// Fewest words.
+        min: u32,
+        /// Most words.
+        max: u32,
+    },
+    /// A realistic value from the `fake` crate.
+    Fake(FakeKind),
+    /// Timestamps uniform in `[lo, hi)`, microseconds since 2000-01-01.
+    Timestamp {
+        /// Earliest.
+        lo: i64,
+        /// Latest (exclusive).
+        hi: i64,
+    },
+    /// Dates uniform in `[lo, hi)`, days since 2000-01-01.
+    Date {
+        /// Earliest.
+        lo: i32,
+        /// Latest (exclusive).
+        hi: i32,
+    },
+    /// true or false, evenly.
+    Bool,
+    /// A random (version 4) UUID.
+    Uuid,
+    /// The same value every time.
+    Const(Literal),
+}
+
+/// A literal value from the scenario file.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Literal {
+    /// An integer.
+    Int(i64),
+    /// A float.
+    Float(f64),
+    /// A string.
+    Text(String),
+    /// A boolean.
+    Bool(bool),
+}
+
+/// Realistic text values, produced by the `fake` crate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FakeKind {
+    /// `alice@example.org`
+    Email,
+    /// First and last name.
+    Name,
+    /// First name.
+    FirstName,
+    /// Last name.
+    LastName,
+    /// City name.
+    City,
+    /// Street name.
+    Street,
+    /// Country name.
+    Country,
+    /// Phone number.
+    Phone,
+    /// Company name.
+    Company,
+    /// User name.
+    Username,
+}
+
+impl FakeKind {
+    /// The names a scenario may use for each kind.
+    pub const NAMES: &'static [(&'static str, FakeKind)] = &[
+        ("email", FakeKind::Email),
+        ("name", FakeKind::Name),
+        ("first_name", FakeKind::FirstName),
+        ("last_name", FakeKind::LastName),
+        ("city", FakeKind::City),
+        ("street", FakeKind::Street),
+        ("country", FakeKind::Country),
+        ("phone", FakeKind::Phone),
+        ("company", FakeKind::Company),
+        ("username", FakeKind::Username),
+    ];
+
+    /// The kind called `name`.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::NAMES.iter().find(|(n, _)| *n == name).map(|(_, k)| *k)
+    }
+}
+
+/// `[workload]`: the application's load.
+#[derive(Debug, Clone)]
+pub struct WorkloadSpec {
+    /// Connections the application's pool holds.
+    pub pool_size: usize,
+    /// Longest a request waits for a connection before it fails.
+    pub pool_timeout: Duration,
+    /// The queries, each on its own schedule.
+    pub queries: Vec<QuerySpec>,
+}
+
+/// One `[[workload.query]]`.
+#[derive(Debug, Clone)]
+pub struct QuerySpec {
+    /// Its name in reports.
+    pub name: String,
+    /// One statement, with `$1`, `$2`, ... for its parameters.
+    pub sql: SqlText,
+    /// One generator per parameter.
+    pub params: Vec<ValueSpec>,
+    /// Requests per second, open loop.
+    pub rate: f64,
+}
+
+impl QuerySpec {
+    /// Whether the query only reads (it starts with SELECT or WITH and
+    /// takes no row locks), for the reads/writes split of the report.
+    pub fn is_read(&self) -> bool {
+        let s = self.sql.text.trim_start().to_ascii_lowercase();
+        (s.starts_with("select") || s.starts_with("with") || s.starts_with("table"))
+            && !s.contains("for update")
+            && !s.contains("for share")
+            && !s.contains("insert ")
+            && !s.contains("update ")
+            && !s.contains("delete ")
+    }
+}
+
+/// One `[[interference]]`: a statement started at a given time on a
+/// connection of its own, such as a long report.
+#[derive(Debug, Clone)]
+pub struct InterferenceSpec {
+    /// Its name in reports.
+    pub name: String,
+    /// When it starts, from the start of the load.
+    pub at: Duration,
+    /// What it runs.
+    pub sql: SqlText,
+}
+
+/// `[timeline]`
+#[derive(Debug, Clone, Copy)]
+pub struct Timeline {
+    /// When the migration starts, from the start of the load.
+    pub migrate_at: Duration,
+    /// How long the load keeps running after the migration ends.
+    pub cooldown: Duration,
+    /// A migration still running this long after it started is cancelled.
+    pub max_duration: Duration,
+}
+
+/// One `[[strategy]]`: a way to apply the migration.
+#[derive(Debug, Clone)]
+pub struct Strategy {
+    /// Its name, for `--strategy`.
+    pub name: String,
+    /// What it does, if the file says.
+    pub description: Option<String>,
+    /// Its steps, run in order.
+    pub steps: Vec<StepSpec>,
+}
+
+/// One step of a strategy.
+#[derive(Debug, Clone)]
+pub struct StepSpec {
+    /// A label, if the file gives one.
+    pub name: Option<String>,
+    /// The SQL of the step.
+    pub sql: SqlText,
+    /// `SET lock_timeout` for the step.
+    pub lock_timeout: Option<Duration>,
+    /// `SET statement_timeout` for the step.
+    pub statement_timeout: Option<Duration>,
+    /// How many times to try again after hitting the lock timeout.
+    pub retries: u32,
+    /// Pause before each retry.
+    pub backoff: Duration,
+    /// `Some(pause)` when the step is a batch that repeats, pausing this
+    /// long between runs, until it affects 0 rows; `None` when it runs once.
+    pub repeat: Option<Duration>,
+    /// Whether it runs inside a transaction (false for `CONCURRENTLY`).
+    pub transactional: bool,
+}
+
+/// `[thresholds]`: what a passing rehearsal must stay within.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Thresholds {
+    /// The longest any workload request may wait on a lock.
+    pub max_lock_wait: Option<Duration>,
+    /// The highest p99 latency of each query during the migration.
+    pub max_p99: Option<Duration>,
+    /// The highest fraction of failed requests of each query, from the
+    /// start of the migration to the end of the run.
+    pub max_error_rate: Option<f64>,
+}

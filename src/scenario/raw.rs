@@ -1,0 +1,174 @@
+//! The scenario file as written: serde structs that mirror the TOML, strict
+//! about unknown keys, with spans kept wherever validation may need to point
+//! at a value. Nothing here checks meaning; `validate` does that once.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::Deserialize;
+use serde::de::{self, Deserializer, MapAccess, Visitor};
+use toml::Spanned;
+
+use super::duration::Dur;
+
+/// The whole file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawScenario {
+    pub name: String,
+    pub description: Option<String>,
+    pub seed: Option<u64>,
+    #[serde(default)]
+    pub postgres: RawPostgres,
+    #[serde(default, rename = "table")]
+    pub tables: Vec<Spanned<RawTable>>,
+    pub workload: Spanned<RawWorkload>,
+    #[serde(default)]
+    pub interference: Vec<Spanned<RawInterference>>,
+    pub timeline: RawTimeline,
+    #[serde(default, rename = "strategy")]
+    pub strategies: Vec<Spanned<RawStrategy>>,
+    #[serde(default)]
+    pub thresholds: RawThresholds,
+}
+
+/// `[postgres]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPostgres {
+    #[serde(default)]
+    pub settings: BTreeMap<String, Spanned<toml::Value>>,
+}
+
+/// `[[table]]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTable {
+    pub name: Spanned<String>,
+    pub rows: Spanned<i64>,
+    pub ddl: Spanned<String>,
+    #[serde(default)]
+    pub columns: BTreeMap<String, Spanned<RawGen>>,
+}
+
+/// `[workload]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawWorkload {
+    pub pool_size: Spanned<i64>,
+    pub pool_timeout: Dur,
+    #[serde(default)]
+    pub query: Vec<Spanned<RawQuery>>,
+}
+
+/// `[[workload.query]]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawQuery {
+    pub name: Spanned<String>,
+    pub sql: Spanned<String>,
+    #[serde(default)]
+    pub params: Vec<Spanned<RawGen>>,
+    pub rate: Spanned<f64>,
+}
+
+/// `[[interference]]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawInterference {
+    pub name: Spanned<String>,
+    pub at: Dur,
+    pub sql: Spanned<String>,
+}
+
+/// `[timeline]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTimeline {
+    pub migrate_at: Dur,
+    pub cooldown: Dur,
+    pub max_duration: Dur,
+}
+
+/// `[[strategy]]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawStrategy {
+    pub name: Spanned<String>,
+    pub description: Option<String>,
+    pub steps: Vec<Spanned<RawStep>>,
+}
+
+/// One step of a strategy.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawStep {
+    pub name: Option<String>,
+    pub sql: Spanned<String>,
+    pub lock_timeout: Option<Dur>,
+    pub statement_timeout: Option<Dur>,
+    pub retries: Option<u32>,
+    pub backoff: Option<Dur>,
+    #[serde(default)]
+    pub repeat: bool,
+    pub pause: Option<Dur>,
+    pub transaction: Option<bool>,
+}
+
+/// `[thresholds]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawThresholds {
+    pub max_lock_wait: Option<Dur>,
+    pub max_p99: Option<Dur>,
+    pub max_error_rate: Option<Spanned<f64>>,
+}
+
+/// A value generator as written: a bare name such as `"email"`, or an
+/// inline table such as `{ int = [1, 100] }` or
+/// `{ one_of = ["a", "b"], nulls = 0.1 }`.
+#[derive(Debug)]
+pub enum RawGen {
+    /// `"email"`, `"city"`, ...
+    Named(String),
+    /// `{ ... }`
+    Table(Box<RawGenTable>),
+}
+
+/// The keys a generator table may hold. Exactly one of the kinds must be
+/// set; `nulls` and `weights` modify it.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawGenTable {
+    pub int: Option<[i64; 2]>,
+    pub float: Option<[f64; 2]>,
+    pub key_of: Option<String>,
+    pub one_of: Option<Vec<toml::Value>>,
+    pub weights: Option<Vec<f64>>,
+    pub words: Option<[u32; 2]>,
+    pub timestamp: Option<[String; 2]>,
+    pub date: Option<[String; 2]>,
+    pub sequence: Option<i64>,
+    pub fake: Option<String>,
+    pub value: Option<toml::Value>,
+    pub nulls: Option<f64>,
+}
+
+impl<'de> Deserialize<'de> for RawGen {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct GenVisitor;
+        impl<'de> Visitor<'de> for GenVisitor {
+            type Value = RawGen;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a generator name such as \"email\", or a table such as { int = [1, 100] }")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<RawGen, E> {
+                Ok(RawGen::Named(v.to_string()))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<RawGen, A::Error> {
+                RawGenTable::deserialize(de::value::MapAccessDeserializer::new(map)).map(|t| RawGen::Table(Box::new(t)))
+            }
+        }
+        deserializer.deserialize_any(GenVisitor)
+    }
+}

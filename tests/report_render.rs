@@ -1,0 +1,255 @@
+//! What a user sees: the terminal summary (snapshot-tested from a fixed
+//! report model) and the JSON field names the README documents.
+
+use std::collections::BTreeMap;
+
+use rehearse::datagen::LoadedTable;
+use rehearse::interference::InterferenceReport;
+use rehearse::migration::{LockTaken, MigrationReport, Outcome, StepReport};
+use rehearse::observe::{BlockEdge, LockSummary};
+use rehearse::postgres::{BackendKind, SqlError};
+use rehearse::report::{
+    Named, PhaseReport, Phases, PostgresInfo, QueryInfo, Report, ThresholdsInfo, Timeline, WorkloadInfo, evaluate,
+    render,
+};
+use rehearse::workload::{PoolStats, QueryPhaseStats, SeriesPoint};
+
+fn stats(count: u64, errors: u64, p50: f64, p99: f64, max: f64, kinds: &[(&str, u64)]) -> QueryPhaseStats {
+    QueryPhaseStats {
+        count,
+        errors,
+        error_kinds: kinds.iter().map(|(k, n)| (k.to_string(), *n)).collect::<BTreeMap<_, _>>(),
+        p50_ms: Some(p50),
+        p90_ms: Some(p99 * 0.9),
+        p99_ms: Some(p99),
+        p999_ms: Some(max),
+        max_ms: Some(max),
+        failed_p99_ms: (errors > 0).then_some(2001.0),
+        failed_max_ms: (errors > 0).then_some(2004.5),
+    }
+}
+
+fn phase(start: f64, end: f64, get: QueryPhaseStats, new: QueryPhaseStats) -> PhaseReport {
+    PhaseReport {
+        start_s: start,
+        end_s: end,
+        seconds: end - start,
+        queries: Named(vec![("get_order".into(), get), ("new_order".into(), new)]),
+    }
+}
+
+/// The naive strategy's outage, as a fixed model.
+fn naive() -> Report {
+    let phases = Phases {
+        baseline: phase(0.0, 10.0, stats(4000, 0, 1.4, 3.1, 13.6, &[]), stats(500, 0, 2.6, 5.7, 13.6, &[])),
+        during: phase(
+            10.0,
+            20.2,
+            stats(4080, 3236, 1126.4, 10220.0, 10230.1, &[("pool_timeout", 3236)]),
+            stats(510, 404, 1205.2, 10210.0, 10220.0, &[("pool_timeout", 404)]),
+        ),
+        after: phase(20.2, 30.2, stats(4000, 0, 1.5, 4.7, 183.3, &[]), stats(500, 0, 2.6, 35.8, 177.4, &[])),
+    };
+    let migration = MigrationReport {
+        outcome: Outcome::Ok,
+        started_s: 10.01,
+        ended_s: 20.22,
+        total_ms: 10210.0,
+        lock_wait_ms: 10190.0,
+        steps: vec![StepReport {
+            index: 1,
+            name: None,
+            sql: "ALTER TABLE orders ADD COLUMN status_v2 varchar(50) DEFAULT 'pending' NOT NULL".into(),
+            transactional: true,
+            started_s: 10.01,
+            ended_s: 20.22,
+            duration_ms: 10210.0,
+            lock_wait_ms: 10190.0,
+            attempts: 1,
+            batches: None,
+            rows: 0,
+            locks: vec![LockTaken { relation: "orders".into(), mode: "AccessExclusiveLock".into() }],
+            rewrote: vec![],
+            error: None,
+        }],
+    };
+    let edge = |waiter: &str, blocker: &str, mode: &str, n: usize, ms: f64, q: &str| BlockEdge {
+        waiter: waiter.into(),
+        blocker: blocker.into(),
+        relation: "orders".into(),
+        mode: mode.into(),
+        max_waiters: n,
+        longest_wait_ms: ms,
+        first_s: 10.0,
+        last_s: 20.2,
+        blocker_query: q.into(),
+    };
+    let locks = LockSummary {
+        interval_ms: 20.0,
+        samples: 1510,
+        failed_samples: 0,
+        longest_wait_ms: 10180.0,
+        longest_wait_role: Some("migration".into()),
+        workload_longest_wait_ms: 10170.0,
+        max_waiting: 51,
+        max_waiting_at_s: Some(10.1),
+        longest_wait_by_role: BTreeMap::from([("migration".into(), 10180.0), ("workload".into(), 10170.0)]),
+        blocking: vec![
+            edge(
+                "migration",
+                "interference cs-report",
+                "AccessExclusiveLock",
+                1,
+                10180.0,
+                "SELECT status, count(*) FROM orders, pg_sleep(15) GROUP BY status",
+            ),
+            edge(
+                "workload",
+                "migration",
+                "AccessShareLock",
+                44,
+                10170.0,
+                "ALTER TABLE orders ADD COLUMN status_v2 varchar(50) DEFAULT 'pending' NOT NULL",
+            ),
+            edge(
+                "workload",
+                "migration",
+                "RowExclusiveLock",
+                6,
+                10170.0,
+                "ALTER TABLE orders ADD COLUMN status_v2 varchar(50) DEFAULT 'pending' NOT NULL",
+            ),
+        ],
+        waiting_series: vec![],
+    };
+    let thresholds =
+        ThresholdsInfo { max_lock_wait_ms: Some(1000.0), max_p99_ms: Some(250.0), max_error_rate: Some(0.001) };
+    let verdict = evaluate(&thresholds, &migration, &locks, &phases);
+    Report {
+        scenario: "add-column-default".into(),
+        strategy: "naive".into(),
+        seed: 42,
+        scale: 1.0,
+        postgres: PostgresInfo {
+            backend: BackendKind::Local,
+            version: "PostgreSQL 15.18 (Debian 15.18-0+deb12u1) on x86_64-pc-linux-gnu".into(),
+            version_num: 150018,
+            target: "postgres://postgres@127.0.0.1:45071/postgres".into(),
+            settings: Named(vec![("max_connections".into(), "200".into())]),
+            settings_applied: true,
+        },
+        tables: vec![LoadedTable {
+            name: "orders".into(),
+            rows: 2_000_000,
+            heap_bytes: 184_942_592,
+            total_bytes: 245_891_072,
+            load_seconds: 3.2,
+            reused: false,
+        }],
+        workload: WorkloadInfo {
+            pool_size: 50,
+            pool_timeout_ms: 2000.0,
+            queries: vec![
+                QueryInfo { name: "get_order".into(), kind: "read".into(), rate: 400.0 },
+                QueryInfo { name: "new_order".into(), kind: "write".into(), rate: 50.0 },
+            ],
+        },
+        timeline: Timeline {
+            migrate_at_s: 10.0,
+            end_s: 30.2,
+            interference: vec![InterferenceReport {
+                name: "cs-report".into(),
+                started_s: Some(5.0),
+                ended_s: Some(20.2),
+                outcome: "ok".into(),
+                error: None,
+            }],
+        },
+        phases,
+        pool: PoolStats { size: 50, max_in_use: 50, full_seconds: 10.2, timeouts: 3640, replans: 50 },
+        migration,
+        locks,
+        series: Named(vec![(
+            "get_order".into(),
+            vec![SeriesPoint {
+                second: 10,
+                count: 400,
+                errors: 351,
+                p50_ms: Some(10092.5),
+                p99_ms: Some(10158.0),
+                max_ms: Some(10160.2),
+            }],
+        )]),
+        thresholds,
+        verdict,
+        warnings: vec![],
+    }
+}
+
+#[test]
+fn terminal_summary_of_the_outage() {
+    insta::assert_snapshot!("naive_outage", render(&naive()));
+}
+
+#[test]
+fn terminal_summary_of_a_failed_step() {
+    let mut r = naive();
+    r.migration.outcome = Outcome::Failed;
+    r.migration.steps[0].error = Some(SqlError {
+        sqlstate: Some("42704".into()),
+        message: "type \"nosuchtype\" does not exist".into(),
+        position: Some(42),
+        detail: None,
+        hint: None,
+    });
+    r.verdict = evaluate(&r.thresholds, &r.migration, &r.locks, &r.phases);
+    let text = render(&r);
+    assert!(text.contains("MIGRATION  FAILED"));
+    assert!(text.contains("error: ERROR 42704: type \"nosuchtype\" does not exist (at character 42)"));
+    assert!(text.contains("✗ migration: the migration failed at step 1: ERROR 42704"));
+}
+
+#[test]
+fn the_json_has_every_documented_field() {
+    let v = serde_json::to_value(naive()).unwrap();
+    let has = |path: &str| {
+        let mut cur = &v;
+        for part in path.split('.') {
+            cur = cur.get(part).unwrap_or_else(|| panic!("missing {path}"));
+        }
+        cur.clone()
+    };
+    for path in [
+        "scenario",
+        "strategy",
+        "postgres.backend",
+        "postgres.version",
+        "locks.longest_wait_ms",
+        "locks.max_waiting",
+        "verdict.pass",
+        "migration.outcome",
+        "migration.total_ms",
+    ] {
+        has(path);
+    }
+    assert_eq!(has("postgres.backend"), "local");
+    let t = &has("tables")[0];
+    for k in ["name", "rows", "heap_bytes", "load_seconds"] {
+        assert!(t.get(k).is_some(), "tables[].{k}");
+    }
+    for p in ["baseline", "during", "after"] {
+        assert!(has(&format!("phases.{p}.seconds")).is_number());
+        let q = has(&format!("phases.{p}.queries.get_order"));
+        for k in ["count", "errors", "p50_ms", "p99_ms", "max_ms"] {
+            assert!(q.get(k).is_some(), "phases.{p}.queries.get_order.{k}");
+        }
+    }
+    let s = &has("migration.steps")[0];
+    for k in ["sql", "duration_ms", "lock_wait_ms", "attempts", "locks", "rewrote", "error"] {
+        assert!(s.get(k).is_some(), "migration.steps[].{k}");
+    }
+    assert_eq!(s["locks"][0], serde_json::json!({"relation": "orders", "mode": "AccessExclusiveLock"}));
+    assert!(s["error"].is_null());
+    assert_eq!(has("migration.outcome"), "ok");
+    assert!(has("verdict.violations").as_array().unwrap().len() >= 3);
+}

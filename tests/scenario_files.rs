@@ -1,0 +1,154 @@
+//! Scenario files: every shipped one is valid, and every kind of bad input
+//! gets a clear error naming the file, line and column, with exit code 2.
+
+use crate::common::{Sandbox, heavy, position_of, rehearse, repo, small_scenario, text};
+
+const QUERY: &str = "SELECT * FROM items WHERE id = $1";
+const STEP: &str = "ALTER TABLE items ADD COLUMN note text";
+
+/// Runs `rehearse check` on `toml`: (exit code, stderr, the file's path,
+/// the sandbox holding it).
+fn check(toml: &str) -> (i32, String, std::path::PathBuf, Sandbox) {
+    let sandbox = Sandbox::new();
+    let path = sandbox.write("scenario.toml", toml);
+    let out = sandbox.run(&["check", path.to_str().unwrap()]);
+    (out.status.code().unwrap(), text(&out.stderr), path, sandbox)
+}
+
+fn assert_located(stderr: &str, path: &std::path::Path, line: usize, col: usize) {
+    let want = format!("{}:{line}:{col}:", path.display());
+    assert!(stderr.contains(&want), "expected `{want}` in:\n{stderr}");
+}
+
+#[test]
+fn every_shipped_scenario_is_valid() {
+    let mut seen = 0;
+    for entry in std::fs::read_dir(repo("scenarios")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "toml") {
+            let out = Sandbox::new().run(&["check", path.to_str().unwrap()]);
+            assert_eq!(out.status.code(), Some(0), "{}: {}", path.display(), text(&out.stderr));
+            seen += 1;
+        }
+    }
+    assert!(seen >= 1);
+}
+
+#[test]
+fn an_unknown_key_is_named_with_its_line_and_column() {
+    let toml = small_scenario(QUERY, STEP).replace("pool_size = 4", "pool_sise = 4");
+    let (code, stderr, path, _sandbox) = check(&toml);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("unknown field `pool_sise`"), "{stderr}");
+    let (line, col) = position_of(&toml, "pool_sise", 0);
+    assert_located(&stderr, &path, line, col);
+}
+
+#[test]
+fn a_bad_duration_is_named_with_its_line_and_column() {
+    let toml = small_scenario(QUERY, STEP).replace("migrate_at = \"1s\"", "migrate_at = \"1 sec\"");
+    let (code, stderr, path, _sandbox) = check(&toml);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("invalid duration `1 sec`"), "{stderr}");
+    let (line, col) = position_of(&toml, "\"1 sec\"", 0);
+    assert_located(&stderr, &path, line, col);
+}
+
+#[test]
+fn a_duration_without_unit_is_refused() {
+    let toml = small_scenario(QUERY, STEP).replace("cooldown = \"1s\"", "cooldown = 10");
+    let (code, stderr, _, _sandbox) = check(&toml);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("give a unit"), "{stderr}");
+}
+
+#[test]
+fn a_key_of_an_unknown_table_is_refused() {
+    let toml = small_scenario(QUERY, STEP).replace("key_of = \"items\"", "key_of = \"itmes\"");
+    let (code, stderr, path, _sandbox) = check(&toml);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("no [[table]] named `itmes`"), "{stderr}");
+    let (line, col) = position_of(&toml, "{ key_of", 0);
+    assert_located(&stderr, &path, line, col);
+}
+
+#[test]
+fn retries_without_lock_timeout_are_refused() {
+    let toml = small_scenario(QUERY, STEP)
+        .replace(&format!("{{ sql = \"{STEP}\" }}"), &format!("{{ sql = \"{STEP}\", retries = 3 }}"));
+    let (code, stderr, _, _sandbox) = check(&toml);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("set `lock_timeout` too"), "{stderr}");
+}
+
+#[test]
+fn a_missing_file_is_bad_input() {
+    let out = Sandbox::new().run(&["check", "/nonexistent/scenario.toml"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("cannot read scenario /nonexistent/scenario.toml"));
+}
+
+#[test]
+fn an_unknown_strategy_is_bad_input() {
+    let sandbox = Sandbox::new();
+    let path = sandbox.write("s.toml", &small_scenario(QUERY, STEP));
+    let (code, _, stderr, _) = rehearse(&sandbox, &path, &["--strategy", "nope"]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("no strategy `nope`") && stderr.contains("strategies: only"), "{stderr}");
+}
+
+#[test]
+fn a_query_on_a_missing_table_gives_sqlstate_and_position() {
+    let _turn = heavy();
+    let sandbox = Sandbox::new();
+    let toml = small_scenario("SELECT * FROM itemz WHERE id = $1", STEP);
+    let path = sandbox.write("s.toml", &toml);
+    let (code, _, stderr, report) = rehearse(&sandbox, &path, &[]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(report.is_none());
+    assert!(
+        stderr.contains("query `get_item`")
+            && stderr.contains("42P01")
+            && stderr.contains("relation \"itemz\" does not exist"),
+        "{stderr}"
+    );
+    // Postgres points at `itemz`, 15th character of the statement.
+    let (line, col) = position_of(&toml, "SELECT * FROM itemz", 14);
+    assert_located(&stderr, &path, line, col);
+    sandbox.assert_clean();
+}
+
+#[test]
+fn a_failing_ddl_points_into_the_ddl() {
+    let _turn = heavy();
+    let sandbox = Sandbox::new();
+    let toml = small_scenario(QUERY, STEP).replace("price_cents int", "price_cents integr");
+    let path = sandbox.write("s.toml", &toml);
+    let (code, _, stderr, _) = rehearse(&sandbox, &path, &[]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("42704") && stderr.contains("type \"integr\" does not exist"), "{stderr}");
+    let (line, col) = position_of(&toml, "integr", 0);
+    assert_located(&stderr, &path, line, col);
+    sandbox.assert_clean();
+}
+
+#[test]
+fn a_failing_step_gives_a_failed_migration_report_not_a_crash() {
+    let _turn = heavy();
+    let sandbox = Sandbox::new();
+    let toml = small_scenario(QUERY, "ALTER TABLE items ADD COLUMN note nosuchtype");
+    let path = sandbox.write("s.toml", &toml);
+    let (code, stdout, stderr, report) = rehearse(&sandbox, &path, &[]);
+    assert_eq!(code, 1, "{stdout}\n{stderr}");
+    let r = report.expect("a report");
+    assert_eq!(r["migration"]["outcome"], "failed");
+    let err = &r["migration"]["steps"][0]["error"];
+    assert_eq!(err["sqlstate"], "42704");
+    assert_eq!(err["message"], "type \"nosuchtype\" does not exist");
+    assert!(err["position"].as_u64().is_some());
+    assert_eq!(r["verdict"]["violations"][0]["threshold"], "migration");
+    assert!(stdout.contains("FAILED") && stdout.contains("ERROR 42704"), "{stdout}");
+    // The load ran before and after the failed step.
+    assert!(r["phases"]["after"]["queries"]["get_item"]["count"].as_u64().unwrap() > 20);
+    sandbox.assert_clean();
+}

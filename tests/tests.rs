@@ -1,0 +1,11 @@
+//! Integration tests. They drive the `rehearse` binary (or the library
+//! entry points it calls) against real Postgres servers the harness starts
+//! itself; nothing here mocks the database.
+
+mod common;
+
+mod cleanup;
+mod datagen;
+mod report_render;
+mod scenario_files;
+mod strategies;
