@@ -141,7 +141,8 @@ pub async fn rehearse(scenario: &Scenario, opts: &RunOptions) -> anyhow::Result<
     let interference = interference.finish().await;
     let locks = observer.finish().await;
     say(opts, Some(&clock), "load stopped");
-    drop(admin);
+    // Close the harness's own sessions before the clean-up drops tables.
+    drop((admin, workload));
     warnings.extend(cleanup.finish().await);
 
     let (mig_start, mig_end) = clock.migration_window();

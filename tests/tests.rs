@@ -6,6 +6,8 @@ mod common;
 
 mod cleanup;
 mod datagen;
+mod migration_steps;
 mod report_render;
 mod scenario_files;
 mod strategies;
+mod url_backend;

@@ -57,12 +57,12 @@ pub struct CopyPlan {
 
 /// A value that does not fit its column.
 #[derive(Debug, thiserror::Error)]
-#[error("column `{column}`: {source}")]
+#[error("column `{column}`: {error}")]
 pub struct ColumnEncodeError {
     /// The column.
     pub column: String,
     /// What did not fit.
-    pub source: EncodeError,
+    pub error: EncodeError,
 }
 
 impl CopyPlan {
@@ -102,7 +102,7 @@ fn encode_field(v: &Value, col: &CopyColumn, out: &mut BytesMut) -> Result<(), C
     }
     let at = out.len();
     out.put_i32(0);
-    v.encode(col.kind, out).map_err(|source| ColumnEncodeError { column: col.name.clone(), source })?;
+    v.encode(col.kind, out).map_err(|error| ColumnEncodeError { column: col.name.clone(), error })?;
     let len = (out.len() - at - 4) as i32;
     out[at..at + 4].copy_from_slice(&len.to_be_bytes());
     Ok(())

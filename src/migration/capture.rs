@@ -52,36 +52,60 @@ pub fn rewritten(before: &Relfilenodes, after: &Relfilenodes) -> Vec<String> {
 
 fn lock_query(pid: &str) -> String {
     format!(
-        "SELECT coalesce(c.oid::regclass::text, l.relation::text), l.mode FROM pg_locks l \
+        "SELECT coalesce(c.oid::regclass::text, 'dropped relation ' || l.relation), l.mode FROM pg_locks l \
          LEFT JOIN pg_class c ON c.oid = l.relation \
          WHERE l.pid = {pid} AND l.locktype = 'relation' AND l.granted \
            AND (c.oid IS NULL OR {USER_RELATIONS})"
     )
 }
 
-/// The relation locks the session holds now.
+/// The relation locks the session holds now. A relation the step dropped
+/// (an index rebuilt by a rewrite, a dropped table) shows as `dropped
+/// relation OID`.
 pub async fn own_locks(client: &Client) -> Result<BTreeSet<LockTaken>, tokio_postgres::Error> {
     let rows = client.query(&lock_query("pg_backend_pid()"), &[]).await?;
     Ok(rows.iter().map(|r| LockTaken { relation: r.get(0), mode: r.get(1) }).collect())
 }
 
-/// Polls the relation locks of backend `pid` from a session of its own
-/// until `stop` fires; for steps that cannot run in a transaction.
-pub async fn watch_locks(
-    config: tokio_postgres::Config,
-    pid: i32,
+/// Samples the relation locks of another backend from a session of its
+/// own, for steps that cannot run in a transaction (their locks cannot be
+/// read from inside). Sampling starts only once [`LockWatcher::start`] has
+/// returned, so the step must start after it; a lock held for less than a
+/// sampling period may be missed.
+pub struct LockWatcher {
     stop: CancellationToken,
-) -> Result<BTreeSet<LockTaken>, tokio_postgres::Error> {
-    let client = connect(&config, &Role::Harness).await?;
-    let stmt = client.prepare(&lock_query("$1")).await?;
-    let mut seen = BTreeSet::new();
-    loop {
-        for r in client.query(&stmt, &[&pid]).await? {
-            seen.insert(LockTaken { relation: r.get(0), mode: r.get(1) });
-        }
-        tokio::select! {
-            _ = tokio::time::sleep(Duration::from_millis(5)) => {}
-            _ = stop.cancelled() => return Ok(seen),
-        }
+    task: tokio::task::JoinHandle<BTreeSet<LockTaken>>,
+}
+
+/// Time between samples of a [`LockWatcher`].
+const WATCH_EVERY: Duration = Duration::from_millis(2);
+
+impl LockWatcher {
+    /// Connects, prepares, and starts sampling backend `pid`.
+    pub async fn start(config: &tokio_postgres::Config, pid: i32) -> Result<LockWatcher, tokio_postgres::Error> {
+        let client = connect(config, &Role::Harness).await?;
+        let stmt = client.prepare(&lock_query("$1")).await?;
+        let stop = CancellationToken::new();
+        let token = stop.clone();
+        let task = tokio::spawn(async move {
+            let mut seen = BTreeSet::new();
+            loop {
+                // A failed sample (the connection broke) ends the watch with
+                // what was seen so far.
+                let Ok(rows) = client.query(&stmt, &[&pid]).await else { return seen };
+                seen.extend(rows.iter().map(|r| LockTaken { relation: r.get(0), mode: r.get(1) }));
+                tokio::select! {
+                    _ = tokio::time::sleep(WATCH_EVERY) => {}
+                    _ = token.cancelled() => return seen,
+                }
+            }
+        });
+        Ok(LockWatcher { stop, task })
+    }
+
+    /// Stops sampling and returns every lock seen.
+    pub async fn stop(self) -> BTreeSet<LockTaken> {
+        self.stop.cancel();
+        self.task.await.unwrap_or_default()
     }
 }

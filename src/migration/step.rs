@@ -5,7 +5,6 @@ use std::collections::BTreeSet;
 use std::time::Instant;
 
 use tokio_postgres::SimpleQueryMessage;
-use tokio_util::sync::CancellationToken;
 
 use super::capture::{self, LockTaken};
 use super::lock_mode::LockMode;
@@ -167,11 +166,9 @@ async fn execute_alone(s: &Session<'_>, spec: &StepSpec) -> Result<Execution, Sq
         c.batch_execute(&set).await.map_err(err)?;
     }
     let before = capture::relfilenodes(c).await.map_err(err)?;
-    let stop = CancellationToken::new();
-    let watcher = tokio::spawn(capture::watch_locks(s.config.clone(), s.pid, stop.clone()));
+    let watcher = capture::LockWatcher::start(s.config, s.pid).await.map_err(err)?;
     let result = c.simple_query(&spec.sql.text).await;
-    stop.cancel();
-    let locks = watcher.await.ok().and_then(Result::ok).unwrap_or_default();
+    let locks = watcher.stop().await;
     if !set.is_empty() {
         let _ = c.batch_execute("RESET lock_timeout; RESET statement_timeout").await;
     }

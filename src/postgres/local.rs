@@ -18,7 +18,7 @@
 use std::fs::File;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -35,9 +35,26 @@ const START_TIMEOUT: Duration = Duration::from_secs(60);
 /// its directory.
 pub struct LocalCluster {
     child: Option<Child>,
-    dir: Option<tempfile::TempDir>,
+    dir: ClusterDir,
     config: tokio_postgres::Config,
     port: u16,
+}
+
+/// The cluster's temporary directory, removed on drop. Removal is retried:
+/// a process killed a moment earlier (initdb interrupted by Ctrl-C) may
+/// still be writing into it.
+struct ClusterDir(PathBuf);
+
+impl Drop for ClusterDir {
+    fn drop(&mut self) {
+        for _ in 0..50 {
+            let _ = std::fs::remove_dir_all(&self.0);
+            if !self.0.exists() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
 }
 
 /// The unprivileged account the server runs as when the harness is root.
@@ -98,23 +115,24 @@ impl LocalCluster {
             .prefix("rehearse-")
             .tempdir()
             .map_err(|e| ProvisionError::Io { what: "create a temporary directory".into(), source: e })?;
+        let dir = ClusterDir(dir.keep());
         let io = |what: &str| {
             let what = what.to_string();
             move |source| ProvisionError::Io { what, source }
         };
-        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700))
+        std::fs::set_permissions(&dir.0, std::fs::Permissions::from_mode(0o700))
             .map_err(io("set the temporary directory's mode"))?;
         if let Some(u) = &user {
-            nix::unistd::chown(dir.path(), Some(u.uid), Some(u.gid)).map_err(|e| ProvisionError::Io {
+            nix::unistd::chown(&dir.0, Some(u.uid), Some(u.gid)).map_err(|e| ProvisionError::Io {
                 what: format!("give the temporary directory to user {}", u.name),
                 source: e.into(),
             })?;
         }
-        std::fs::write(dir.path().join("rehearse.pid"), std::process::id().to_string())
+        std::fs::write(dir.0.join("rehearse.pid"), std::process::id().to_string())
             .map_err(io("write the owner file"))?;
-        initdb(&bins, &user, dir.path()).await?;
+        initdb(&bins, &user, &dir.0).await?;
 
-        let mut cluster = LocalCluster { child: None, dir: Some(dir), config: tokio_postgres::Config::new(), port: 0 };
+        let mut cluster = LocalCluster { child: None, dir, config: tokio_postgres::Config::new(), port: 0 };
         let mut last_error = None;
         // The port is free when chosen but another process may take it
         // before the server binds it; try a few.
@@ -129,7 +147,7 @@ impl LocalCluster {
     }
 
     fn dir(&self) -> &Path {
-        self.dir.as_ref().expect("dir lives until drop").path()
+        &self.dir.0
     }
 
     async fn spawn_server(
@@ -231,6 +249,16 @@ impl LocalCluster {
 }
 
 async fn initdb(bins: &Binaries, user: &Option<RunAs>, dir: &Path) -> Result<(), ProvisionError> {
+    // What to check when the unprivileged user cannot work in the directory.
+    let hint = |text: &mut String| {
+        if let Some(u) = user {
+            text.push_str(&format!(
+                "\n(initdb runs as user {}, which must be able to enter {}; set TMPDIR to a directory it can reach)",
+                u.name,
+                dir.display()
+            ));
+        }
+    };
     let mut cmd = command(&bins.initdb(), user, dir);
     cmd.arg("-D").arg(dir.join("data")).args([
         "-U",
@@ -243,15 +271,21 @@ async fn initdb(bins: &Binaries, user: &Option<RunAs>, dir: &Path) -> Result<(),
     ]);
     let mut cmd = tokio::process::Command::from(cmd);
     cmd.kill_on_drop(true).stdin(Stdio::null());
-    let out = cmd
-        .output()
-        .await
-        .map_err(|e| ProvisionError::Io { what: format!("run {}", bins.initdb().display()), source: e })?;
+    let out = match cmd.output().await {
+        Ok(out) => out,
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+            let mut text = format!("cannot start {}: {e}", bins.initdb().display());
+            hint(&mut text);
+            return Err(ProvisionError::Initdb(text));
+        }
+        Err(e) => return Err(ProvisionError::Io { what: format!("run {}", bins.initdb().display()), source: e }),
+    };
     if !out.status.success() {
         let mut text = String::from_utf8_lossy(&out.stderr).trim().to_string();
         if text.is_empty() {
             text = String::from_utf8_lossy(&out.stdout).trim().to_string();
         }
+        hint(&mut text);
         return Err(ProvisionError::Initdb(text));
     }
     Ok(())
@@ -265,10 +299,8 @@ fn log_tail(path: &Path) -> String {
 
 impl Drop for LocalCluster {
     fn drop(&mut self) {
+        // The server first; its directory goes when `self.dir` drops next.
         self.stop();
-        if let Some(dir) = self.dir.take() {
-            let _ = dir.close();
-        }
     }
 }
 

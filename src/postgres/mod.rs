@@ -120,7 +120,7 @@ pub enum ProvisionError {
         reason: String,
     },
     /// An operating system call failed.
-    #[error("cannot {what}: {source}")]
+    #[error("cannot {what}")]
     Io {
         /// What was being done.
         what: String,

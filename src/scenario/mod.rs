@@ -25,7 +25,7 @@ pub(crate) use validate::DEFAULT_TIMESTAMP_RANGE;
 #[derive(Debug, thiserror::Error)]
 pub enum ScenarioError {
     /// The file could not be read.
-    #[error("cannot read scenario {}: {source}", path.display())]
+    #[error("cannot read scenario {}", path.display())]
     Read {
         /// The path given.
         path: PathBuf,
@@ -300,7 +300,7 @@ pub struct QuerySpec {
     /// One statement, with `$1`, `$2`, ... for its parameters.
     pub sql: SqlText,
     /// One generator per parameter.
-    pub params: Vec<ValueSpec>,
+    pub params: Vec<ParamSpec>,
     /// Requests per second, open loop.
     pub rate: f64,
 }
@@ -317,6 +317,15 @@ impl QuerySpec {
             && !s.contains("update ")
             && !s.contains("delete ")
     }
+}
+
+/// The generator of one query parameter, and where the file names it.
+#[derive(Debug, Clone)]
+pub struct ParamSpec {
+    /// Its generator.
+    pub spec: ValueSpec,
+    /// Where it is written.
+    pub at: Location,
 }
 
 /// One `[[interference]]`: a statement started at a given time on a

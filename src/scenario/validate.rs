@@ -12,8 +12,8 @@ use super::calendar::{parse_date, parse_timestamp};
 use super::raw::{RawGen, RawGenTable, RawScenario, RawStep};
 use super::source::{SourceFile, SqlText};
 use super::{
-    ColumnOverride, FakeKind, GenSpec, InterferenceSpec, Literal, LoadOptions, PostgresSpec, QuerySpec, Scenario,
-    ScenarioError, StepSpec, Strategy, TableSpec, Thresholds, Timeline, ValueSpec, WorkloadSpec,
+    ColumnOverride, FakeKind, GenSpec, InterferenceSpec, Literal, LoadOptions, ParamSpec, PostgresSpec, QuerySpec,
+    Scenario, ScenarioError, StepSpec, Strategy, TableSpec, Thresholds, Timeline, ValueSpec, WorkloadSpec,
 };
 
 /// Timestamps generated when a column or parameter names no range.
@@ -129,7 +129,14 @@ impl Validator {
             if !(rate.is_finite() && rate > 0.0 && rate <= 1e6) {
                 return self.err(q.rate.span(), "rate must be more than 0 requests per second (and at most 1e6)");
             }
-            let params = q.params.into_iter().map(|p| self.value_spec(p)).collect::<Result<_, _>>()?;
+            let params = q
+                .params
+                .into_iter()
+                .map(|p| {
+                    let at = self.src.location(p.span().start);
+                    self.value_spec(p).map(|spec| ParamSpec { spec, at })
+                })
+                .collect::<Result<_, _>>()?;
             queries.push(QuerySpec { name, sql: self.sql(q.sql, "sql")?, params, rate });
         }
 

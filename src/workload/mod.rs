@@ -26,9 +26,11 @@ pub use phase::{Phase, PhaseClock};
 pub use pool::{Pool, PoolStats};
 pub use stats::{Failure, QueryPhaseStats, QueryRecorder, SeriesPoint};
 
-use crate::datagen::{ValueGen, rng_for};
+use bytes::BytesMut;
+
+use crate::datagen::{PgKind, ValueGen, rng_for};
 use crate::postgres::SqlError;
-use crate::scenario::{Location, QuerySpec, WorkloadSpec};
+use crate::scenario::{Location, QuerySpec, ValueSpec, WorkloadSpec};
 
 /// Why the workload could not be set up.
 #[derive(Debug, thiserror::Error)]
@@ -42,6 +44,18 @@ pub enum WorkloadError {
         at: Location,
         /// The server's error.
         error: SqlError,
+    },
+    /// A parameter's generator cannot produce the placeholder's type.
+    #[error("{at}: query `{query}`, parameter ${index}: {message}")]
+    ParamType {
+        /// The query.
+        query: String,
+        /// Where its generator is.
+        at: Location,
+        /// 1-based placeholder number.
+        index: usize,
+        /// What does not fit.
+        message: String,
     },
     /// A query has a different number of parameters than its SQL uses.
     #[error("{at}: query `{query}` gives {given} params but its SQL uses {expected}")]
@@ -133,12 +147,31 @@ impl Workload {
                 });
             }
         }
+        // Every generator must produce its placeholder's type; try one
+        // value of each now rather than fail every request later.
+        for (q, stmt) in spec.queries.iter().zip(&statements) {
+            let mut rng = rng_for(seed, 0, 0);
+            for (i, (p, ty)) in q.params.iter().zip(stmt.params()).enumerate() {
+                let value = ValueGen::from_spec(&ValueSpec { nulls: 0.0, ..p.spec.clone() }).generate(0, &mut rng);
+                let fits = PgKind::of(ty)
+                    .ok_or_else(|| format!("parameters of type {} are not supported", ty.name()))
+                    .and_then(|kind| value.encode(kind, &mut BytesMut::new()).map_err(|e| e.to_string()));
+                if let Err(message) = fits {
+                    return Err(WorkloadError::ParamType {
+                        query: q.name.clone(),
+                        at: p.at.clone(),
+                        index: i + 1,
+                        message,
+                    });
+                }
+            }
+        }
         let queries = spec
             .queries
             .iter()
             .map(|q| {
                 Arc::new(Query {
-                    params: q.params.iter().map(ValueGen::from_spec).collect(),
+                    params: q.params.iter().map(|p| ValueGen::from_spec(&p.spec)).collect(),
                     spec: q.clone(),
                     recorder: QueryRecorder::default(),
                 })

@@ -1,0 +1,87 @@
+//! `--backend url`: a server the user names. The harness never prints its
+//! password, never touches a table it did not create unless told to, and
+//! takes back only what it created. The "user's server" here is a cluster
+//! the test starts itself.
+
+use rehearse::postgres::{LocalCluster, Role, Server, connect};
+use tokio_postgres::Client;
+
+use crate::common::{Sandbox, heavy, rehearse, small_scenario};
+
+const PASSWORD: &str = "s3cret-Pa55";
+
+async fn tables(c: &Client) -> Vec<String> {
+    c.query("SELECT tablename::text FROM pg_tables WHERE schemaname = 'public' ORDER BY 1", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect()
+}
+
+#[test]
+fn a_named_server_is_used_without_leaking_its_password_or_its_tables() {
+    let _turn = heavy();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let cluster = rt.block_on(LocalCluster::start(&[])).unwrap();
+    let port = cluster.config().get_ports()[0];
+    let url = format!("postgres://postgres:{PASSWORD}@127.0.0.1:{port}/postgres");
+    let user = rt.block_on(connect(cluster.config(), &Role::Other("user".into()))).unwrap();
+    rt.block_on(user.batch_execute("CREATE TABLE precious (id int); INSERT INTO precious VALUES (1)")).unwrap();
+
+    let sandbox = Sandbox::new();
+    let path = sandbox.write(
+        "s.toml",
+        &small_scenario("SELECT * FROM items WHERE id = $1", "ALTER TABLE items ADD COLUMN note text"),
+    );
+
+    // A normal run: its tables come and go, the user's stay, no password.
+    let (code, stdout, stderr, report) = rehearse(&sandbox, &path, &["--url", &url]);
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    let r = report.unwrap();
+    assert_eq!(r["postgres"]["backend"], "url");
+    assert_eq!(r["postgres"]["target"], format!("postgres://postgres@127.0.0.1:{port}/postgres"));
+    for text in [&stdout, &stderr, &r.to_string()] {
+        assert!(!text.contains(PASSWORD), "password printed:\n{text}");
+    }
+    assert_eq!(rt.block_on(tables(&user)), ["precious"], "the harness dropped what it created, and only that");
+    let ours: i64 = rt
+        .block_on(user.query_one("SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE 'rehearse@%'", &[]))
+        .unwrap()
+        .get(0);
+    assert_eq!(ours, 0, "the harness's sessions are gone");
+
+    // A table of the same name exists: refused, untouched.
+    rt.block_on(user.batch_execute(
+        "CREATE TABLE items (id bigint PRIMARY KEY, name text, price_cents int); \
+         INSERT INTO items SELECT g, 'x', 1 FROM generate_series(1, 2000) g",
+    ))
+    .unwrap();
+    let (code, _, stderr, _) = rehearse(&sandbox, &path, &["--url", &url]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("table `items` already exists") && stderr.contains("--reuse-existing"), "{stderr}");
+    assert!(!stderr.contains(PASSWORD));
+    let columns: i64 = rt
+        .block_on(user.query_one("SELECT count(*) FROM information_schema.columns WHERE table_name = 'items'", &[]))
+        .unwrap()
+        .get(0);
+    assert_eq!(columns, 3, "the existing table was not touched");
+
+    // With --reuse-existing the rehearsal runs against it as it is, and
+    // leaves it in place (the harness did not create it).
+    let (code, stdout, stderr, report) = rehearse(&sandbox, &path, &["--url", &url, "--reuse-existing"]);
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    assert_eq!(report.unwrap()["tables"][0]["reused"], true);
+    assert_eq!(rt.block_on(tables(&user)), ["items", "precious"]);
+
+    // A server that does not answer is an environment failure.
+    let (code, _, stderr, _) =
+        rehearse(&sandbox, &path, &["--url", &format!("postgres://postgres:{PASSWORD}@127.0.0.1:1/x")]);
+    assert_eq!(code, 3, "{stderr}");
+    assert!(
+        stderr.contains("cannot connect to postgres://postgres@127.0.0.1:1/x") && !stderr.contains(PASSWORD),
+        "{stderr}"
+    );
+    drop(user);
+    drop(cluster);
+}
