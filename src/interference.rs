@@ -29,7 +29,9 @@ pub struct InterferenceReport {
     pub error: Option<SqlError>,
 }
 
-/// Interfering statements, connected and waiting for their time.
+/// Interfering statements, connected and waiting for their time. Dropping
+/// it abandons them (their sessions close; see `postgres::Cleanup` for a
+/// server the harness does not own).
 pub struct Interference {
     running: Vec<(CancelToken, Arc<Mutex<InterferenceReport>>, tokio::task::JoinHandle<()>)>,
 }
@@ -74,9 +76,9 @@ impl Interference {
     }
 
     /// Cancels what still runs and reports every statement.
-    pub async fn finish(self) -> Vec<InterferenceReport> {
+    pub async fn finish(mut self) -> Vec<InterferenceReport> {
         let mut reports = Vec::new();
-        for (cancel, report, task) in self.running {
+        for (cancel, report, task) in std::mem::take(&mut self.running) {
             let started = report.lock().expect("not poisoned").started_s.is_some();
             let done = task.is_finished();
             if !started {
@@ -90,5 +92,13 @@ impl Interference {
             reports.push(report.lock().expect("not poisoned").clone());
         }
         reports
+    }
+}
+
+impl Drop for Interference {
+    fn drop(&mut self) {
+        for (_, _, task) in &self.running {
+            task.abort();
+        }
     }
 }

@@ -97,8 +97,11 @@ pub async fn rehearse(scenario: &Scenario, opts: &RunOptions) -> anyhow::Result<
     let tables = datagen::load(&config, &server.target(), &admin, scenario, &load_opts, &cleanup).await?;
     let workload = Arc::new(Workload::prepare(&config, &scenario.workload, scenario.seed).await?);
 
+    // Time zero, and the load's first request due at once; the observer
+    // and the interference sessions connect while it runs.
     let t = scenario.timeline;
     let clock = Arc::new(PhaseClock::new(Instant::now()));
+    let running = workload.clone().start(clock.clone());
     let observer = Observer::start(&config, version.version_num, opts.observe_interval, clock.start())
         .await
         .context("starting the lock observer")?;
@@ -117,7 +120,6 @@ pub async fn rehearse(scenario: &Scenario, opts: &RunOptions) -> anyhow::Result<
             human(t.migrate_at)
         ),
     );
-    let running = workload.clone().start(clock.clone());
 
     tokio::time::sleep_until((clock.start() + t.migrate_at).into()).await;
     say(opts, Some(&clock), format!("migration `{}` started", strategy.name));
@@ -128,7 +130,7 @@ pub async fn rehearse(scenario: &Scenario, opts: &RunOptions) -> anyhow::Result<
         opts,
         Some(&clock),
         format!(
-            "migration {:?} after {}; load continues for {}",
+            "migration {} after {}; load continues for {}",
             migration.outcome,
             human(Duration::from_secs_f64(migration.total_ms / 1000.0)),
             human(t.cooldown)

@@ -37,6 +37,16 @@ pub enum Outcome {
     Cancelled,
 }
 
+impl std::fmt::Display for Outcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Outcome::Ok => "ok",
+            Outcome::Failed => "failed",
+            Outcome::Cancelled => "cancelled",
+        })
+    }
+}
+
 /// What the migration did.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct MigrationReport {

@@ -214,7 +214,7 @@ impl State {
     }
 }
 
-/// A running observer.
+/// A running observer; dropping it stops the sampling.
 pub struct Observer {
     state: Arc<Mutex<State>>,
     stop: CancellationToken,
@@ -267,15 +267,10 @@ impl Observer {
         self.state.lock().expect("not poisoned").migration_wait(from, to, self.interval)
     }
 
-    /// Backends waiting on a lock in the latest sample.
-    pub fn waiting_now(&self) -> usize {
-        self.state.lock().expect("not poisoned").open.len()
-    }
-
     /// Stops sampling and returns what was seen.
-    pub async fn finish(self) -> LockSummary {
+    pub async fn finish(mut self) -> LockSummary {
         self.stop.cancel();
-        let _ = self.task.await;
+        let _ = (&mut self.task).await;
         let mut s = self.state.lock().expect("not poisoned");
         let mut summary = s.summary.clone();
         let mut edges: Vec<BlockEdge> = std::mem::take(&mut s.edges).into_values().collect();
@@ -287,6 +282,12 @@ impl Observer {
             .map(|(second, max_waiting)| WaitingPoint { second: *second, max_waiting: *max_waiting })
             .collect();
         summary
+    }
+}
+
+impl Drop for Observer {
+    fn drop(&mut self) {
+        self.stop.cancel();
     }
 }
 

@@ -142,13 +142,6 @@ pub struct Phases {
     pub after: PhaseReport,
 }
 
-impl Phases {
-    /// The phases in order.
-    pub fn all(&self) -> [&PhaseReport; 3] {
-        [&self.baseline, &self.during, &self.after]
-    }
-}
-
 /// One phase: its window and each query's statistics for requests due in
 /// it.
 #[derive(Debug, Clone, Serialize, PartialEq)]

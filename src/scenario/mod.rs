@@ -105,11 +105,6 @@ impl Scenario {
             Some(n) => self.strategies.iter().find(|s| s.name == n),
         }
     }
-
-    /// The table called `name`.
-    pub fn table(&self, name: &str) -> Option<&TableSpec> {
-        self.tables.iter().find(|t| t.name == name)
-    }
 }
 
 /// `[postgres]`: how the server is configured.

@@ -79,15 +79,6 @@ impl SqlText {
         Self { text, at, origin }
     }
 
-    /// A SQL text that did not come from a file (tests, generated SQL).
-    pub fn detached(text: impl Into<String>) -> Self {
-        Self {
-            text: text.into(),
-            at: Location { path: PathBuf::from("<generated>"), line: 1, column: 1 },
-            origin: None,
-        }
-    }
-
     /// The file location of the 1-based character `position` Postgres
     /// reported, or of the literal's start when the value was not verbatim
     /// (it held escapes) or the position is out of range.

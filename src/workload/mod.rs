@@ -98,7 +98,8 @@ pub struct Workload {
     seed: u64,
 }
 
-/// A workload whose pacers are running.
+/// A workload whose pacers are running. Dropping it (an early return, a
+/// Ctrl-C) stops the pacers and abandons the requests in flight.
 pub struct Running {
     workload: Arc<Workload>,
     stop: CancellationToken,
@@ -220,16 +221,11 @@ impl Workload {
 }
 
 impl Running {
-    /// Connections of the pool in use right now.
-    pub fn pool_in_use(&self) -> usize {
-        self.workload.pool.in_use()
-    }
-
     /// Stops issuing requests, waits up to `grace` for the ones in flight,
     /// records the rest as unfinished, and returns every query's results.
-    pub async fn stop(self, grace: Duration) -> (Vec<QueryResult>, PoolStats) {
+    pub async fn stop(mut self, grace: Duration) -> (Vec<QueryResult>, PoolStats) {
         self.stop.cancel();
-        for p in self.pacers {
+        for p in std::mem::take(&mut self.pacers) {
             let _ = p.await;
         }
         self.tracker.close();
@@ -250,5 +246,12 @@ impl Running {
             })
             .collect();
         (results, self.workload.pool.stats())
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.stop.cancel();
+        self.abort.cancel();
     }
 }

@@ -33,15 +33,6 @@ impl Phase {
     pub fn index(self) -> usize {
         self as usize
     }
-
-    /// Its name in reports.
-    pub fn name(self) -> &'static str {
-        match self {
-            Phase::Baseline => "baseline",
-            Phase::During => "during",
-            Phase::After => "after",
-        }
-    }
 }
 
 const UNSET: u64 = u64::MAX;

@@ -158,11 +158,6 @@ impl Pool {
         }
     }
 
-    /// Connections checked out right now.
-    pub fn in_use(&self) -> usize {
-        self.gauge.lock().expect("not poisoned").in_use
-    }
-
     /// How full the pool got so far.
     pub fn stats(&self) -> PoolStats {
         let g = self.gauge.lock().expect("not poisoned");
