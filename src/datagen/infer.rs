@@ -7,7 +7,6 @@ use tokio_postgres::types::Type;
 
 use super::generate::ValueGen;
 use super::value::PgKind;
-use crate::scenario::calendar::{parse_date, parse_timestamp};
 use crate::scenario::{FakeKind, GenSpec, Literal, ValueSpec};
 
 /// One column of a table to fill.
@@ -82,11 +81,6 @@ fn parent_table<'a>(column: &str, tables: &'a [(String, u64)]) -> Option<&'a (St
 
 fn spec(kind: GenSpec) -> ValueGen {
     ValueGen::from_spec(&ValueSpec { kind, nulls: 0.0 })
-}
-
-fn default_timestamps() -> (i64, i64) {
-    let (lo, hi) = crate::scenario::DEFAULT_TIMESTAMP_RANGE;
-    (parse_timestamp(lo).expect("constant"), parse_timestamp(hi).expect("constant"))
 }
 
 /// The generator for a column nobody described, or why there is none.
@@ -178,14 +172,8 @@ pub fn infer(col: &ColumnInfo, tables: &[(String, u64)]) -> Result<ValueGen, Str
         }
         PgKind::Bool => spec(GenSpec::Bool),
         PgKind::Uuid => spec(GenSpec::Uuid),
-        PgKind::Timestamp | PgKind::Timestamptz => {
-            let (lo, hi) = default_timestamps();
-            spec(GenSpec::Timestamp { lo, hi })
-        }
-        PgKind::Date => {
-            let (lo, hi) = crate::scenario::DEFAULT_TIMESTAMP_RANGE;
-            spec(GenSpec::Date { lo: parse_date(lo).expect("constant"), hi: parse_date(hi).expect("constant") })
-        }
+        PgKind::Timestamp | PgKind::Timestamptz => spec(GenSpec::default_timestamp()),
+        PgKind::Date => spec(GenSpec::default_date()),
         PgKind::Json | PgKind::Jsonb => ValueGen::json(),
         PgKind::Bytea => ValueGen::bytes(),
     };

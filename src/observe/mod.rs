@@ -10,7 +10,7 @@
 
 mod sample;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -107,11 +107,11 @@ impl State {
         let offset = crate::units::secs(at.saturating_duration_since(t0));
         self.summary.samples += 1;
         let roles: HashMap<i32, &Backend> = backends.iter().map(|b| (b.pid, b)).collect();
-        let mut seen = Vec::new();
+        let mut seen = HashSet::new();
         let mut waiters_per_edge: HashMap<(String, String, String, String), usize> = HashMap::new();
         for b in backends {
             let Some(target) = &b.waiting_for else { continue };
-            seen.push(b.pid);
+            seen.insert(b.pid);
             let server_start =
                 b.wait_ms.map(|ms| at.checked_sub(Duration::from_secs_f64(ms.max(0.0) / 1000.0)).unwrap_or(at));
             // A new wait when none was open, it is for another lock, or the

@@ -18,7 +18,6 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use source::{Location, SqlText};
-pub(crate) use validate::DEFAULT_TIMESTAMP_RANGE;
 
 /// A scenario that could not be read or does not make sense. Always the
 /// user's input: exit code 2.
@@ -215,6 +214,24 @@ pub enum GenSpec {
     Uuid,
     /// The same value every time.
     Const(Literal),
+}
+
+/// The range of timestamps and dates generated when none is named:
+/// fixed, so that the same seed gives the same data whenever it runs.
+const DEFAULT_RANGE: (&str, &str) = ("2024-01-01", "2026-01-01");
+
+impl GenSpec {
+    /// Timestamps over the default range (2024-01-01 to 2026-01-01).
+    pub fn default_timestamp() -> GenSpec {
+        let parse = |s| calendar::parse_timestamp(s).expect("a valid constant");
+        GenSpec::Timestamp { lo: parse(DEFAULT_RANGE.0), hi: parse(DEFAULT_RANGE.1) }
+    }
+
+    /// Dates over the default range (2024-01-01 to 2026-01-01).
+    pub fn default_date() -> GenSpec {
+        let parse = |s| calendar::parse_date(s).expect("a valid constant");
+        GenSpec::Date { lo: parse(DEFAULT_RANGE.0), hi: parse(DEFAULT_RANGE.1) }
+    }
 }
 
 /// A literal value from the scenario file.

@@ -16,9 +16,6 @@ use super::{
     Scenario, ScenarioError, StepSpec, Strategy, TableSpec, Thresholds, Timeline, ValueSpec, WorkloadSpec,
 };
 
-/// Timestamps generated when a column or parameter names no range.
-pub(crate) const DEFAULT_TIMESTAMP_RANGE: (&str, &str) = ("2024-01-01", "2026-01-01");
-
 struct Validator {
     src: Arc<SourceFile>,
     scale: f64,
@@ -246,11 +243,8 @@ impl Validator {
             "uuid" => GenSpec::Uuid,
             "bool" | "boolean" => GenSpec::Bool,
             "words" | "text" => GenSpec::Words { min: 1, max: 5 },
-            "timestamp" => self.timestamp_range(DEFAULT_TIMESTAMP_RANGE.0, DEFAULT_TIMESTAMP_RANGE.1, span)?,
-            "date" => {
-                let (lo, hi) = DEFAULT_TIMESTAMP_RANGE;
-                GenSpec::Date { lo: parse_date(lo).expect("constant"), hi: parse_date(hi).expect("constant") }
-            }
+            "timestamp" => GenSpec::default_timestamp(),
+            "date" => GenSpec::default_date(),
             _ => {
                 let mut known: Vec<&str> = FakeKind::NAMES.iter().map(|(n, _)| *n).collect();
                 known.extend(["sequence", "uuid", "bool", "words", "timestamp", "date"]);

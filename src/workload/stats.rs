@@ -18,7 +18,7 @@ use hdrhistogram::Histogram;
 use serde::Serialize;
 
 use super::phase::Phase;
-use crate::postgres::{LOCK_NOT_AVAILABLE, QUERY_CANCELED, SqlError};
+use crate::postgres::{LOCK_NOT_AVAILABLE, QUERY_CANCELED};
 
 /// Why a request failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,14 +52,15 @@ impl Failure {
     }
 
     /// Classifies a driver error.
+    /// Classifies a driver error. Runs once per failed request, so it
+    /// reads the error in place rather than copying it.
     pub fn classify(e: &tokio_postgres::Error) -> Failure {
-        let err = SqlError::from_pg(e);
-        match err.sqlstate.as_deref() {
-            None => Failure::Connection,
-            Some(LOCK_NOT_AVAILABLE) => Failure::LockTimeout,
-            Some(QUERY_CANCELED) if err.message.contains("statement timeout") => Failure::StatementTimeout,
-            Some(code) if code.starts_with("08") || code == "57P01" => Failure::Connection,
-            Some(code) => Failure::Sql(code.to_string()),
+        let Some(db) = e.as_db_error() else { return Failure::Connection };
+        match db.code().code() {
+            LOCK_NOT_AVAILABLE => Failure::LockTimeout,
+            QUERY_CANCELED if db.message().contains("statement timeout") => Failure::StatementTimeout,
+            code if code.starts_with("08") || code == "57P01" => Failure::Connection,
+            code => Failure::Sql(code.to_string()),
         }
     }
 }
