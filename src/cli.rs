@@ -13,9 +13,9 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::datagen::LoadError;
-use crate::postgres::{BackendChoice, ProvisionError};
-use crate::rehearsal::{RunOptions, UsageError, rehearse};
-use crate::report::render;
+use crate::postgres::{self, BackendChoice, ProvisionError};
+use crate::rehearsal::{RunOptions, UsageError, rehearse_all};
+use crate::report::{render, render_side_by_side, to_json_many};
 use crate::scenario::{self, LoadOptions, ScenarioError};
 use crate::workload::WorkloadError;
 
@@ -47,13 +47,22 @@ pub enum Command {
     Run(RunArgs),
     /// Check a scenario file without running anything.
     Check(CheckArgs),
+    /// Remove what killed runs left behind: containers labelled by the
+    /// harness and local cluster directories, of runs no longer going.
+    Clean(CleanArgs),
 }
 
 /// Where Postgres comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum BackendArg {
+    /// Docker when a daemon answers and the image is there (or can be
+    /// pulled), else local.
+    Auto,
     /// A throwaway cluster from this machine's PostgreSQL binaries.
     Local,
+    /// A throwaway container (testcontainers), of --pg-image or the
+    /// scenario's image or version.
+    Docker,
     /// A server you name with --url (e.g. staging).
     Url,
 }
@@ -63,9 +72,13 @@ pub enum BackendArg {
 pub struct RunArgs {
     /// The scenario file.
     pub scenario: PathBuf,
-    /// Where Postgres comes from (default: local, or url when --url is given).
+    /// Where Postgres comes from (default: auto, or url when --url is given).
     #[arg(long, value_enum)]
     pub backend: Option<BackendArg>,
+    /// The container image (docker backend); repeat it to rehearse on
+    /// several servers, one after another, side by side in the report.
+    #[arg(long = "pg-image", value_name = "IMAGE")]
+    pub pg_images: Vec<String>,
     /// Connection URL of an existing server (with --backend url).
     #[arg(long)]
     pub url: Option<String>,
@@ -101,6 +114,14 @@ pub struct RunArgs {
 pub struct CheckArgs {
     /// The scenario file.
     pub scenario: PathBuf,
+}
+
+/// `rehearse clean`
+#[derive(Debug, Args)]
+pub struct CleanArgs {
+    /// Also remove what belongs to runs that are still going.
+    #[arg(long)]
+    pub all: bool,
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -189,26 +210,49 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
             Ok(EXIT_PASS)
         }
         Command::Run(args) => run_rehearsal(args).await,
+        Command::Clean(args) => {
+            let done = postgres::clean(args.all, false).await;
+            for c in &done.containers {
+                println!("removed container {c}");
+            }
+            for d in &done.dirs {
+                println!("removed directory {}", d.display());
+            }
+            for k in &done.kept {
+                println!("kept {k}");
+            }
+            if done.containers.is_empty() && done.dirs.is_empty() {
+                println!("nothing to clean");
+            }
+            for p in &done.problems {
+                eprintln!("rehearse: {p}");
+            }
+            Ok(if done.problems.is_empty() { EXIT_PASS } else { EXIT_ENVIRONMENT })
+        }
     }
 }
 
 async fn run_rehearsal(args: RunArgs) -> anyhow::Result<i32> {
-    let backend = match (args.backend, args.url) {
-        (Some(BackendArg::Url) | None, Some(url)) => BackendChoice::Url(url),
+    let requested = match (args.backend, args.url) {
+        (Some(BackendArg::Url) | None, Some(url)) => postgres::BackendArg::Url(url),
         (Some(BackendArg::Url), None) => {
             return Err(UsageError("--backend url needs --url postgres://...".into()).into());
         }
-        (Some(BackendArg::Local), Some(_)) => {
-            return Err(UsageError("--url goes with --backend url, not local".into()).into());
+        (Some(_), Some(_)) => {
+            return Err(UsageError("--url goes with --backend url".into()).into());
         }
-        (Some(BackendArg::Local) | None, None) => BackendChoice::Local,
+        (Some(BackendArg::Local), None) => postgres::BackendArg::Local,
+        (Some(BackendArg::Docker), None) => postgres::BackendArg::Docker,
+        (Some(BackendArg::Auto) | None, None) => postgres::BackendArg::Auto,
     };
-    if (args.reuse_existing || args.keep_tables) && matches!(backend, BackendChoice::Local) {
+    let is_url = matches!(requested, postgres::BackendArg::Url(_));
+    if (args.reuse_existing || args.keep_tables) && !is_url {
         return Err(UsageError("--reuse-existing and --keep-tables apply to --backend url".into()).into());
     }
     let scenario = scenario::load(&args.scenario, &LoadOptions { scale: args.scale })?;
     let opts = RunOptions {
-        backend,
+        backend: BackendChoice::Local,
+        chosen: String::new(),
         strategy: args.strategy,
         reuse_existing: args.reuse_existing,
         keep_tables: args.keep_tables,
@@ -216,20 +260,23 @@ async fn run_rehearsal(args: RunArgs) -> anyhow::Result<i32> {
         load_streams: args.load_streams.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get())),
         progress: !args.quiet,
     };
-    let report = rehearse(&scenario, &opts).await?;
+    let reports = rehearse_all(&scenario, &requested, &args.pg_images, &opts).await?;
+    let (summary, json) = match reports.as_slice() {
+        [one] => (render(one), one.to_json()),
+        many => (render_side_by_side(many), to_json_many(many)),
+    };
     let json_to_stdout = args.json.as_ref().is_some_and(|p| p.as_os_str() == "-");
     if json_to_stdout {
-        eprint!("{}", render(&report));
+        eprint!("{summary}");
     } else {
-        print!("{}", render(&report));
+        print!("{summary}");
     }
     if let Some(path) = &args.json {
-        let json = report.to_json();
         if json_to_stdout {
             println!("{json}");
         } else {
             std::fs::write(path, json + "\n").with_context(|| format!("writing {}", path.display()))?;
         }
     }
-    Ok(if report.verdict.pass { EXIT_PASS } else { EXIT_FAIL })
+    Ok(if reports.iter().all(|r| r.verdict.pass) { EXIT_PASS } else { EXIT_FAIL })
 }

@@ -13,12 +13,12 @@ use crate::datagen::{self, LoadOptions};
 use crate::interference::Interference;
 use crate::migration;
 use crate::observe::Observer;
-use crate::postgres::{self, BackendChoice, Cleanup, Role};
+use crate::postgres::{self, BackendArg, BackendChoice, Cleanup, Role};
 use crate::report::{
     self, Named, PhaseReport, Phases, PostgresInfo, QueryInfo, Report, ThresholdsInfo, Timeline, WorkloadInfo,
 };
-use crate::scenario::Scenario;
 use crate::scenario::duration::human;
+use crate::scenario::{Scenario, Strategy};
 use crate::units::{millis, secs};
 use crate::workload::{Phase, PhaseClock, Workload};
 
@@ -27,6 +27,8 @@ use crate::workload::{Phase, PhaseClock, Workload};
 pub struct RunOptions {
     /// Where the server comes from.
     pub backend: BackendChoice,
+    /// Why that backend, in one line (see [`postgres::Plan`]).
+    pub chosen: String,
     /// The strategy to apply; the scenario's first when `None`.
     pub strategy: Option<String>,
     /// Use existing tables as they are (`--reuse-existing`).
@@ -66,17 +68,53 @@ fn settings(scenario: &Scenario) -> Vec<(String, String)> {
     s
 }
 
-/// Runs the rehearsal of `scenario` and returns its report.
-pub async fn rehearse(scenario: &Scenario, opts: &RunOptions) -> anyhow::Result<Report> {
-    let strategy = scenario.strategy(opts.strategy.as_deref()).ok_or_else(|| {
+/// The strategy `name`, or the scenario's first.
+fn strategy<'a>(scenario: &'a Scenario, name: Option<&str>) -> Result<&'a Strategy, UsageError> {
+    scenario.strategy(name).ok_or_else(|| {
         let names: Vec<&str> = scenario.strategies.iter().map(|s| s.name.as_str()).collect();
         UsageError(format!(
             "no strategy `{}` in {} (strategies: {})",
-            opts.strategy.as_deref().unwrap_or(""),
+            name.unwrap_or(""),
             scenario.path.display(),
             names.join(", ")
         ))
-    })?;
+    })
+}
+
+/// Chooses the backend and images (see [`postgres::plan`]), then runs one
+/// rehearsal per server, one after another (side by side they would skew
+/// each other's latencies), and returns their reports.
+pub async fn rehearse_all(
+    scenario: &Scenario,
+    backend: &BackendArg,
+    images: &[String],
+    opts: &RunOptions,
+) -> anyhow::Result<Vec<Report>> {
+    strategy(scenario, opts.strategy.as_deref())?;
+    let plan = postgres::plan(backend, images, &scenario.postgres.images).await?;
+    // Always said, even with --quiet: which server a result is from is
+    // part of the result.
+    eprintln!("rehearse: backend {}", plan.why);
+    let mut reports = Vec::with_capacity(plan.runs.len());
+    for (i, choice) in plan.runs.iter().enumerate() {
+        if plan.runs.len() > 1 {
+            let on = match choice {
+                BackendChoice::Docker(image) => image.as_str(),
+                _ => "the server",
+            };
+            say(opts, None, format!("rehearsal {} of {} on {on}", i + 1, plan.runs.len()));
+        }
+        let opts = RunOptions { backend: choice.clone(), chosen: plan.why.clone(), ..opts.clone() };
+        let mut report = rehearse(scenario, &opts).await?;
+        report.warnings.extend(plan.warnings.iter().cloned());
+        reports.push(report);
+    }
+    Ok(reports)
+}
+
+/// Runs the rehearsal of `scenario` and returns its report.
+pub async fn rehearse(scenario: &Scenario, opts: &RunOptions) -> anyhow::Result<Report> {
+    let strategy = strategy(scenario, opts.strategy.as_deref())?;
     let server = postgres::provision(&opts.backend, &settings(scenario)).await?;
     say(opts, None, format!("{} server at {}", server.backend(), server.target()));
     if std::env::var("REHEARSE_FAULT").as_deref() == Ok("panic-after-provision") {
@@ -174,6 +212,8 @@ pub async fn rehearse(scenario: &Scenario, opts: &RunOptions) -> anyhow::Result<
         scale: scenario.scale,
         postgres: PostgresInfo {
             backend: server.backend(),
+            chosen: opts.chosen.clone(),
+            image: server.image().map(str::to_string),
             version: version.version,
             version_num: version.version_num,
             target: server.target(),

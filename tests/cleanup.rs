@@ -30,7 +30,7 @@ fn nothing_is_left_after_a_panic() {
     let sandbox = Sandbox::new();
     let path = sandbox.write("s.toml", &small_scenario(QUERY, "SELECT 1"));
     let out = sandbox
-        .command(&["run", path.to_str().unwrap(), "--quiet"])
+        .command(&["run", path.to_str().unwrap(), "--quiet", "--backend", "local"])
         .env("REHEARSE_FAULT", "panic-after-provision")
         .output()
         .unwrap();
@@ -46,7 +46,7 @@ fn interrupt_with(signal: Signal) {
     let sandbox = Sandbox::new();
     let scenario = repo("scenarios/add-column-default.toml");
     let mut child = sandbox
-        .command(&["run", scenario.to_str().unwrap(), "--scale", "0.01"])
+        .command(&["run", scenario.to_str().unwrap(), "--scale", "0.01", "--backend", "local"])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()

@@ -114,6 +114,11 @@ pub fn rehearse(
 ) -> (i32, String, String, Option<serde_json::Value>) {
     let json = sandbox.path().join("report.json");
     let mut args = vec!["run", scenario.to_str().unwrap(), "--quiet", "--json", json.to_str().unwrap()];
+    // The local backend unless the test names another: `auto` would pick
+    // Docker on a machine that has the default image.
+    if !extra.iter().any(|a| *a == "--backend" || *a == "--url") {
+        args.extend_from_slice(&["--backend", "local"]);
+    }
     args.extend_from_slice(extra);
     let out = sandbox.run(&args);
     let report = std::fs::read_to_string(&json).ok().map(|t| serde_json::from_str(&t).unwrap());

@@ -10,7 +10,7 @@ use rehearse::observe::{BlockEdge, LockSummary};
 use rehearse::postgres::{BackendKind, SqlError};
 use rehearse::report::{
     Named, PhaseReport, Phases, PostgresInfo, QueryInfo, Report, ThresholdsInfo, Timeline, WorkloadInfo, evaluate,
-    render,
+    render, render_side_by_side, to_json_many,
 };
 use rehearse::workload::{PoolStats, QueryPhaseStats, SeriesPoint};
 
@@ -132,6 +132,8 @@ fn naive() -> Report {
         scale: 1.0,
         postgres: PostgresInfo {
             backend: BackendKind::Local,
+            chosen: "local: --backend local".into(),
+            image: None,
             version: "PostgreSQL 15.18 (Debian 15.18-0+deb12u1) on x86_64-pc-linux-gnu".into(),
             version_num: 150018,
             target: "postgres://postgres@127.0.0.1:45071/postgres".into(),
@@ -191,6 +193,40 @@ fn terminal_summary_of_the_outage() {
     insta::assert_snapshot!("naive_outage", render(&naive()));
 }
 
+/// The outage on two servers: as it was, and on a server where the
+/// report ended sooner, so that the columns differ.
+fn two_servers() -> Vec<Report> {
+    let mut a = naive();
+    a.postgres.backend = BackendKind::Docker;
+    a.postgres.image = Some("postgres:12".into());
+    a.postgres.version = "PostgreSQL 12.22 on x86_64-pc-linux-gnu".into();
+    let mut b = naive();
+    b.postgres.backend = BackendKind::Docker;
+    b.postgres.image = Some("rehearse/postgres:15".into());
+    b.migration.lock_wait_ms = 1_200.0;
+    b.migration.total_ms = 1_250.0;
+    b.locks.workload_longest_wait_ms = 1_190.0;
+    b.pool.timeouts = 0;
+    b.verdict = evaluate(&b.thresholds, &b.migration, &b.locks, &b.phases);
+    vec![a, b]
+}
+
+#[test]
+fn terminal_side_by_side_of_two_servers() {
+    insta::assert_snapshot!("two_servers", render_side_by_side(&two_servers()));
+}
+
+#[test]
+fn the_json_of_several_servers_holds_one_report_each() {
+    let v: serde_json::Value = serde_json::from_str(&to_json_many(&two_servers())).unwrap();
+    let reports = v["reports"].as_array().unwrap();
+    assert_eq!(reports.len(), 2);
+    assert_eq!(reports[0]["postgres"]["image"], "postgres:12");
+    assert_eq!(reports[1]["postgres"]["image"], "rehearse/postgres:15");
+    assert_eq!(reports[1]["postgres"]["backend"], "docker");
+    assert_eq!(reports[1]["migration"]["lock_wait_ms"], 1_200.0);
+}
+
 #[test]
 fn terminal_summary_of_a_failed_step() {
     let mut r = naive();
@@ -223,6 +259,8 @@ fn the_json_has_every_documented_field() {
         "scenario",
         "strategy",
         "postgres.backend",
+        "postgres.chosen",
+        "postgres.image",
         "postgres.version",
         "locks.longest_wait_ms",
         "locks.max_waiting",

@@ -152,3 +152,74 @@ fn a_failing_step_gives_a_failed_migration_report_not_a_crash() {
     assert!(r["phases"]["after"]["queries"]["get_item"]["count"].as_u64().unwrap() > 20);
     sandbox.assert_clean();
 }
+
+/// `small_scenario` with a `[postgres]` table holding `body`.
+fn with_postgres(body: &str) -> String {
+    small_scenario(QUERY, STEP).replace("seed = 7\n", &format!("seed = 7\n\n[postgres]\n{body}\n"))
+}
+
+#[test]
+fn versions_and_images_are_checked_where_they_are_written() {
+    let toml = with_postgres("version = \"12\"\nversions = [\"12\", \"16\"]");
+    let (code, stderr, path, _s) = check(&toml);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("give `version` or `versions`, not both"), "{stderr}");
+    let (line, col) = position_of(&toml, "[\"12\", \"16\"]", 0);
+    assert_located(&stderr, &path, line, col);
+
+    let toml = with_postgres("versions = [\"12\", \"16\", \"12\"]");
+    let (code, stderr, path, _s) = check(&toml);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("version `12` is listed twice"), "{stderr}");
+    // The second "12", on the `versions` line.
+    let (line, versions_col) = position_of(&toml, "versions = ", 0);
+    let line_text = toml.lines().nth(line - 1).unwrap();
+    assert_located(&stderr, &path, line, versions_col + line_text.rfind("\"12\"").unwrap());
+
+    let toml = with_postgres("version = \"16 beta\"");
+    let (code, stderr, _, _s) = check(&toml);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("is not a version"), "{stderr}");
+
+    let toml = with_postgres("image = \"postgres@sha256:0123\"");
+    let (code, stderr, path, _s) = check(&toml);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("digests are not supported"), "{stderr}");
+    let (line, col) = position_of(&toml, "\"postgres@", 0);
+    assert_located(&stderr, &path, line, col);
+
+    let (code, stderr, _, _s) = check(&with_postgres("versions = [\"12\", \"16\"]"));
+    assert_eq!(code, 0, "{stderr}");
+}
+
+#[test]
+fn several_versions_on_the_local_backend_are_refused() {
+    let sandbox = Sandbox::new();
+    let path = sandbox.write("s.toml", &with_postgres("versions = [\"12\", \"16\"]"));
+    let (code, _, stderr, _) = rehearse(&sandbox, &path, &["--backend", "local"]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("the scenario lists 2 versions (postgres:12, postgres:16)"), "{stderr}");
+    let (code, _, stderr, _) = rehearse(&sandbox, &path, &["--backend", "local", "--pg-image", "postgres:16"]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("--pg-image goes with --backend docker or auto"), "{stderr}");
+    sandbox.assert_clean();
+}
+
+#[test]
+fn auto_falls_back_to_local_and_says_why() {
+    let _turn = heavy();
+    let sandbox = Sandbox::new();
+    // An image no registry has: auto cannot use Docker, with or without a
+    // daemon, and says why in one line.
+    let path = sandbox.write("s.toml", &with_postgres("image = \"rehearse-test/absent:0\""));
+    let (code, _, stderr, report) = rehearse(&sandbox, &path, &["--backend", "auto"]);
+    assert_eq!(code, 0, "{stderr}");
+    let line = stderr.lines().find(|l| l.starts_with("rehearse: backend ")).unwrap_or_else(|| panic!("{stderr}"));
+    assert!(line.starts_with("rehearse: backend local: "), "{line}");
+    let r = report.unwrap();
+    assert_eq!(r["postgres"]["backend"], "local");
+    assert_eq!(r["postgres"]["chosen"], line.trim_start_matches("rehearse: backend "));
+    let warnings = r["warnings"].as_array().unwrap();
+    assert!(warnings.iter().any(|w| w.as_str().unwrap().contains("rehearse-test/absent:0")), "{warnings:?}");
+    sandbox.assert_clean();
+}

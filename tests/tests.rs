@@ -5,6 +5,7 @@
 mod common;
 
 mod cleanup;
+mod containers;
 mod datagen;
 mod migration_steps;
 mod report_render;

@@ -1,7 +1,7 @@
 //! Provisioning: where the rehearsal's Postgres comes from.
 //!
 //! Every backend yields a [`Server`]: connection settings plus what the
-//! harness may do there. A throwaway server (the local cluster, later a
+//! harness may do there. A throwaway server (the local cluster, a
 //! container) is the harness's own; a server the user names (`--url`) is
 //! not, and the harness never drops or overwrites what it did not create
 //! there. Dropping the `Server` releases whatever the backend started.
@@ -10,7 +10,11 @@
 //! its [`Role`], which is how the lock observer tells who blocked whom.
 
 mod binaries;
+mod choice;
+mod clean;
 mod cleanup;
+mod container;
+pub mod docker;
 mod local;
 mod sql_error;
 mod url;
@@ -21,7 +25,11 @@ use std::time::Duration;
 
 use tokio_postgres::{Client, NoTls};
 
+pub use choice::{BackendArg, Plan, plan};
+pub use clean::{Cleaned, clean};
 pub use cleanup::Cleanup;
+pub use container::ContainerServer;
+pub use docker::{DEFAULT_IMAGE, check_image_ref, official_image};
 pub use local::LocalCluster;
 pub use sql_error::{LOCK_NOT_AVAILABLE, QUERY_CANCELED, SqlError};
 pub use url::{UrlServer, redacted};
@@ -34,6 +42,8 @@ pub enum BackendKind {
     Local,
     /// A server the user named with `--url`.
     Url,
+    /// A throwaway container.
+    Docker,
 }
 
 impl fmt::Display for BackendKind {
@@ -41,6 +51,7 @@ impl fmt::Display for BackendKind {
         f.write_str(match self {
             BackendKind::Local => "local",
             BackendKind::Url => "url",
+            BackendKind::Docker => "docker",
         })
     }
 }
@@ -56,6 +67,10 @@ pub trait Server: Send + Sync {
     /// Whether the harness owns everything on it (and may create and drop
     /// freely), as opposed to a server the user named.
     fn is_throwaway(&self) -> bool;
+    /// The container image it runs, for a container.
+    fn image(&self) -> Option<&str> {
+        None
+    }
 }
 
 /// Where to get a server.
@@ -65,6 +80,8 @@ pub enum BackendChoice {
     Local,
     /// Use the server at this URL.
     Url(String),
+    /// Start a throwaway container of this image.
+    Docker(String),
 }
 
 /// Starts or reaches the server the choice names. Server settings apply
@@ -76,6 +93,7 @@ pub async fn provision(
     match choice {
         BackendChoice::Local => Ok(Box::new(LocalCluster::start(settings).await?)),
         BackendChoice::Url(url) => Ok(Box::new(UrlServer::open(url).await?)),
+        BackendChoice::Docker(image) => Ok(Box::new(ContainerServer::start(image, settings).await?)),
     }
 }
 
@@ -119,6 +137,32 @@ pub enum ProvisionError {
         /// Why.
         reason: String,
     },
+    /// The flags or the scenario ask for something no backend can give.
+    #[error("{0}")]
+    Usage(String),
+    /// `--backend docker` (or several versions) without a daemon.
+    #[error("{0}; the docker backend needs a running Docker daemon (or use --backend local)")]
+    Docker(String),
+    /// The image is neither on the machine nor pullable.
+    #[error(
+        "{reason}; build one from this machine's packages with scripts/build-postgres-image and pass it with --pg-image"
+    )]
+    ImageUnavailable {
+        /// The image.
+        image: String,
+        /// Why it cannot be had.
+        reason: String,
+    },
+    /// The container did not come up.
+    #[error("the container of {image} did not start: {reason}\n--- container log ---\n{log}")]
+    Container {
+        /// The image.
+        image: String,
+        /// What happened.
+        reason: String,
+        /// The end of the container's log.
+        log: String,
+    },
     /// An operating system call failed.
     #[error("cannot {what}")]
     Io {
@@ -134,7 +178,7 @@ impl ProvisionError {
     /// environment failure.
     pub fn exit_code(&self) -> i32 {
         match self {
-            ProvisionError::BadUrl(_) => 2,
+            ProvisionError::BadUrl(_) | ProvisionError::Usage(_) => 2,
             _ => 3,
         }
     }

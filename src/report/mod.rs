@@ -3,6 +3,7 @@
 //! names what it measured and over which window; the JSON field names
 //! listed in the README are a contract.
 
+mod side_by_side;
 mod terminal;
 mod verdict;
 
@@ -11,6 +12,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use serde::ser::SerializeMap;
 
+pub use side_by_side::{render_side_by_side, to_json_many};
 pub use terminal::render;
 pub use verdict::{Verdict, Violation, evaluate};
 
@@ -83,8 +85,12 @@ pub struct Report {
 /// The server the rehearsal ran on.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct PostgresInfo {
-    /// `local` or `url`.
+    /// `local`, `docker` or `url`.
     pub backend: BackendKind,
+    /// Why that backend: the line the harness printed when it chose.
+    pub chosen: String,
+    /// The container image, on the docker backend.
+    pub image: Option<String>,
     /// `SELECT version()`.
     pub version: String,
     /// `server_version_num`.

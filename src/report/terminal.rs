@@ -10,15 +10,15 @@ use super::Report;
 use crate::migration::{LockMode, Outcome};
 use crate::scenario::duration::human;
 
-fn dur(ms: f64) -> String {
+pub(super) fn dur(ms: f64) -> String {
     human(Duration::from_secs_f64(ms.max(0.0) / 1000.0))
 }
 
-fn opt_dur(ms: Option<f64>) -> String {
+pub(super) fn opt_dur(ms: Option<f64>) -> String {
     ms.map_or_else(|| "-".to_string(), dur)
 }
 
-fn count(n: u64) -> String {
+pub(super) fn count(n: u64) -> String {
     let s = n.to_string();
     let mut out = String::new();
     for (i, c) in s.chars().enumerate() {

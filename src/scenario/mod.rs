@@ -112,6 +112,10 @@ pub struct PostgresSpec {
     /// Server settings, passed as `-c name=value` where the harness starts
     /// the server.
     pub settings: Vec<(String, String)>,
+    /// The container images to rehearse on, from `image = "…"`, or from
+    /// `version = "12"` / `versions = ["12", "16"]` as `postgres:<version>`.
+    /// Empty when the scenario names none.
+    pub images: Vec<String>,
 }
 
 /// One `[[table]]`.

@@ -38,6 +38,9 @@ pub struct RawScenario {
 pub struct RawPostgres {
     #[serde(default)]
     pub settings: BTreeMap<String, Spanned<toml::Value>>,
+    pub image: Option<Spanned<String>>,
+    pub version: Option<Spanned<String>>,
+    pub versions: Option<Spanned<Vec<Spanned<String>>>>,
 }
 
 /// `[[table]]`

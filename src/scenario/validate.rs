@@ -8,8 +8,10 @@ use std::time::Duration;
 
 use toml::Spanned;
 
+use crate::postgres;
+
 use super::calendar::{parse_date, parse_timestamp};
-use super::raw::{RawGen, RawGenTable, RawScenario, RawStep};
+use super::raw::{RawGen, RawGenTable, RawPostgres, RawScenario, RawStep};
 use super::source::{SourceFile, SqlText};
 use super::{
     ColumnOverride, FakeKind, GenSpec, InterferenceSpec, Literal, LoadOptions, ParamSpec, PostgresSpec, QuerySpec,
@@ -49,6 +51,46 @@ impl Validator {
         Ok(SqlText::new(&self.src, text, span))
     }
 
+    /// `image`, `version` or `versions` of `[postgres]`, as image references.
+    fn images(&self, pg: &RawPostgres) -> Result<Vec<String>, ScenarioError> {
+        if let (Some(_), Some(v)) = (&pg.version, &pg.versions) {
+            return self.err(v.span(), "give `version` or `versions`, not both");
+        }
+        if let (Some(_), Some(v)) = (&pg.image, &pg.versions) {
+            return self.err(v.span(), "give `image` or `versions`, not both: each version is an image of its own");
+        }
+        if let Some(image) = &pg.image {
+            if let Err(e) = postgres::check_image_ref(image.get_ref()) {
+                return self.err(image.span(), e);
+            }
+            return Ok(vec![image.get_ref().clone()]);
+        }
+        let versions: Vec<&Spanned<String>> = match (&pg.version, &pg.versions) {
+            (Some(v), _) => vec![v],
+            (None, Some(list)) if list.get_ref().is_empty() => {
+                return self.err(list.span(), "`versions` is empty");
+            }
+            (None, Some(list)) => list.get_ref().iter().collect(),
+            (None, None) => return Ok(Vec::new()),
+        };
+        let mut images: Vec<String> = Vec::new();
+        for v in versions {
+            let text = v.get_ref();
+            let valid = text.len() <= 128
+                && text.starts_with(|c: char| c.is_ascii_alphanumeric())
+                && text.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'));
+            if !valid {
+                return self.err(v.span(), format!("`{text}` is not a version such as \"12\" or \"16.4\""));
+            }
+            let image = postgres::official_image(text);
+            if images.contains(&image) {
+                return self.err(v.span(), format!("version `{text}` is listed twice"));
+            }
+            images.push(image);
+        }
+        Ok(images)
+    }
+
     fn name(&self, s: Spanned<String>, what: &str, seen: &mut HashSet<String>) -> Result<String, ScenarioError> {
         let span = s.span();
         let name = s.into_inner();
@@ -62,6 +104,7 @@ impl Validator {
     }
 
     fn scenario(&mut self, raw: RawScenario) -> Result<Scenario, ScenarioError> {
+        let images = self.images(&raw.postgres)?;
         let mut settings = Vec::new();
         for (name, value) in raw.postgres.settings {
             let span = value.span();
@@ -186,7 +229,7 @@ impl Validator {
             path: self.src.path.clone(),
             seed: raw.seed.unwrap_or(0),
             scale: self.scale,
-            postgres: PostgresSpec { settings },
+            postgres: PostgresSpec { settings, images },
             tables,
             workload: WorkloadSpec { pool_size: pool_size as usize, pool_timeout: w.pool_timeout.0, queries },
             interference,

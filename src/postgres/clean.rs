@@ -1,0 +1,117 @@
+//! `rehearse clean`: removes what a run that could not clean up after
+//! itself (SIGKILL, a power cut) left behind: containers labelled by the
+//! harness, and local cluster directories in the temporary directory.
+//! Whatever belongs to a harness process that still runs is kept, unless
+//! the user says `--all`.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use super::docker::{self, MANAGED_LABEL, process_alive};
+
+/// What `clean` did.
+#[derive(Debug, Default)]
+pub struct Cleaned {
+    /// Containers removed: (id, name, image).
+    pub containers: Vec<String>,
+    /// Local cluster directories removed.
+    pub dirs: Vec<PathBuf>,
+    /// Left alone because their run is still going: why.
+    pub kept: Vec<String>,
+    /// What could not be done: the daemon did not answer, a removal failed.
+    pub problems: Vec<String>,
+}
+
+/// Removes leftovers of dead runs (of every run with `all`). Without a
+/// Docker daemon only the directories are looked at, and the missing
+/// daemon is reported as a problem only when `require_docker`.
+pub async fn clean(all: bool, require_docker: bool) -> Cleaned {
+    let mut done = Cleaned::default();
+    match docker::daemon().await {
+        Ok(client) => match docker::containers(&client, MANAGED_LABEL).await {
+            Ok(found) => {
+                for c in found {
+                    let short: String = c.id.chars().take(12).collect();
+                    if let Some(pid) = c.pid.filter(|p| !all && process_alive(*p)) {
+                        done.kept.push(format!("container {short} ({}): its run, pid {pid}, is still going", c.name));
+                        continue;
+                    }
+                    match docker::remove(&client, &c.id).await {
+                        Ok(()) => done.containers.push(format!("{short} {} ({}, {})", c.name, c.image, c.state)),
+                        Err(e) => done.problems.push(e),
+                    }
+                }
+            }
+            Err(e) => done.problems.push(e),
+        },
+        Err(e) if require_docker => done.problems.push(e),
+        Err(_) => {}
+    }
+    clean_dirs(&std::env::temp_dir(), all, &mut done);
+    done
+}
+
+/// The pid in the first line of `path`, if any.
+fn pid_in(path: &Path) -> Option<i32> {
+    std::fs::read_to_string(path).ok()?.lines().next()?.trim().parse().ok()
+}
+
+fn clean_dirs(tmp: &Path, all: bool, done: &mut Cleaned) {
+    let Ok(entries) = std::fs::read_dir(tmp) else { return };
+    for entry in entries.flatten() {
+        let dir = entry.path();
+        let named = entry.file_name().to_string_lossy().starts_with("rehearse-");
+        // Only directories a local cluster made: they hold its owner file.
+        let Some(owner) = pid_in(&dir.join("rehearse.pid")).filter(|_| named) else { continue };
+        if !all && process_alive(owner) {
+            done.kept.push(format!("{}: its run, pid {owner}, is still going", dir.display()));
+            continue;
+        }
+        if let Some(postmaster) = pid_in(&dir.join("data/postmaster.pid")).filter(|p| process_alive(*p)) {
+            // Immediate shutdown of the orphaned server, then wait for it.
+            let pid = nix::unistd::Pid::from_raw(postmaster);
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGQUIT);
+            for _ in 0..100 {
+                if !process_alive(postmaster) {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        match std::fs::remove_dir_all(&dir) {
+            Ok(()) => done.dirs.push(dir),
+            Err(e) => done.problems.push(format!("cannot remove {}: {e}", dir.display())),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn directories_of_dead_runs_go_and_those_of_live_runs_stay() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dead = tmp.path().join("rehearse-dead");
+        let live = tmp.path().join("rehearse-live");
+        let foreign = tmp.path().join("rehearse-foreign");
+        for d in [&dead, &live, &foreign] {
+            std::fs::create_dir_all(d.join("data")).unwrap();
+        }
+        // A pid above the kernel's limit never runs.
+        std::fs::write(dead.join("rehearse.pid"), "4194305").unwrap();
+        std::fs::write(live.join("rehearse.pid"), std::process::id().to_string()).unwrap();
+        let mut done = Cleaned::default();
+        clean_dirs(tmp.path(), false, &mut done);
+        assert_eq!(done.dirs, vec![dead.clone()]);
+        assert!(!dead.exists());
+        assert!(live.exists(), "a running harness keeps its directory");
+        assert!(foreign.exists(), "a directory without an owner file is not the harness's");
+        assert_eq!(done.kept.len(), 1);
+
+        let mut done = Cleaned::default();
+        clean_dirs(tmp.path(), true, &mut done);
+        assert_eq!(done.dirs, vec![live.clone()]);
+        assert!(foreign.exists());
+    }
+}
