@@ -47,6 +47,9 @@ pub enum Command {
     Run(RunArgs),
     /// Check a scenario file without running anything.
     Check(CheckArgs),
+    /// Load a scenario's data only and print how to connect; a throwaway
+    /// server keeps running until Ctrl-C.
+    Generate(GenerateArgs),
     /// Remove what killed runs left behind: containers labelled by the
     /// harness and local cluster directories, of runs no longer going.
     Clean(CleanArgs),
@@ -67,11 +70,9 @@ pub enum BackendArg {
     Url,
 }
 
-/// `rehearse run`
+/// Where Postgres comes from, for `run` and `generate`.
 #[derive(Debug, Args)]
-pub struct RunArgs {
-    /// The scenario file.
-    pub scenario: PathBuf,
+pub struct ServerArgs {
     /// Where Postgres comes from (default: auto, or url when --url is given).
     #[arg(long, value_enum)]
     pub backend: Option<BackendArg>,
@@ -82,6 +83,30 @@ pub struct RunArgs {
     /// Connection URL of an existing server (with --backend url).
     #[arg(long)]
     pub url: Option<String>,
+}
+
+impl ServerArgs {
+    /// The backend asked for, with `--url` implying `url`.
+    fn requested(&self) -> Result<postgres::BackendArg, UsageError> {
+        Ok(match (self.backend, &self.url) {
+            (Some(BackendArg::Url) | None, Some(url)) => postgres::BackendArg::Url(url.clone()),
+            (Some(BackendArg::Url), None) => return Err(UsageError("--backend url needs --url postgres://...".into())),
+            (Some(_), Some(_)) => return Err(UsageError("--url goes with --backend url".into())),
+            (Some(BackendArg::Local), None) => postgres::BackendArg::Local,
+            (Some(BackendArg::Docker), None) => postgres::BackendArg::Docker,
+            (Some(BackendArg::Auto) | None, None) => postgres::BackendArg::Auto,
+        })
+    }
+}
+
+/// `rehearse run`
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The scenario file.
+    pub scenario: PathBuf,
+    /// Where Postgres comes from.
+    #[command(flatten)]
+    pub server: ServerArgs,
     /// The strategy to rehearse (default: the scenario's first).
     #[arg(long)]
     pub strategy: Option<String>,
@@ -114,6 +139,28 @@ pub struct RunArgs {
 pub struct CheckArgs {
     /// The scenario file.
     pub scenario: PathBuf,
+}
+
+/// `rehearse generate`
+#[derive(Debug, Args)]
+pub struct GenerateArgs {
+    /// The scenario file.
+    pub scenario: PathBuf,
+    /// Where Postgres comes from.
+    #[command(flatten)]
+    pub server: ServerArgs,
+    /// Multiply every table's row count.
+    #[arg(long, default_value_t = 1.0)]
+    pub scale: f64,
+    /// Write what was loaded as JSON to this file ("-" for stdout).
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// COPY streams per table (default: the number of CPUs).
+    #[arg(long)]
+    pub load_streams: Option<usize>,
+    /// No progress bars.
+    #[arg(short, long)]
+    pub quiet: bool,
 }
 
 /// `rehearse clean`
@@ -195,6 +242,10 @@ pub fn run(cli: Cli) -> i32 {
     }
 }
 
+fn default_streams() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get())
+}
+
 async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
     match cli.command {
         Command::Check(args) => {
@@ -210,6 +261,38 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
             Ok(EXIT_PASS)
         }
         Command::Run(args) => run_rehearsal(args).await,
+        Command::Generate(args) => {
+            let requested = args.server.requested()?;
+            let scenario = scenario::load(&args.scenario, &LoadOptions { scale: args.scale })?;
+            let opts = crate::datagen::LoadOptions {
+                streams: args.load_streams.unwrap_or_else(default_streams),
+                reuse_existing: false,
+                progress: !args.quiet,
+            };
+            crate::generate::generate(&scenario, &requested, &args.server.pg_images, &opts, |g| {
+                for t in &g.tables {
+                    println!(
+                        "{}: {} rows, {:.1} MB with indexes, loaded in {:.1}s",
+                        t.name,
+                        t.rows,
+                        t.total_bytes as f64 / 1e6,
+                        t.load_seconds
+                    );
+                }
+                println!("{}", g.connect);
+                if let Some(path) = &args.json {
+                    let json = serde_json::to_string_pretty(g).expect("serializes");
+                    if path.as_os_str() == "-" {
+                        println!("{json}");
+                    } else {
+                        std::fs::write(path, json + "\n").with_context(|| format!("writing {}", path.display()))?;
+                    }
+                }
+                Ok(())
+            })
+            .await?;
+            Ok(EXIT_PASS)
+        }
         Command::Clean(args) => {
             let done = postgres::clean(args.all, false).await;
             for c in &done.containers {
@@ -233,18 +316,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
 }
 
 async fn run_rehearsal(args: RunArgs) -> anyhow::Result<i32> {
-    let requested = match (args.backend, args.url) {
-        (Some(BackendArg::Url) | None, Some(url)) => postgres::BackendArg::Url(url),
-        (Some(BackendArg::Url), None) => {
-            return Err(UsageError("--backend url needs --url postgres://...".into()).into());
-        }
-        (Some(_), Some(_)) => {
-            return Err(UsageError("--url goes with --backend url".into()).into());
-        }
-        (Some(BackendArg::Local), None) => postgres::BackendArg::Local,
-        (Some(BackendArg::Docker), None) => postgres::BackendArg::Docker,
-        (Some(BackendArg::Auto) | None, None) => postgres::BackendArg::Auto,
-    };
+    let requested = args.server.requested()?;
     let is_url = matches!(requested, postgres::BackendArg::Url(_));
     if (args.reuse_existing || args.keep_tables) && !is_url {
         return Err(UsageError("--reuse-existing and --keep-tables apply to --backend url".into()).into());
@@ -257,10 +329,10 @@ async fn run_rehearsal(args: RunArgs) -> anyhow::Result<i32> {
         reuse_existing: args.reuse_existing,
         keep_tables: args.keep_tables,
         observe_interval: args.observe_interval,
-        load_streams: args.load_streams.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get())),
+        load_streams: args.load_streams.unwrap_or_else(default_streams),
         progress: !args.quiet,
     };
-    let reports = rehearse_all(&scenario, &requested, &args.pg_images, &opts).await?;
+    let reports = rehearse_all(&scenario, &requested, &args.server.pg_images, &opts).await?;
     let (summary, json) = match reports.as_slice() {
         [one] => (render(one), one.to_json()),
         many => (render_side_by_side(many), to_json_many(many)),

@@ -26,12 +26,13 @@
 //!   rewrites per step;
 //! - [`observe`]: the lock observer (who blocked whom, how long, how many);
 //! - [`report`]: the report model, its verdict, the terminal summary and JSON;
-//! - [`rehearsal`]: the timeline that ties them together; [`cli`]: the
-//!   command line.
+//! - [`rehearsal`]: the timeline that ties them together; [`generate`]: the
+//!   data alone; [`cli`]: the command line.
 #![warn(missing_docs)]
 
 pub mod cli;
 pub mod datagen;
+pub mod generate;
 pub mod interference;
 pub mod migration;
 pub mod observe;

@@ -59,7 +59,7 @@ fn say(opts: &RunOptions, clock: Option<&PhaseClock>, line: impl AsRef<str>) {
 
 /// Server settings: the scenario's, plus enough connections for the pool
 /// and the harness's own sessions when the scenario does not say.
-fn settings(scenario: &Scenario) -> Vec<(String, String)> {
+pub(crate) fn settings(scenario: &Scenario) -> Vec<(String, String)> {
     let mut s = scenario.postgres.settings.clone();
     if !s.iter().any(|(k, _)| k == "max_connections") {
         let needed = scenario.workload.pool_size + scenario.interference.len() + 16;

@@ -41,19 +41,7 @@ CREATE INDEX orders_placed_at ON orders (placed_at);
 """
 columns = {{ status = {{ one_of = ["pending", "paid"], weights = [3, 1] }} }}
 
-[workload]
-pool_size = 1
-pool_timeout = "1s"
-
-[timeline]
-migrate_at = "1s"
-cooldown = "1s"
-max_duration = "1s"
-
-[[strategy]]
-name = "none"
-steps = [{{ sql = "SELECT 1" }}]
-"#
+{LOAD_ONLY}"#
     )
 }
 
@@ -177,5 +165,113 @@ fn an_unknown_column_in_columns_is_named() {
         assert!(msg.starts_with("bad.toml:11:"), "{msg}");
         assert!(msg.contains("no column `citty`"), "{msg}");
         assert_eq!(err.exit_code(), 2);
+    });
+}
+
+/// The sections a scenario needs besides its tables, for load-only tests.
+const LOAD_ONLY: &str = r#"
+[workload]
+pool_size = 1
+pool_timeout = "1s"
+
+[timeline]
+migrate_at = "1s"
+cooldown = "1s"
+max_duration = "1s"
+
+[[strategy]]
+name = "none"
+steps = [{ sql = "SELECT 1" }]
+"#;
+
+const SKEWED: &str = r#"name = "generators"
+seed = 3
+
+[[table]]
+name = "accounts"
+rows = 2000
+ddl = """
+CREATE TABLE accounts (aid int PRIMARY KEY, region text NOT NULL);
+"""
+
+[[table]]
+name = "events"
+rows = 40000
+ddl = """
+CREATE TABLE events (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  actor int NOT NULL REFERENCES accounts (aid), hot int NOT NULL, created_at timestamptz NOT NULL,
+  payload jsonb NOT NULL, tags text[] NOT NULL, scores int[], code char(6) NOT NULL);
+"""
+columns = { hot = { key_of = "accounts", skew = 1.2 }, payload = { json = { plan = { one_of = ["free", "pro"] }, seats = { int = [1, 50] }, since = "date", trial = "bool" } }, tags = { array = "city", len = [1, 3] }, code = { words = [3, 6] } }
+
+"#;
+
+/// Zipf keys, keys found through the catalog's foreign keys, increasing
+/// creation times, JSON objects of a shape, arrays, and char(n) limits,
+/// checked in the database by their distributions.
+#[test]
+fn new_generators_land_with_their_distributions() {
+    let _turn = heavy();
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let cluster = LocalCluster::start(&[]).await.unwrap();
+        let c = connect(cluster.config(), &Role::Harness).await.unwrap();
+        let s = scenario::parse(Path::new("g.toml"), format!("{SKEWED}{LOAD_ONLY}"), &Default::default()).unwrap();
+        datagen::load(cluster.config(), "test", &c, &s, &options(2), &Cleanup::new(None, false)).await.unwrap();
+
+        // An int primary key with no generator counts 1..rows: no duplicates.
+        assert_eq!(scalar(&c, "SELECT count(DISTINCT aid)::float8 FROM accounts").await, 2000.0);
+        assert_eq!(scalar(&c, "SELECT max(aid)::float8 FROM accounts").await, 2000.0);
+        // `actor` is not named `*_id`, but its foreign key points into
+        // accounts: every value is an existing account (the FK was re-added).
+        assert_eq!(
+            scalar(
+                &c,
+                "SELECT count(*)::float8 FROM events e LEFT JOIN accounts a ON a.aid = e.actor WHERE a.aid IS NULL"
+            )
+            .await,
+            0.0
+        );
+        let fks = scalar(
+            &c,
+            "SELECT count(*)::float8 FROM pg_constraint WHERE conrelid = 'events'::regclass AND contype = 'f'",
+        )
+        .await;
+        assert_eq!(fks, 1.0);
+        // Zipf with skew 1.2 over 2000 keys: key 1 takes 1/H(2000, 1.2) ≈ 25%
+        // of the rows, key 2 a fraction 2^-1.2 ≈ 0.435 of key 1's.
+        let top = scalar(&c, "SELECT count(*) FILTER (WHERE hot = 1)::float8 / count(*) FROM events").await;
+        assert!((0.22..0.28).contains(&top), "share of the hottest key {top}");
+        let second = scalar(
+            &c,
+            "SELECT (count(*) FILTER (WHERE hot = 2))::float8 / count(*) FILTER (WHERE hot = 1) FROM events",
+        )
+        .await;
+        assert!((0.38..0.49).contains(&second), "rank 2 / rank 1 = {second}");
+        assert_eq!(scalar(&c, "SELECT count(*)::float8 FROM events WHERE hot NOT BETWEEN 1 AND 2000").await, 0.0);
+        // created_at rises with the id.
+        let corr = scalar(&c, "SELECT corr(id, extract(epoch FROM created_at)) FROM events").await;
+        assert!(corr > 0.999, "corr(id, created_at) = {corr}");
+        // The JSON object has its shape and its values their generators.
+        let shaped = scalar(
+            &c,
+            "SELECT count(*)::float8 FROM events WHERE payload->>'plan' IN ('free', 'pro') \
+             AND (payload->>'seats')::int BETWEEN 1 AND 50 AND (payload->>'since')::date IS NOT NULL \
+             AND jsonb_typeof(payload->'trial') = 'boolean'",
+        )
+        .await;
+        assert_eq!(shaped, 40000.0);
+        let pro = scalar(&c, "SELECT avg((payload->>'plan' = 'pro')::int)::float8 FROM events").await;
+        assert!((0.47..0.53).contains(&pro), "{pro}");
+        // Arrays: named lengths 1..3 of cities; inferred int[] 0..3.
+        let (lo, hi) = (
+            scalar(&c, "SELECT min(cardinality(tags))::float8 FROM events").await,
+            scalar(&c, "SELECT max(cardinality(tags))::float8 FROM events").await,
+        );
+        assert_eq!((lo, hi), (1.0, 3.0));
+        let mean = scalar(&c, "SELECT avg(cardinality(scores))::float8 FROM events").await;
+        assert!((1.4..1.6).contains(&mean), "mean length of 0..=3 is 1.5, got {mean}");
+        // A named text generator is cut to char(6).
+        assert_eq!(scalar(&c, "SELECT max(length(rtrim(code)))::float8 FROM events").await, 6.0);
     });
 }

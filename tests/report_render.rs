@@ -146,6 +146,9 @@ fn naive() -> Report {
             heap_bytes: 184_942_592,
             total_bytes: 245_891_072,
             load_seconds: 3.2,
+            copy_seconds: 2.1,
+            index_seconds: 0.9,
+            vacuum_seconds: 0.5,
             reused: false,
         }],
         workload: WorkloadInfo {

@@ -7,6 +7,7 @@ mod common;
 mod cleanup;
 mod containers;
 mod datagen;
+mod generate;
 mod migration_steps;
 mod report_render;
 mod scenario_files;

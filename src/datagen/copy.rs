@@ -71,10 +71,13 @@ impl CopyPlan {
         self.rows.div_ceil(CHUNK_ROWS)
     }
 
-    /// The `COPY ... FROM STDIN` statement.
-    pub fn statement(&self) -> String {
+    /// The `COPY ... FROM STDIN` statement; with `freeze`, rows are
+    /// written frozen and all-visible (the table must have been created or
+    /// truncated in the same transaction).
+    pub fn statement(&self, freeze: bool) -> String {
         let cols: Vec<&str> = self.columns.iter().map(|c| c.quoted.as_str()).collect();
-        format!("COPY {} ({}) FROM STDIN (FORMAT binary)", self.table, cols.join(", "))
+        let freeze = if freeze { ", FREEZE" } else { "" };
+        format!("COPY {} ({}) FROM STDIN (FORMAT binary{freeze})", self.table, cols.join(", "))
     }
 
     /// Appends the rows of `chunk` to `out` in binary COPY format; returns
@@ -121,14 +124,24 @@ pub enum CopyError {
 
 /// Sends chunks `stream, stream + streams, ...` of the plan over `client`;
 /// `progress` is called with the rows of each sent chunk.
+///
+/// A single stream into a fresh, empty table (`freeze`) truncates it and
+/// copies with `FREEZE` in one transaction: the rows arrive frozen, with
+/// the visibility map set, so the `VACUUM` after the load has nothing to
+/// rewrite. Several streams cannot share that transaction.
 pub async fn copy_stream(
     client: &Client,
     plan: Arc<CopyPlan>,
     stream: u64,
     streams: u64,
+    freeze: bool,
     progress: impl Fn(u64),
 ) -> Result<u64, CopyError> {
-    let sink = client.copy_in::<_, bytes::Bytes>(&plan.statement()).await?;
+    let freeze = freeze && streams == 1;
+    if freeze {
+        client.batch_execute(&format!("BEGIN; TRUNCATE ONLY {}", plan.table)).await?;
+    }
+    let sink = client.copy_in::<_, bytes::Bytes>(&plan.statement(freeze)).await?;
     let mut sink = pin!(sink);
     let mut buf = BytesMut::with_capacity(SEND_BYTES + SEND_BYTES / 4);
     buf.put_slice(HEADER);
@@ -145,5 +158,9 @@ pub async fn copy_stream(
     }
     buf.put_i16(-1); // trailer
     sink.send(buf.split().freeze()).await?;
-    Ok(sink.as_mut().finish().await?)
+    let rows = sink.as_mut().finish().await?;
+    if freeze {
+        client.batch_execute("COMMIT").await?;
+    }
+    Ok(rows)
 }

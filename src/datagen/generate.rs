@@ -48,20 +48,58 @@ pub struct ValueGen {
 
 #[derive(Debug, Clone)]
 enum Kind {
-    Int { lo: i64, hi: i64 },
-    Float { lo: f64, hi: f64 },
-    Sequence { start: i64 },
-    Key { rows: u64 },
-    OneOf { values: Vec<Value>, weights: Option<WeightedIndex<f64>> },
-    Words { min: u32, max: u32 },
+    Int {
+        lo: i64,
+        hi: i64,
+    },
+    Float {
+        lo: f64,
+        hi: f64,
+    },
+    Sequence {
+        start: i64,
+    },
+    Key {
+        rows: u64,
+    },
+    OneOf {
+        values: Vec<Value>,
+        weights: Option<WeightedIndex<f64>>,
+    },
+    Words {
+        min: u32,
+        max: u32,
+    },
     Fake(FakeKind),
-    Timestamp { lo: i64, hi: i64 },
-    Date { lo: i32, hi: i32 },
+    Timestamp {
+        lo: i64,
+        hi: i64,
+    },
+    Date {
+        lo: i32,
+        hi: i32,
+    },
     Bool,
     Uuid,
     Json,
     Bytes,
     Const(Value),
+    Zipf {
+        lo: i64,
+        dist: rand_distr::Zipf<f64>,
+    },
+    /// `rows` is the table's row count, 0 where there is none (parameters).
+    Increasing {
+        lo: i64,
+        hi: i64,
+        rows: u64,
+    },
+    Object(Vec<(String, ValueGen)>),
+    Array {
+        of: Box<ValueGen>,
+        min: u32,
+        max: u32,
+    },
 }
 
 fn literal(l: &Literal) -> Value {
@@ -93,8 +131,29 @@ impl ValueGen {
             GenSpec::Bool => Kind::Bool,
             GenSpec::Uuid => Kind::Uuid,
             GenSpec::Const(l) => Kind::Const(literal(l)),
+            GenSpec::Zipf { lo, hi, skew } => Kind::Zipf {
+                lo: *lo,
+                // Validation checked the range and the exponent.
+                dist: rand_distr::Zipf::new((hi - lo + 1) as f64, *skew).expect("a valid Zipf distribution"),
+            },
+            GenSpec::Increasing { lo, hi } => Kind::Increasing { lo: *lo, hi: *hi, rows: 0 },
+            GenSpec::Json(shape) => {
+                Kind::Object(shape.iter().map(|(k, v)| (k.clone(), ValueGen::from_spec(v))).collect())
+            }
+            GenSpec::Array { of, min, max } => {
+                Kind::Array { of: Box::new(ValueGen::from_spec(of)), min: *min, max: *max }
+            }
         };
         Self { kind, nulls: spec.nulls, max_len: None }
+    }
+
+    /// Tells the generator how many rows its table has, for values that
+    /// depend on a row's place in the table (increasing timestamps).
+    pub fn with_rows(mut self, rows: u64) -> Self {
+        if let Kind::Increasing { rows: r, .. } = &mut self.kind {
+            *r = rows;
+        }
+        self
     }
 
     /// Small JSON objects, for json/jsonb columns nobody described.
@@ -164,6 +223,28 @@ impl ValueGen {
             }
             Kind::Bytes => Value::Bytes(rng.random::<[u8; 16]>().to_vec()),
             Kind::Const(v) => v.clone(),
+            Kind::Zipf { lo, dist } => Value::Int(lo + dist.sample(rng) as i64 - 1),
+            Kind::Increasing { lo, hi, rows } => {
+                if *rows <= 1 {
+                    Value::Timestamp(rng.random_range(*lo..=*hi))
+                } else {
+                    // Row r sits at r/(rows-1) of the way, give or take half a step.
+                    let step = (hi - lo) as f64 / (*rows - 1) as f64;
+                    let at = *lo as f64 + step * (row as f64 + rng.random_range(-0.5..0.5));
+                    Value::Timestamp((at as i64).clamp(*lo, *hi))
+                }
+            }
+            Kind::Object(fields) => {
+                let mut object = serde_json::Map::with_capacity(fields.len());
+                for (key, g) in fields {
+                    object.insert(key.clone(), g.generate(row, rng).to_json());
+                }
+                Value::Json(serde_json::Value::Object(object).to_string())
+            }
+            Kind::Array { of, min, max } => {
+                let n = rng.random_range(*min..=*max);
+                Value::Array((0..n).map(|_| of.generate(row, rng)).collect())
+            }
         };
         match (v, self.max_len) {
             (Value::Text(mut s), Some(n)) if s.chars().count() > n => {
@@ -264,5 +345,67 @@ mod tests {
             let Value::Text(s) = v else { panic!() };
             assert!(s.chars().count() <= 12);
         }
+    }
+
+    #[test]
+    fn zipf_follows_its_law() {
+        let g = spec(GenSpec::Zipf { lo: 10, hi: 109, skew: 1.0 }, 0.0);
+        let mut counts = [0u32; 100];
+        for v in sample(&g, 50_000) {
+            let Value::Int(i) = v else { panic!("{v:?}") };
+            counts[(i - 10) as usize] += 1;
+        }
+        // Rank 1 takes 1/H(100) ≈ 19.3%; rank k about 1/k of rank 1.
+        let share = counts[0] as f64 / 50_000.0;
+        assert!((0.18..0.21).contains(&share), "{share}");
+        let ratio = counts[1] as f64 / counts[0] as f64;
+        assert!((0.45..0.55).contains(&ratio), "{ratio}");
+        assert!(counts[99] > 0 && counts[99] < counts[9], "{counts:?}");
+    }
+
+    #[test]
+    fn increasing_timestamps_rise_with_the_row() {
+        let g = spec(GenSpec::Increasing { lo: 0, hi: 1_000_000 }, 0.0).with_rows(1001);
+        let mut rng = rng_for(1, 2, 3);
+        let vals: Vec<i64> = (0..1001)
+            .map(|row| match g.generate(row, &mut rng) {
+                Value::Timestamp(t) => t,
+                v => panic!("{v:?}"),
+            })
+            .collect();
+        // Each row within half a step (1000 µs) of its place; never out of range.
+        for (row, t) in vals.iter().enumerate() {
+            assert!((t - row as i64 * 1000).abs() <= 500, "row {row}: {t}");
+            assert!((0..=1_000_000).contains(t));
+        }
+    }
+
+    #[test]
+    fn json_objects_have_their_shape() {
+        let shape = vec![
+            ("n".to_string(), ValueSpec { kind: GenSpec::Int { lo: 1, hi: 3 }, nulls: 0.0 }),
+            ("at".to_string(), ValueSpec { kind: GenSpec::default_date(), nulls: 0.0 }),
+            ("maybe".to_string(), ValueSpec { kind: GenSpec::Bool, nulls: 1.0 }),
+        ];
+        for v in sample(&spec(GenSpec::Json(shape), 0.0), 200) {
+            let Value::Json(text) = v else { panic!("{v:?}") };
+            let j: serde_json::Value = serde_json::from_str(&text).unwrap();
+            assert!((1..=3).contains(&j["n"].as_i64().unwrap()), "{j}");
+            assert!(j["at"].as_str().unwrap().starts_with("202"), "{j}");
+            assert!(j["maybe"].is_null());
+        }
+    }
+
+    #[test]
+    fn arrays_have_lengths_in_range() {
+        let of = Box::new(ValueSpec { kind: GenSpec::Uuid, nulls: 0.0 });
+        let mut seen = [0u32; 5];
+        for v in sample(&spec(GenSpec::Array { of, min: 2, max: 4 }, 0.0), 3000) {
+            let Value::Array(items) = v else { panic!("{v:?}") };
+            assert!(items.iter().all(|i| matches!(i, Value::Uuid(_))));
+            seen[items.len()] += 1;
+        }
+        assert_eq!(&seen[..2], &[0, 0]);
+        assert!(seen[2..].iter().all(|c| (900..1100).contains(c)), "{seen:?}");
     }
 }

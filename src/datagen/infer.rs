@@ -9,6 +9,15 @@ use super::generate::ValueGen;
 use super::value::PgKind;
 use crate::scenario::{FakeKind, GenSpec, Literal, ValueSpec};
 
+/// The declared length of a `varchar(n)` or `char(n)` column, in
+/// characters: generated text is cut to it, as the column cannot hold more.
+pub fn max_len(col: &ColumnInfo) -> Option<usize> {
+    match col.ty {
+        Type::VARCHAR | Type::BPCHAR if col.typmod > 4 => Some((col.typmod - 4) as usize),
+        _ => None,
+    }
+}
+
 /// One column of a table to fill.
 #[derive(Debug, Clone)]
 pub struct ColumnInfo {
@@ -24,6 +33,10 @@ pub struct ColumnInfo {
     pub not_null: bool,
     /// The sequence behind an identity or serial column.
     pub sequence: Option<String>,
+    /// Alone, it is the primary key or a unique key.
+    pub unique_key: bool,
+    /// Alone, it is a foreign key into this table (regclass text).
+    pub references: Option<String>,
 }
 
 /// Reads the fillable columns of `table` (a regclass text): every column
@@ -32,7 +45,12 @@ pub async fn columns(client: &Client, table: &str) -> Result<Vec<ColumnInfo>, to
     let rows = client
         .query(
             "SELECT a.attname, quote_ident(a.attname), a.atttypmod, a.attnotnull, \
-                    pg_get_serial_sequence($1, a.attname) \
+                    pg_get_serial_sequence($1, a.attname), \
+                    EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = a.attrelid AND i.indisunique \
+                            AND i.indnatts = 1 AND i.indkey[0] = a.attnum \
+                            AND i.indpred IS NULL AND i.indexprs IS NULL), \
+                    (SELECT k.confrelid::regclass::text FROM pg_constraint k \
+                     WHERE k.conrelid = a.attrelid AND k.contype = 'f' AND k.conkey = ARRAY[a.attnum] LIMIT 1) \
              FROM pg_attribute a \
              WHERE a.attrelid = $1::text::regclass AND a.attnum > 0 AND NOT a.attisdropped \
                AND a.attgenerated = '' \
@@ -56,6 +74,8 @@ pub async fn columns(client: &Client, table: &str) -> Result<Vec<ColumnInfo>, to
             typmod: r.get(2),
             not_null: r.get(3),
             sequence: r.get(4),
+            unique_key: r.get(5),
+            references: r.get(6),
             ty: c.type_().clone(),
         })
         .collect())
@@ -92,7 +112,17 @@ pub fn infer(col: &ColumnInfo, tables: &[(String, u64)]) -> Result<ValueGen, Str
     let is_int = matches!(kind, Some(PgKind::Int2 | PgKind::Int4 | PgKind::Int8 | PgKind::Numeric));
     let has = |w: &str| words.contains(&w);
 
-    if is_int && (col.sequence.is_some() || name == "id") {
+    if let Some(parent) = col.references.as_ref().filter(|_| is_int) {
+        return match tables.iter().find(|(t, _)| t == parent) {
+            Some((table, rows)) if *rows > 0 => Ok(spec(GenSpec::KeyOf { table: table.clone(), rows: *rows })),
+            _ if !col.not_null => Ok(ValueGen::null()),
+            _ => Err(format!(
+                "NOT NULL column `{}` references table {parent}, which the scenario does not fill; give it rows",
+                col.name
+            )),
+        };
+    }
+    if is_int && (col.sequence.is_some() || col.unique_key || name == "id") {
         return Ok(spec(GenSpec::Sequence { start: 1 }));
     }
     if is_int && name.ends_with("_id") {
@@ -101,10 +131,7 @@ pub fn infer(col: &ColumnInfo, tables: &[(String, u64)]) -> Result<ValueGen, Str
             None => spec(GenSpec::Int { lo: 1, hi: 100_000 }),
         });
     }
-    let max_len = match col.ty {
-        Type::VARCHAR | Type::BPCHAR if col.typmod > 4 => Some((col.typmod - 4) as usize),
-        _ => None,
-    };
+    let max_len = max_len(col);
     let Some(kind) = kind else {
         if !col.not_null {
             return Ok(ValueGen::null());
@@ -172,10 +199,34 @@ pub fn infer(col: &ColumnInfo, tables: &[(String, u64)]) -> Result<ValueGen, Str
         }
         PgKind::Bool => spec(GenSpec::Bool),
         PgKind::Uuid => spec(GenSpec::Uuid),
+        // Rows are inserted over time: their creation time rises with them.
+        PgKind::Timestamp | PgKind::Timestamptz if matches!(name.as_str(), "created_at" | "inserted_at") => {
+            let GenSpec::Timestamp { lo, hi } = GenSpec::default_timestamp() else { unreachable!() };
+            spec(GenSpec::Increasing { lo, hi })
+        }
         PgKind::Timestamp | PgKind::Timestamptz => spec(GenSpec::default_timestamp()),
         PgKind::Date => spec(GenSpec::default_date()),
         PgKind::Json | PgKind::Jsonb => ValueGen::json(),
         PgKind::Bytea => ValueGen::bytes(),
+        PgKind::Array { elem, .. } => {
+            let of = match elem {
+                PgKind::Text => GenSpec::Words { min: 1, max: 1 },
+                PgKind::Int2 | PgKind::Int4 | PgKind::Int8 => GenSpec::Int { lo: 0, hi: 1000 },
+                PgKind::Float4 | PgKind::Float8 | PgKind::Numeric => GenSpec::Float { lo: 0.0, hi: 1000.0 },
+                PgKind::Bool => GenSpec::Bool,
+                PgKind::Uuid => GenSpec::Uuid,
+                PgKind::Date => GenSpec::default_date(),
+                PgKind::Timestamp | PgKind::Timestamptz => GenSpec::default_timestamp(),
+                _ => {
+                    return Err(format!(
+                        "cannot generate values of type {} for column `{}`; name a generator for it in `columns`",
+                        col.ty.name(),
+                        col.name
+                    ));
+                }
+            };
+            spec(GenSpec::Array { of: Box::new(ValueSpec { kind: of, nulls: 0.0 }), min: 0, max: 3 })
+        }
     };
     Ok(generator.with_max_len(max_len))
 }
@@ -185,7 +236,16 @@ mod tests {
     use super::*;
 
     fn col(name: &str, ty: Type) -> ColumnInfo {
-        ColumnInfo { name: name.into(), quoted: name.into(), ty, typmod: -1, not_null: true, sequence: None }
+        ColumnInfo {
+            name: name.into(),
+            quoted: name.into(),
+            ty,
+            typmod: -1,
+            not_null: true,
+            sequence: None,
+            unique_key: false,
+            references: None,
+        }
     }
 
     fn first(g: &ValueGen) -> super::super::value::Value {

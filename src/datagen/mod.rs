@@ -53,6 +53,12 @@ pub struct LoadedTable {
     /// Wall time from the start of its COPY until it was indexed and
     /// analyzed (foreign keys included).
     pub load_seconds: f64,
+    /// Of that, the COPY streams.
+    pub copy_seconds: f64,
+    /// Of that, building indexes and constraints (foreign keys included).
+    pub index_seconds: f64,
+    /// Of that, `VACUUM (ANALYZE)`.
+    pub vacuum_seconds: f64,
     /// Whether it existed already and was used as it was.
     pub reused: bool,
 }
@@ -165,13 +171,21 @@ pub async fn load(
         }
     }
 
-    let names: Vec<String> = created.iter().map(|(_, q)| q.clone()).collect();
-    let deferred = deferred::take_off(admin, &names).await.map_err(db("(indexes)"))?;
-    let sizes: Vec<(String, u64)> = scenario.tables.iter().map(|t| (t.name.clone(), t.rows)).collect();
+    // Tables by scenario name and by regclass text (foreign keys name the
+    // latter), with their row counts.
+    let mut sizes: Vec<(String, u64)> = scenario.tables.iter().map(|t| (t.name.clone(), t.rows)).collect();
+    for (t, q) in created.iter().chain(reused.iter()) {
+        if *q != t.name {
+            sizes.push((q.clone(), t.rows));
+        }
+    }
+    // Plans read keys from the catalog, before they are taken off.
     let mut plans = Vec::new();
     for (i, (t, q)) in created.iter().enumerate() {
         plans.push(plan(admin, scenario, i as u64, t, q, &sizes).await?);
     }
+    let names: Vec<String> = created.iter().map(|(_, q)| q.clone()).collect();
+    let deferred = deferred::take_off(admin, &names).await.map_err(db("(indexes)"))?;
 
     let bars = MultiProgress::with_draw_target(if opts.progress {
         ProgressDrawTarget::stderr()
@@ -186,7 +200,14 @@ pub async fn load(
     for ((t, q), (plan, deferred)) in created.iter().zip(plans.into_iter().zip(&deferred)) {
         let bar = bars.add(ProgressBar::new(plan.rows).with_style(style.clone()).with_prefix(t.name.clone()));
         let started = Instant::now();
-        fill(config, plan.clone(), opts.streams.max(1), &bar).await?;
+        // COPY FREEZE needs a plain table (not partitioned) and one stream.
+        let plain: bool = admin
+            .query_one("SELECT relkind = 'r' FROM pg_class WHERE oid = $1::text::regclass", &[q])
+            .await
+            .map_err(db(&t.name))?
+            .get(0);
+        fill(config, plan.clone(), opts.streams.max(1), plain, &bar).await?;
+        let copied = started.elapsed();
         // Identity and serial columns were filled explicitly; move their
         // sequences past the generated keys so the workload's inserts fit.
         for c in plan.columns.iter().filter(|c| c.sequence.is_some()) {
@@ -200,11 +221,16 @@ pub async fn load(
         for sql in &deferred.indexes {
             admin.batch_execute(sql).await.map_err(db(&t.name))?;
         }
+        let indexed = started.elapsed();
         bar.set_message("vacuum analyze");
         admin.batch_execute(&format!("VACUUM (ANALYZE) {q}")).await.map_err(db(&t.name))?;
         let elapsed = started.elapsed();
         bar.finish_with_message(format!("loaded in {:.1}s", elapsed.as_secs_f64()));
-        loaded.push(measure(admin, t, q, elapsed, false).await?);
+        let mut table = measure(admin, t, q, elapsed, false).await?;
+        table.copy_seconds = copied.as_secs_f64();
+        table.index_seconds = (indexed - copied).as_secs_f64();
+        table.vacuum_seconds = (elapsed - indexed).as_secs_f64();
+        loaded.push(table);
     }
     for (i, ((t, _), d)) in created.iter().zip(&deferred).enumerate() {
         let started = Instant::now();
@@ -212,6 +238,7 @@ pub async fn load(
             admin.batch_execute(sql).await.map_err(db(&t.name))?;
         }
         loaded[i].load_seconds += started.elapsed().as_secs_f64();
+        loaded[i].index_seconds += started.elapsed().as_secs_f64();
     }
     for (t, q) in reused {
         let mut table = measure(admin, t, &q, Duration::ZERO, true).await?;
@@ -250,12 +277,13 @@ async fn plan(
         let named = t.columns.iter().find(|o| o.column == c.name);
         let at = named.map_or_else(|| t.ddl.at.clone(), |o| o.at.clone());
         let generator = match named {
-            Some(o) => ValueGen::from_spec(&o.spec),
+            Some(o) => ValueGen::from_spec(&o.spec).with_max_len(infer::max_len(c)),
             None => infer(c, sizes).map_err(|message| LoadError::Column {
                 at: at.clone(),
                 message: format!("table `{}`: {message}", t.name),
             })?,
-        };
+        }
+        .with_rows(t.rows);
         let kind = PgKind::of(&c.ty);
         let Some(kind) = kind.or(generator.is_null().then_some(PgKind::Text)) else {
             return Err(LoadError::Column {
@@ -295,6 +323,7 @@ async fn fill(
     config: &tokio_postgres::Config,
     plan: Arc<CopyPlan>,
     streams: usize,
+    freeze: bool,
     bar: &ProgressBar,
 ) -> Result<(), LoadError> {
     let streams = (streams as u64).min(plan.chunks().max(1));
@@ -303,7 +332,7 @@ async fn fill(
         let (config, plan, bar) = (config.clone(), plan.clone(), bar.clone());
         tasks.spawn(async move {
             let client = connect(&config, &Role::Loader).await.map_err(copy::CopyError::Db)?;
-            copy::copy_stream(&client, plan, s, streams, |rows| bar.inc(rows)).await
+            copy::copy_stream(&client, plan, s, streams, freeze, |rows| bar.inc(rows)).await
         });
     }
     let table = plan.table.clone();
@@ -341,6 +370,9 @@ async fn measure(
         heap_bytes: row.get(0),
         total_bytes: row.get(1),
         load_seconds: elapsed.as_secs_f64(),
+        copy_seconds: 0.0,
+        index_seconds: 0.0,
+        vacuum_seconds: 0.0,
         reused,
     })
 }

@@ -35,6 +35,29 @@ pub enum Value {
     Json(String),
     /// Raw bytes.
     Bytes(Vec<u8>),
+    /// A one-dimensional array.
+    Array(Vec<Value>),
+}
+
+impl Value {
+    /// The value as JSON, for a field of a generated JSON object:
+    /// timestamps and dates as ISO 8601 text, UUIDs in their usual form.
+    pub fn to_json(&self) -> serde_json::Value {
+        use serde_json::Value as J;
+        match self {
+            Value::Null => J::Null,
+            Value::Int(i) => J::from(*i),
+            Value::Float(f) => serde_json::Number::from_f64(*f).map_or(J::Null, J::Number),
+            Value::Text(s) => J::String(s.clone()),
+            Value::Bool(b) => J::Bool(*b),
+            Value::Timestamp(us) => J::String(crate::scenario::calendar::format_timestamp(*us)),
+            Value::Date(d) => J::String(crate::scenario::calendar::format_date(*d)),
+            Value::Uuid(b) => J::String(format_uuid(b)),
+            Value::Json(s) => serde_json::from_str(s).unwrap_or_else(|_| J::String(s.clone())),
+            Value::Bytes(b) => J::String(b.iter().map(|x| format!("{x:02x}")).collect()),
+            Value::Array(items) => J::Array(items.iter().map(Value::to_json).collect()),
+        }
+    }
 }
 
 /// The binary formats the encoder writes, resolved from a Postgres type.
@@ -70,6 +93,36 @@ pub enum PgKind {
     Uuid,
     /// `bytea`
     Bytea,
+    /// A one-dimensional array of `elem`, whose type has `oid`.
+    Array {
+        /// The elements' format.
+        elem: &'static PgKind,
+        /// The element type's OID, written into every array.
+        oid: u32,
+    },
+}
+
+/// A `'static` reference to a scalar kind, for [`PgKind::Array`].
+fn scalar(kind: PgKind) -> Option<&'static PgKind> {
+    use PgKind as K;
+    Some(match kind {
+        K::Bool => &K::Bool,
+        K::Int2 => &K::Int2,
+        K::Int4 => &K::Int4,
+        K::Int8 => &K::Int8,
+        K::Float4 => &K::Float4,
+        K::Float8 => &K::Float8,
+        K::Numeric => &K::Numeric,
+        K::Text => &K::Text,
+        K::Json => &K::Json,
+        K::Jsonb => &K::Jsonb,
+        K::Timestamp => &K::Timestamp,
+        K::Timestamptz => &K::Timestamptz,
+        K::Date => &K::Date,
+        K::Uuid => &K::Uuid,
+        K::Bytea => &K::Bytea,
+        K::Array { .. } => return None,
+    })
 }
 
 impl PgKind {
@@ -95,6 +148,7 @@ impl PgKind {
             _ => match ty.kind() {
                 Kind::Enum(_) => PgKind::Text,
                 Kind::Domain(inner) => return PgKind::of(inner),
+                Kind::Array(elem) => PgKind::Array { elem: scalar(PgKind::of(elem)?)?, oid: elem.oid() },
                 // citext and similar extension types receive text.
                 _ if ty.name() == "citext" => PgKind::Text,
                 _ => return None,
@@ -172,6 +226,31 @@ impl Value {
             (Value::Text(s), K::Bytea) => out.put_slice(s.as_bytes()),
             (Value::Text(s), K::Numeric) => encode_numeric(s.trim(), out).ok_or_else(err)?,
             (Value::Bytes(b), K::Bytea) => out.put_slice(b),
+            (Value::Array(items), K::Array { elem, oid }) => {
+                // ndim, has-nulls flag, element type, then (length, lower
+                // bound) per dimension, then each element with its length.
+                out.put_i32(if items.is_empty() { 0 } else { 1 });
+                out.put_i32(items.contains(&Value::Null) as i32);
+                out.put_u32(oid);
+                if !items.is_empty() {
+                    out.put_i32(i32::try_from(items.len()).map_err(|_| err())?);
+                    out.put_i32(1);
+                }
+                for item in items {
+                    if *item == Value::Null {
+                        out.put_i32(-1);
+                        continue;
+                    }
+                    let at = out.len();
+                    out.put_i32(0);
+                    item.encode(*elem, out)?;
+                    let len = (out.len() - at - 4) as i32;
+                    out[at..at + 4].copy_from_slice(&len.to_be_bytes());
+                }
+            }
+            (Value::Array(_), K::Json | K::Jsonb | K::Text) => {
+                return Value::Json(self.to_json().to_string()).encode(kind, out);
+            }
             (Value::Text(s), _) => return parse_text(s, kind).ok_or_else(err)?.encode(kind, out),
             (Value::Int(i), K::Text) => out.put_slice(i.to_string().as_bytes()),
             (Value::Float(f), K::Text) => out.put_slice(f.to_string().as_bytes()),

@@ -187,4 +187,15 @@ impl Server for ContainerServer {
     fn image(&self) -> Option<&str> {
         Some(&self.image)
     }
+    fn connect_url(&self) -> String {
+        // The password is the container's own, made for this run and gone
+        // with it; without it nobody could connect.
+        let host = match self.config.get_hosts().first() {
+            Some(tokio_postgres::config::Host::Tcp(h)) => h.clone(),
+            _ => "127.0.0.1".into(),
+        };
+        let port = self.config.get_ports().first().copied().unwrap_or(5432);
+        let password = String::from_utf8_lossy(self.config.get_password().unwrap_or_default()).to_string();
+        format!("postgres://postgres:{password}@{host}:{port}/postgres")
+    }
 }

@@ -34,6 +34,13 @@ pub use local::LocalCluster;
 pub use sql_error::{LOCK_NOT_AVAILABLE, QUERY_CANCELED, SqlError};
 pub use url::{UrlServer, redacted};
 
+/// A program of the machine's PostgreSQL installation, such as `pgbench`,
+/// from the directory the local backend takes its server from.
+pub fn server_program(name: &str) -> Option<std::path::PathBuf> {
+    let path = binaries::find()?.bindir.join(name);
+    path.exists().then_some(path)
+}
+
 /// Which kind of backend a server came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -70,6 +77,11 @@ pub trait Server: Send + Sync {
     /// The container image it runs, for a container.
     fn image(&self) -> Option<&str> {
         None
+    }
+    /// A URL a person can connect with. Like [`Server::target`], it never
+    /// holds the password of a server the user named.
+    fn connect_url(&self) -> String {
+        self.target()
     }
 }
 

@@ -17,6 +17,34 @@ fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
     era * 146_097 + doe - 719_468
 }
 
+/// The proleptic Gregorian date of a day count since 1970-01-01.
+/// (Howard Hinnant's `civil_from_days`.)
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = if z >= 0 { z } else { z - 146_096 } / 146_097;
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (yoe + era * 400 + (m <= 2) as i64, m, d)
+}
+
+/// `YYYY-MM-DD` of days since 2000-01-01.
+pub fn format_date(days: i32) -> String {
+    let (y, m, d) = civil_from_days(days as i64 + PG_EPOCH_DAYS);
+    format!("{y:04}-{m:02}-{d:02}")
+}
+
+/// `YYYY-MM-DDTHH:MM:SS.ffffffZ` of microseconds since 2000-01-01 UTC.
+pub fn format_timestamp(micros: i64) -> String {
+    let days = micros.div_euclid(86_400_000_000);
+    let of_day = micros.rem_euclid(86_400_000_000);
+    let (s, us) = (of_day / 1_000_000, of_day % 1_000_000);
+    format!("{}T{:02}:{:02}:{:02}.{us:06}Z", format_date(days as i32), s / 3600, s / 60 % 60, s % 60)
+}
+
 fn parse_date_part(s: &str) -> Option<(i64, u32, u32)> {
     let mut it = s.splitn(3, '-');
     let y: i64 = it.next()?.parse().ok()?;
@@ -67,6 +95,15 @@ mod tests {
     fn postgres_epoch_is_zero() {
         assert_eq!(parse_date("2000-01-01").unwrap(), 0);
         assert_eq!(parse_timestamp("2000-01-01").unwrap(), 0);
+    }
+
+    #[test]
+    fn formatting_inverts_parsing() {
+        for d in ["1999-12-31", "2000-02-29", "2024-03-01", "2100-12-31"] {
+            assert_eq!(format_date(parse_date(d).unwrap()), d);
+        }
+        let us = parse_timestamp("2024-02-29 23:59:58.5").unwrap();
+        assert_eq!(format_timestamp(us), "2024-02-29T23:59:58.500000Z");
     }
 
     #[test]

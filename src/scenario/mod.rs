@@ -218,6 +218,36 @@ pub enum GenSpec {
     Uuid,
     /// The same value every time.
     Const(Literal),
+    /// Integers in `[lo, hi]` with Zipf's law: the value of rank k (`lo`
+    /// is rank 1) comes up with weight 1/k^skew. Hot keys.
+    Zipf {
+        /// Lowest (and most frequent) value.
+        lo: i64,
+        /// Highest value.
+        hi: i64,
+        /// The exponent; larger is more skewed.
+        skew: f64,
+    },
+    /// Timestamps that rise with the row number from `lo` to `hi`
+    /// (microseconds since 2000-01-01), jittered within one row's step:
+    /// `created_at` of rows inserted over time.
+    Increasing {
+        /// The first row's time.
+        lo: i64,
+        /// The last row's time.
+        hi: i64,
+    },
+    /// A JSON object with these keys, each value from its generator.
+    Json(Vec<(String, ValueSpec)>),
+    /// An array of `min..=max` values of one generator.
+    Array {
+        /// The elements' generator.
+        of: Box<ValueSpec>,
+        /// Fewest elements.
+        min: u32,
+        /// Most elements.
+        max: u32,
+    },
 }
 
 /// The range of timestamps and dates generated when none is named:

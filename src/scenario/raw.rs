@@ -154,7 +154,13 @@ pub struct RawGenTable {
     pub sequence: Option<i64>,
     pub fake: Option<String>,
     pub value: Option<toml::Value>,
+    pub zipf: Option<[i64; 2]>,
+    pub json: Option<BTreeMap<String, Spanned<RawGen>>>,
+    pub array: Option<Box<Spanned<RawGen>>>,
     pub nulls: Option<f64>,
+    pub skew: Option<f64>,
+    pub increasing: Option<bool>,
+    pub len: Option<[u32; 2]>,
 }
 
 impl<'de> Deserialize<'de> for RawGen {

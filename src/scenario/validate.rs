@@ -327,6 +327,9 @@ impl Validator {
             ("sequence", t.sequence.is_some()),
             ("fake", t.fake.is_some()),
             ("value", t.value.is_some()),
+            ("zipf", t.zipf.is_some()),
+            ("json", t.json.is_some()),
+            ("array", t.array.is_some()),
         ]
         .into_iter()
         .filter_map(|(k, on)| on.then_some(k))
@@ -336,12 +339,26 @@ impl Validator {
             return self.err(
                 span,
                 format!(
-                    "a generator needs exactly one of int, float, key_of, one_of, words, timestamp, date, sequence, fake, value; found {found}"
+                    "a generator needs exactly one of int, float, key_of, one_of, words, timestamp, date, sequence, fake, value, zipf, json, array; found {found}"
                 ),
             );
         }
         if t.weights.is_some() && t.one_of.is_none() {
             return self.err(span, "`weights` goes with `one_of`");
+        }
+        if t.skew.is_some() && t.zipf.is_none() && t.key_of.is_none() {
+            return self.err(span, "`skew` goes with `zipf` or `key_of`");
+        }
+        if let Some(skew) = t.skew
+            && !(skew.is_finite() && skew > 0.0)
+        {
+            return self.err(span, format!("skew must be above 0 (1.0 is classic Zipf), not {skew}"));
+        }
+        if t.increasing.is_some() && t.timestamp.is_none() {
+            return self.err(span, "`increasing` goes with `timestamp`");
+        }
+        if t.len.is_some() && t.array.is_none() {
+            return self.err(span, "`len` goes with `array`");
         }
         let kind = if let Some([lo, hi]) = t.int {
             if lo > hi {
@@ -364,7 +381,10 @@ impl Validator {
             if *rows == 0 {
                 return self.err(span, format!("key_of = \"{table}\": that table has no rows"));
             }
-            GenSpec::KeyOf { table, rows: *rows }
+            match t.skew {
+                Some(skew) => GenSpec::Zipf { lo: 1, hi: *rows as i64, skew },
+                None => GenSpec::KeyOf { table, rows: *rows },
+            }
         } else if let Some(values) = t.one_of {
             if values.is_empty() {
                 return self.err(span, "one_of needs at least one value");
@@ -385,7 +405,27 @@ impl Validator {
             }
             GenSpec::Words { min, max }
         } else if let Some([lo, hi]) = t.timestamp {
-            self.timestamp_range(&lo, &hi, span)?
+            match (self.timestamp_range(&lo, &hi, span)?, t.increasing) {
+                (GenSpec::Timestamp { lo, hi }, Some(true)) => GenSpec::Increasing { lo, hi },
+                (range, _) => range,
+            }
+        } else if let Some([lo, hi]) = t.zipf {
+            if lo > hi {
+                return self.err(span, format!("zipf range [{lo}, {hi}] is empty"));
+            }
+            GenSpec::Zipf { lo, hi, skew: t.skew.unwrap_or(1.0) }
+        } else if let Some(fields) = t.json {
+            let mut shape = Vec::with_capacity(fields.len());
+            for (key, g) in fields {
+                shape.push((key, self.value_spec(g)?));
+            }
+            GenSpec::Json(shape)
+        } else if let Some(of) = t.array {
+            let [min, max] = t.len.unwrap_or([0, 3]);
+            if min > max || max > 10_000 {
+                return self.err(span, format!("array len [{min}, {max}] must be a range within [0, 10000]"));
+            }
+            GenSpec::Array { of: Box::new(self.value_spec(*of)?), min, max }
         } else if let Some([lo, hi]) = t.date {
             let lo_d = parse_date(&lo).or_else(|e| self.err(span.clone(), e))?;
             let hi_d = parse_date(&hi).or_else(|e| self.err(span.clone(), e))?;

@@ -1,0 +1,76 @@
+//! `rehearse generate`: the data alone. On a throwaway server it prints how
+//! to connect and keeps the server until Ctrl-C; on a named server it
+//! leaves the tables there and exits.
+
+use std::io::{BufRead, BufReader};
+use std::process::Stdio;
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use rehearse::postgres::{LocalCluster, Role, Server, connect};
+
+use crate::common::{Sandbox, heavy, small_scenario, text};
+
+const QUERY: &str = "SELECT * FROM items WHERE id = $1";
+
+#[test]
+fn generate_keeps_a_local_server_until_ctrl_c() {
+    let _turn = heavy();
+    let sandbox = Sandbox::new();
+    let path = sandbox.write("s.toml", &small_scenario(QUERY, "SELECT 1"));
+    let mut child = sandbox
+        .command(&["generate", path.to_str().unwrap(), "--backend", "local", "--quiet"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut printed = Vec::new();
+    let url = loop {
+        let line = lines.next().expect("generate ended before printing a connection string").unwrap();
+        if line.starts_with("postgres://") {
+            break line;
+        }
+        printed.push(line);
+    };
+    assert!(printed.iter().any(|l| l.starts_with("items: 2000 rows")), "{printed:?}");
+
+    // The data is there, and the server keeps running for the user.
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rows: i64 = rt.block_on(async {
+        let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await.unwrap();
+        tokio::spawn(conn);
+        client.query_one("SELECT count(*) FROM items", &[]).await.unwrap().get(0)
+    });
+    assert_eq!(rows, 2000);
+    assert!(child.try_wait().unwrap().is_none(), "the server is held until Ctrl-C");
+
+    kill(Pid::from_raw(child.id() as i32), Signal::SIGINT).unwrap();
+    assert_eq!(child.wait().unwrap().code(), Some(130));
+    sandbox.assert_clean();
+}
+
+#[test]
+fn generate_leaves_its_tables_on_a_named_server() {
+    let _turn = heavy();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let cluster = rt.block_on(LocalCluster::start(&[])).unwrap();
+    let port = cluster.config().get_ports()[0];
+    let url = format!("postgres://postgres:pw-not-shown@127.0.0.1:{port}/postgres");
+    let sandbox = Sandbox::new();
+    let path = sandbox.write("s.toml", &small_scenario(QUERY, "SELECT 1"));
+    let out = sandbox.run(&["generate", path.to_str().unwrap(), "--url", &url, "--quiet", "--json", "g.json"]);
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    assert!(!stdout.contains("pw-not-shown") && !stderr.contains("pw-not-shown"));
+    let g: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(sandbox.path().join("g.json")).unwrap()).unwrap();
+    assert_eq!(g["backend"], "url");
+    assert_eq!(g["tables"][0]["rows"], 2000);
+
+    let rows: i64 = rt.block_on(async {
+        let c = connect(cluster.config(), &Role::Other("user".into())).await.unwrap();
+        c.query_one("SELECT count(*) FROM items", &[]).await.unwrap().get(0)
+    });
+    assert_eq!(rows, 2000, "the generated table stays on the named server");
+}
