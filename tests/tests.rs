@@ -11,5 +11,6 @@ mod generate;
 mod migration_steps;
 mod report_render;
 mod scenario_files;
+mod schema_import;
 mod strategies;
 mod url_backend;

@@ -17,20 +17,32 @@ pub struct Deferred {
     /// `CREATE INDEX` and `ADD CONSTRAINT` (primary/unique/exclusion)
     /// statements, in the order to run them.
     pub indexes: Vec<String>,
-    /// `ADD CONSTRAINT ... FOREIGN KEY` statements of this table.
+    /// `ADD CONSTRAINT ... FOREIGN KEY` statements of this table, and of
+    /// other tables pointing at it (each foreign key once over all tables).
     pub foreign_keys: Vec<String>,
+    /// `ADD CONSTRAINT ... CHECK` statements (schema imports only), re-added
+    /// after the data.
+    pub checks: Vec<String>,
 }
 
 /// Reads and drops the indexes and constraints of `tables` (regclass
-/// texts); returns them per table, in the same order.
-pub async fn take_off(client: &Client, tables: &[String]) -> Result<Vec<Deferred>, tokio_postgres::Error> {
+/// texts), and with `checks` their CHECK constraints; returns them per
+/// table, in the same order.
+pub async fn take_off(
+    client: &Client,
+    tables: &[String],
+    checks: bool,
+) -> Result<Vec<Deferred>, tokio_postgres::Error> {
     let mut all = Vec::new();
     let mut key_drops = Vec::new();
-    let mut fk_drops = Vec::new();
+    let mut fk_drops: Vec<String> = Vec::new();
     for table in tables {
-        let (deferred, fks, keys) = read(client, table).await?;
+        let (mut deferred, fks, keys) = read(client, table, checks).await?;
+        // A foreign key between two of these tables is seen from both.
+        let fresh: Vec<usize> = (0..fks.len()).filter(|i| !fk_drops.contains(&fks[*i])).collect();
+        deferred.foreign_keys = fresh.iter().map(|i| deferred.foreign_keys[*i].clone()).collect();
+        fk_drops.extend(fresh.iter().map(|i| fks[*i].clone()));
         all.push(deferred);
-        fk_drops.extend(fks);
         key_drops.extend(keys);
     }
     // Every foreign key goes before any key: a key cannot go while a
@@ -42,13 +54,22 @@ pub async fn take_off(client: &Client, tables: &[String]) -> Result<Vec<Deferred
 }
 
 /// One table's deferred objects, its foreign-key drops and its other drops.
-async fn read(client: &Client, table: &str) -> Result<(Deferred, Vec<String>, Vec<String>), tokio_postgres::Error> {
+async fn read(
+    client: &Client,
+    table: &str,
+    checks: bool,
+) -> Result<(Deferred, Vec<String>, Vec<String>), tokio_postgres::Error> {
+    // The table's keys and foreign keys, and the foreign keys of other
+    // tables that point at it (its keys cannot go while those stand).
     let constraints = client
         .query(
-            "SELECT quote_ident(conname), pg_get_constraintdef(oid), contype::text \
-             FROM pg_constraint WHERE conrelid = $1::text::regclass AND contype IN ('p', 'u', 'x', 'f') \
+            "SELECT quote_ident(conname), pg_get_constraintdef(oid), contype::text, conrelid::regclass::text \
+             FROM pg_constraint \
+             WHERE (conrelid = $1::text::regclass AND contype IN ('p', 'u', 'x', 'f')) \
+                OR (conrelid = $1::text::regclass AND contype = 'c' AND $2 AND conparentid = 0 AND NOT coninhcount > 0) \
+                OR (confrelid = $1::text::regclass AND contype = 'f' AND conrelid <> confrelid) \
              ORDER BY oid",
-            &[&table],
+            &[&table, &checks],
         )
         .await?;
     let indexes = client
@@ -64,12 +85,16 @@ async fn read(client: &Client, table: &str) -> Result<(Deferred, Vec<String>, Ve
     let mut deferred = Deferred::default();
     let (mut fk_drops, mut drops) = (Vec::new(), Vec::new());
     for row in &constraints {
-        let (name, def, kind): (String, String, String) = (row.get(0), row.get(1), row.get(2));
-        let drop = format!("ALTER TABLE {table} DROP CONSTRAINT {name}");
-        let add = format!("ALTER TABLE {table} ADD CONSTRAINT {name} {def}");
+        let (name, def, kind, owner): (String, String, String, String) =
+            (row.get(0), row.get(1), row.get(2), row.get(3));
+        let drop = format!("ALTER TABLE {owner} DROP CONSTRAINT {name}");
+        let add = format!("ALTER TABLE {owner} ADD CONSTRAINT {name} {def}");
         if kind == "f" {
             fk_drops.push(drop);
             deferred.foreign_keys.push(add);
+        } else if kind == "c" {
+            drops.push(drop);
+            deferred.checks.push(add);
         } else {
             drops.push(drop);
             deferred.indexes.push(add);

@@ -44,6 +44,7 @@ pub struct ValueGen {
     kind: Kind,
     nulls: f64,
     max_len: Option<usize>,
+    unique: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -144,7 +145,7 @@ impl ValueGen {
                 Kind::Array { of: Box::new(ValueGen::from_spec(of)), min: *min, max: *max }
             }
         };
-        Self { kind, nulls: spec.nulls, max_len: None }
+        Self { kind, nulls: spec.nulls, max_len: None, unique: false }
     }
 
     /// Tells the generator how many rows its table has, for values that
@@ -168,16 +169,23 @@ impl ValueGen {
 
     /// Always NULL.
     pub fn null() -> Self {
-        Self { kind: Kind::Const(Value::Null), nulls: 0.0, max_len: None }
+        Self { kind: Kind::Const(Value::Null), nulls: 0.0, max_len: None, unique: false }
     }
 
     fn plain(kind: Kind) -> Self {
-        Self { kind, nulls: 0.0, max_len: None }
+        Self { kind, nulls: 0.0, max_len: None, unique: false }
     }
 
     /// Cuts text values to `chars` characters (for `varchar(n)`).
     pub fn with_max_len(mut self, chars: Option<usize>) -> Self {
         self.max_len = chars;
+        self
+    }
+
+    /// Makes text values unique within the table by weaving in the row
+    /// number (for a column under a unique key).
+    pub fn with_unique(mut self, unique: bool) -> Self {
+        self.unique = unique;
         self
     }
 
@@ -226,12 +234,13 @@ impl ValueGen {
             Kind::Zipf { lo, dist } => Value::Int(lo + dist.sample(rng) as i64 - 1),
             Kind::Increasing { lo, hi, rows } => {
                 if *rows <= 1 {
-                    Value::Timestamp(rng.random_range(*lo..=*hi))
+                    Value::Timestamp(rng.random_range(*lo..*hi))
                 } else {
-                    // Row r sits at r/(rows-1) of the way, give or take half a step.
-                    let step = (hi - lo) as f64 / (*rows - 1) as f64;
-                    let at = *lo as f64 + step * (row as f64 + rng.random_range(-0.5..0.5));
-                    Value::Timestamp((at as i64).clamp(*lo, *hi))
+                    // Row r sits at r/rows of the way through [lo, hi), give or
+                    // take half a step.
+                    let step = (hi - lo) as f64 / *rows as f64;
+                    let at = *lo as f64 + step * (row as f64 + 0.5 + rng.random_range(-0.5..0.5));
+                    Value::Timestamp((at as i64).clamp(*lo, *hi - 1))
                 }
             }
             Kind::Object(fields) => {
@@ -245,6 +254,15 @@ impl ValueGen {
                 let n = rng.random_range(*min..=*max);
                 Value::Array((0..n).map(|_| of.generate(row, rng)).collect())
             }
+        };
+        let v = match (v, self.unique) {
+            // The row number woven in keeps a unique column unique: before
+            // the `@` of an email, else at the end.
+            (Value::Text(s), true) => Value::Text(match s.split_once('@') {
+                Some((user, domain)) => format!("{user}{row}@{domain}"),
+                None => format!("{s}-{row}"),
+            }),
+            (v, _) => v,
         };
         match (v, self.max_len) {
             (Value::Text(mut s), Some(n)) if s.chars().count() > n => {
@@ -373,10 +391,12 @@ mod tests {
                 v => panic!("{v:?}"),
             })
             .collect();
-        // Each row within half a step (1000 µs) of its place; never out of range.
+        // Each row within its step (999 µs) of the way; never out of [lo, hi).
+        let step = 1_000_000.0 / 1001.0;
         for (row, t) in vals.iter().enumerate() {
-            assert!((t - row as i64 * 1000).abs() <= 500, "row {row}: {t}");
-            assert!((0..=1_000_000).contains(t));
+            let low = (row as f64 * step) as i64;
+            assert!((low..=low + step as i64 + 1).contains(t), "row {row}: {t}");
+            assert!((0..1_000_000).contains(t));
         }
     }
 

@@ -175,12 +175,12 @@ pub fn infer(col: &ColumnInfo, tables: &[(String, u64)]) -> Result<ValueGen, Str
                 None
             };
             match fake {
-                Some(k) => spec(GenSpec::Fake(k)),
+                Some(k) => spec(GenSpec::Fake(k)).with_unique(col.unique_key),
                 None if has("status") || has("state") => spec(GenSpec::OneOf {
                     values: ["new", "active", "done"].map(|s| Literal::Text(s.into())).to_vec(),
                     weights: None,
                 }),
-                None => spec(GenSpec::Words { min: 1, max: 4 }),
+                None => spec(GenSpec::Words { min: 1, max: 4 }).with_unique(col.unique_key),
             }
         }
         PgKind::Int2 => spec(GenSpec::Int { lo: 0, hi: 10_000 }),

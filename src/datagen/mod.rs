@@ -11,6 +11,7 @@ mod copy;
 mod deferred;
 mod generate;
 mod infer;
+mod schema;
 mod value;
 
 use std::sync::Arc;
@@ -110,6 +111,29 @@ pub enum LoadError {
         /// What did not fit.
         message: String,
     },
+    /// A schema file on a server the user named.
+    #[error(
+        "`schema` builds a whole schema, so it runs only on a throwaway server (--backend local or docker), not on a server named with --url"
+    )]
+    SchemaOnNamedServer,
+    /// A statement of the schema file failed.
+    #[error("{at}: the schema's statement failed: {error}{note}")]
+    Schema {
+        /// Where in the schema file (line and column of Postgres' position).
+        at: Location,
+        /// The error.
+        error: SqlError,
+        /// What was skipped before, when it may be why.
+        note: String,
+    },
+    /// `rows` names a table the schema does not create.
+    #[error("{at}: `rows` names table `{table}`, which the schema does not create")]
+    NotInSchema {
+        /// The table.
+        table: String,
+        /// Where `rows` names it.
+        at: Location,
+    },
     /// The server refused the load.
     #[error("loading table `{table}`: {error}")]
     Db {
@@ -147,9 +171,22 @@ pub async fn load(
     opts: &LoadOptions,
     cleanup: &Cleanup,
 ) -> Result<Vec<LoadedTable>, LoadError> {
+    if let Some(schema) = &scenario.schema {
+        if cleanup.on_named_server() {
+            return Err(LoadError::SchemaOnNamedServer);
+        }
+        schema::build(config, schema).await?;
+    }
     let mut created: Vec<(&TableSpec, String)> = Vec::new();
     let mut reused = Vec::new();
     for t in &scenario.tables {
+        if t.from_schema {
+            let q: Option<String> =
+                admin.query_one("SELECT to_regclass($1)::text", &[&t.name]).await.map_err(db(&t.name))?.get(0);
+            let q = q.ok_or_else(|| LoadError::NotInSchema { table: t.name.clone(), at: t.ddl.at.clone() })?;
+            created.push((t, q));
+            continue;
+        }
         let existing: Option<String> =
             admin.query_one("SELECT to_regclass($1)::text", &[&t.name]).await.map_err(db(&t.name))?.get(0);
         match existing {
@@ -171,6 +208,7 @@ pub async fn load(
         }
     }
 
+    parents_first(admin, &mut created).await.map_err(db("(foreign keys)"))?;
     // Tables by scenario name and by regclass text (foreign keys name the
     // latter), with their row counts.
     let mut sizes: Vec<(String, u64)> = scenario.tables.iter().map(|t| (t.name.clone(), t.rows)).collect();
@@ -185,7 +223,7 @@ pub async fn load(
         plans.push(plan(admin, scenario, i as u64, t, q, &sizes).await?);
     }
     let names: Vec<String> = created.iter().map(|(_, q)| q.clone()).collect();
-    let deferred = deferred::take_off(admin, &names).await.map_err(db("(indexes)"))?;
+    let deferred = deferred::take_off(admin, &names, scenario.schema.is_some()).await.map_err(db("(indexes)"))?;
 
     let bars = MultiProgress::with_draw_target(if opts.progress {
         ProgressDrawTarget::stderr()
@@ -221,6 +259,9 @@ pub async fn load(
         for sql in &deferred.indexes {
             admin.batch_execute(sql).await.map_err(db(&t.name))?;
         }
+        for sql in &deferred.checks {
+            schema::add_check(admin, sql).await.map_err(db(&t.name))?;
+        }
         let indexed = started.elapsed();
         bar.set_message("vacuum analyze");
         admin.batch_execute(&format!("VACUUM (ANALYZE) {q}")).await.map_err(db(&t.name))?;
@@ -251,6 +292,30 @@ pub async fn load(
         loaded.push(table);
     }
     Ok(loaded)
+}
+
+/// Orders `tables` so that a table comes after every table its foreign
+/// keys point at (cycles keep their order), stable otherwise.
+async fn parents_first(admin: &Client, tables: &mut Vec<(&TableSpec, String)>) -> Result<(), tokio_postgres::Error> {
+    let edges: Vec<(String, String)> = admin
+        .query(
+            "SELECT conrelid::regclass::text, confrelid::regclass::text FROM pg_constraint \
+             WHERE contype = 'f' AND conrelid <> confrelid",
+            &[],
+        )
+        .await?
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    let mut pending = std::mem::take(tables);
+    while !pending.is_empty() {
+        let ready = pending.iter().position(|(_, q)| {
+            !edges.iter().any(|(child, parent)| child == q && pending.iter().any(|(_, p)| p == parent))
+        });
+        // A cycle: take the first; its foreign keys come back after all data.
+        tables.push(pending.remove(ready.unwrap_or(0)));
+    }
+    Ok(())
 }
 
 /// Decides the generator of every column of a freshly created table.
@@ -361,7 +426,12 @@ async fn measure(
     reused: bool,
 ) -> Result<LoadedTable, LoadError> {
     let row = admin
-        .query_one("SELECT pg_relation_size($1::text::regclass), pg_total_relation_size($1::text::regclass)", &[&q])
+        // A partitioned table's rows are in its partitions.
+        .query_one(
+            "SELECT coalesce(sum(pg_relation_size(relid)), 0)::int8, coalesce(sum(pg_total_relation_size(relid)), 0)::int8 \
+             FROM pg_partition_tree($1::text::regclass)",
+            &[&q],
+        )
         .await
         .map_err(db(&t.name))?;
     Ok(LoadedTable {

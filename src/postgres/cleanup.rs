@@ -25,6 +25,11 @@ impl Cleanup {
         Self { config, tables: Arc::default(), keep_tables }
     }
 
+    /// Whether the server is one the user named (not throwaway).
+    pub fn on_named_server(&self) -> bool {
+        self.config.is_some()
+    }
+
     /// Records a table the harness created.
     pub fn created(&self, qualified_name: &str) {
         if self.config.is_some() {

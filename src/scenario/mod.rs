@@ -12,7 +12,9 @@ pub mod calendar;
 pub mod duration;
 mod raw;
 pub mod source;
+pub mod sql_split;
 mod validate;
+mod validate_external;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -84,6 +86,9 @@ pub struct Scenario {
     pub postgres: PostgresSpec,
     /// `[[table]]`, in file order.
     pub tables: Vec<TableSpec>,
+    /// `schema = "dump.sql"`: a schema to build before the tables are
+    /// filled; `rows = { … }` names the tables to fill.
+    pub schema: Option<SchemaFile>,
     /// `[workload]`
     pub workload: WorkloadSpec,
     /// `[[interference]]`, in file order.
@@ -118,7 +123,20 @@ pub struct PostgresSpec {
     pub images: Vec<String>,
 }
 
-/// One `[[table]]`.
+/// A schema file, such as `pg_dump --schema-only` writes, cut into its
+/// statements.
+#[derive(Debug, Clone)]
+pub struct SchemaFile {
+    /// The file, as the scenario names it, resolved against the scenario's
+    /// directory.
+    pub path: PathBuf,
+    /// Its SQL statements, in order, each locatable in the file.
+    pub statements: Vec<SqlText>,
+    /// psql meta-commands (`\restrict …`), which are not SQL and are skipped.
+    pub meta_commands: Vec<String>,
+}
+
+/// One `[[table]]`, or one entry of `rows` (a table of the schema file).
 #[derive(Debug, Clone)]
 pub struct TableSpec {
     /// Table name as the DDL creates it.
@@ -131,6 +149,8 @@ pub struct TableSpec {
     pub ddl: SqlText,
     /// Generators the file names for some columns; the rest are inferred.
     pub columns: Vec<ColumnOverride>,
+    /// Created by the schema file, not by `ddl` (which is then empty).
+    pub from_schema: bool,
 }
 
 /// A generator the scenario names for one column.

@@ -20,6 +20,8 @@ pub struct RawScenario {
     pub seed: Option<u64>,
     #[serde(default)]
     pub postgres: RawPostgres,
+    pub schema: Option<Spanned<String>>,
+    pub rows: Option<Spanned<BTreeMap<String, Spanned<i64>>>>,
     #[serde(default, rename = "table")]
     pub tables: Vec<Spanned<RawTable>>,
     pub workload: Spanned<RawWorkload>,

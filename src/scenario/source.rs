@@ -79,6 +79,13 @@ impl SqlText {
         Self { text, at, origin }
     }
 
+    /// The SQL at `span` of a file that is SQL itself (a schema dump), not a
+    /// quoted literal in a scenario.
+    pub fn verbatim(source: &Arc<SourceFile>, span: Range<usize>) -> Self {
+        let text = source.text[span.clone()].to_string();
+        Self { text, at: source.location(span.start), origin: Some((source.clone(), span.start)) }
+    }
+
     /// The file location of the 1-based character `position` Postgres
     /// reported, or of the literal's start when the value was not verbatim
     /// (it held escapes) or the position is out of range.

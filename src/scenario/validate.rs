@@ -8,18 +8,16 @@ use std::time::Duration;
 
 use toml::Spanned;
 
-use crate::postgres;
-
 use super::calendar::{parse_date, parse_timestamp};
-use super::raw::{RawGen, RawGenTable, RawPostgres, RawScenario, RawStep};
+use super::raw::{RawGen, RawGenTable, RawScenario, RawStep};
 use super::source::{SourceFile, SqlText};
 use super::{
     ColumnOverride, FakeKind, GenSpec, InterferenceSpec, Literal, LoadOptions, ParamSpec, PostgresSpec, QuerySpec,
     Scenario, ScenarioError, StepSpec, Strategy, TableSpec, Thresholds, Timeline, ValueSpec, WorkloadSpec,
 };
 
-struct Validator {
-    src: Arc<SourceFile>,
+pub(super) struct Validator {
+    pub(super) src: Arc<SourceFile>,
     scale: f64,
     /// (name, scaled rows) of every table, for `key_of`.
     tables: Vec<(String, u64)>,
@@ -38,7 +36,7 @@ pub(super) fn validate(src: Arc<SourceFile>, opts: &LoadOptions) -> Result<Scena
 }
 
 impl Validator {
-    fn err<T>(&self, span: Range<usize>, message: impl Into<String>) -> Result<T, ScenarioError> {
+    pub(super) fn err<T>(&self, span: Range<usize>, message: impl Into<String>) -> Result<T, ScenarioError> {
         Err(ScenarioError::Invalid { at: self.src.location(span.start), message: message.into() })
     }
 
@@ -49,46 +47,6 @@ impl Validator {
             return self.err(span, format!("{what} is empty"));
         }
         Ok(SqlText::new(&self.src, text, span))
-    }
-
-    /// `image`, `version` or `versions` of `[postgres]`, as image references.
-    fn images(&self, pg: &RawPostgres) -> Result<Vec<String>, ScenarioError> {
-        if let (Some(_), Some(v)) = (&pg.version, &pg.versions) {
-            return self.err(v.span(), "give `version` or `versions`, not both");
-        }
-        if let (Some(_), Some(v)) = (&pg.image, &pg.versions) {
-            return self.err(v.span(), "give `image` or `versions`, not both: each version is an image of its own");
-        }
-        if let Some(image) = &pg.image {
-            if let Err(e) = postgres::check_image_ref(image.get_ref()) {
-                return self.err(image.span(), e);
-            }
-            return Ok(vec![image.get_ref().clone()]);
-        }
-        let versions: Vec<&Spanned<String>> = match (&pg.version, &pg.versions) {
-            (Some(v), _) => vec![v],
-            (None, Some(list)) if list.get_ref().is_empty() => {
-                return self.err(list.span(), "`versions` is empty");
-            }
-            (None, Some(list)) => list.get_ref().iter().collect(),
-            (None, None) => return Ok(Vec::new()),
-        };
-        let mut images: Vec<String> = Vec::new();
-        for v in versions {
-            let text = v.get_ref();
-            let valid = text.len() <= 128
-                && text.starts_with(|c: char| c.is_ascii_alphanumeric())
-                && text.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'));
-            if !valid {
-                return self.err(v.span(), format!("`{text}` is not a version such as \"12\" or \"16.4\""));
-            }
-            let image = postgres::official_image(text);
-            if images.contains(&image) {
-                return self.err(v.span(), format!("version `{text}` is listed twice"));
-            }
-            images.push(image);
-        }
-        Ok(images)
     }
 
     fn name(&self, s: Spanned<String>, what: &str, seen: &mut HashSet<String>) -> Result<String, ScenarioError> {
@@ -134,6 +92,29 @@ impl Validator {
             let rows = if declared > 0 { scaled.max(1) } else { 0 };
             self.tables.push((name, rows));
         }
+        let schema_rows: Vec<(String, Spanned<i64>)> = match (&raw.schema, raw.rows) {
+            (Some(_), Some(rows)) if rows.get_ref().is_empty() => {
+                return self.err(rows.span(), "`rows` names no table to fill");
+            }
+            (Some(_), Some(rows)) => rows.into_inner().into_iter().collect(),
+            (Some(schema), None) => {
+                return self.err(schema.span(), "`schema` needs `rows = { table = count, … }`: the tables to fill");
+            }
+            (None, Some(rows)) => return self.err(rows.span(), "`rows` goes with `schema = \"file.sql\"`"),
+            (None, None) => Vec::new(),
+        };
+        for (name, n) in &schema_rows {
+            let name = self.name(Spanned::new(n.span(), name.clone()), "table", &mut seen)?;
+            if *n.get_ref() < 0 {
+                return self.err(n.span(), "rows must be 0 or more");
+            }
+            let scaled = ((*n.get_ref() as f64) * self.scale).round() as u64;
+            self.tables.push((name, if *n.get_ref() > 0 { scaled.max(1) } else { 0 }));
+        }
+        let schema = match raw.schema {
+            Some(path) => Some(self.schema_file(path)?),
+            None => None,
+        };
         let mut tables = Vec::new();
         for (i, t) in raw.tables.into_iter().enumerate() {
             let t = t.into_inner();
@@ -148,6 +129,18 @@ impl Validator {
                 declared_rows: *t.rows.get_ref() as u64,
                 ddl: self.sql(t.ddl, "ddl")?,
                 columns,
+                from_schema: false,
+            });
+        }
+        for (name, n) in schema_rows {
+            let (_, rows) = self.tables.iter().find(|(t, _)| *t == name).expect("named above");
+            tables.push(TableSpec {
+                rows: *rows,
+                name,
+                declared_rows: *n.get_ref() as u64,
+                ddl: SqlText::new(&self.src, String::new(), n.span()),
+                columns: Vec::new(),
+                from_schema: true,
             });
         }
 
@@ -231,6 +224,7 @@ impl Validator {
             scale: self.scale,
             postgres: PostgresSpec { settings, images },
             tables,
+            schema,
             workload: WorkloadSpec { pool_size: pool_size as usize, pool_timeout: w.pool_timeout.0, queries },
             interference,
             timeline,
