@@ -193,6 +193,7 @@ rows = 2000
 ddl = """
 CREATE TABLE accounts (aid int PRIMARY KEY, region text NOT NULL);
 """
+bloat = 0.2
 
 [[table]]
 name = "events"
@@ -217,7 +218,24 @@ fn new_generators_land_with_their_distributions() {
         let cluster = LocalCluster::start(&[]).await.unwrap();
         let c = connect(cluster.config(), &Role::Harness).await.unwrap();
         let s = scenario::parse(Path::new("g.toml"), format!("{SKEWED}{LOAD_ONLY}"), &Default::default()).unwrap();
-        datagen::load(cluster.config(), "test", &c, &s, &options(2), &Cleanup::new(None, false)).await.unwrap();
+        let tables =
+            datagen::load(cluster.config(), "test", &c, &s, &options(2), &Cleanup::new(None, false)).await.unwrap();
+
+        // bloat = 0.2: about 400 of 2000 rows left dead, and the server sees them.
+        let dead = tables[0].dead_tuples;
+        assert!((340..460).contains(&dead), "{dead} dead tuples");
+        assert_eq!(tables[1].dead_tuples, 0);
+        let mut seen = 0.0;
+        for _ in 0..50 {
+            seen = scalar(&c, "SELECT n_dead_tup FROM pg_stat_user_tables WHERE relname = 'accounts'").await;
+            if seen >= 0.5 * dead as f64 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        // The server's own count (ANALYZE's estimate; page pruning may
+        // already have reclaimed a few).
+        assert!(seen >= 0.5 * dead as f64 && seen <= 1.1 * dead as f64, "n_dead_tup {seen} of {dead}");
 
         // An int primary key with no generator counts 1..rows: no duplicates.
         assert_eq!(scalar(&c, "SELECT count(DISTINCT aid)::float8 FROM accounts").await, 2000.0);

@@ -149,6 +149,7 @@ fn naive() -> Report {
             copy_seconds: 2.1,
             index_seconds: 0.9,
             vacuum_seconds: 0.5,
+            dead_tuples: 0,
             reused: false,
         }],
         workload: WorkloadInfo {

@@ -223,3 +223,16 @@ fn auto_falls_back_to_local_and_says_why() {
     assert!(warnings.iter().any(|w| w.as_str().unwrap().contains("rehearse-test/absent:0")), "{warnings:?}");
     sandbox.assert_clean();
 }
+
+#[test]
+fn bloat_must_be_a_fraction() {
+    let toml = small_scenario(QUERY, STEP).replace("rows = 2000\n", "rows = 2000\nbloat = 1.5\n");
+    let (code, stderr, path, _s) = check(&toml);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("bloat is a fraction"), "{stderr}");
+    let (line, col) = position_of(&toml, "1.5", 0);
+    assert_located(&stderr, &path, line, col);
+    let (code, stderr, _, _s) =
+        check(&small_scenario(QUERY, STEP).replace("rows = 2000\n", "rows = 2000\nbloat = 0.1\n"));
+    assert_eq!(code, 0, "{stderr}");
+}

@@ -60,6 +60,8 @@ pub struct LoadedTable {
     pub index_seconds: f64,
     /// Of that, `VACUUM (ANALYZE)`.
     pub vacuum_seconds: f64,
+    /// Dead tuples left on purpose (`bloat`): rows updated after the vacuum.
+    pub dead_tuples: u64,
     /// Whether it existed already and was used as it was.
     pub reused: bool,
 }
@@ -267,7 +269,9 @@ pub async fn load(
         admin.batch_execute(&format!("VACUUM (ANALYZE) {q}")).await.map_err(db(&t.name))?;
         let elapsed = started.elapsed();
         bar.finish_with_message(format!("loaded in {:.1}s", elapsed.as_secs_f64()));
+        let dead_tuples = bloat(admin, t, q, &plan).await.map_err(db(&t.name))?;
         let mut table = measure(admin, t, q, elapsed, false).await?;
+        table.dead_tuples = dead_tuples;
         table.copy_seconds = copied.as_secs_f64();
         table.index_seconds = (indexed - copied).as_secs_f64();
         table.vacuum_seconds = (elapsed - indexed).as_secs_f64();
@@ -292,6 +296,22 @@ pub async fn load(
         loaded.push(table);
     }
     Ok(loaded)
+}
+
+/// Leaves `t.bloat` of the rows as dead tuples: each chosen row is updated
+/// to itself once (a new version, the old one dead), with a fixed seed so
+/// the same rows are chosen every time; then `ANALYZE`. Returns the number
+/// of rows updated.
+async fn bloat(admin: &Client, t: &TableSpec, q: &str, plan: &CopyPlan) -> Result<u64, tokio_postgres::Error> {
+    // Any column will do but an identity column (it cannot be set).
+    let Some(col) = plan.columns.iter().rev().find(|c| c.sequence.is_none()).filter(|_| t.bloat > 0.0) else {
+        return Ok(0);
+    };
+    let c = &col.quoted;
+    admin.batch_execute("SELECT setseed(0.5)").await?;
+    let n = admin.execute(&format!("UPDATE {q} SET {c} = {c} WHERE random() < {}", t.bloat), &[]).await?;
+    admin.batch_execute(&format!("ANALYZE {q}")).await?;
+    Ok(n)
 }
 
 /// Orders `tables` so that a table comes after every table its foreign
@@ -443,6 +463,7 @@ async fn measure(
         copy_seconds: 0.0,
         index_seconds: 0.0,
         vacuum_seconds: 0.0,
+        dead_tuples: 0,
         reused,
     })
 }

@@ -151,6 +151,9 @@ pub struct TableSpec {
     pub columns: Vec<ColumnOverride>,
     /// Created by the schema file, not by `ddl` (which is then empty).
     pub from_schema: bool,
+    /// `bloat = 0.2`: the fraction of rows left behind as dead tuples after
+    /// the load, as updates leave them in a production table.
+    pub bloat: f64,
 }
 
 /// A generator the scenario names for one column.

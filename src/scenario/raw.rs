@@ -54,6 +54,7 @@ pub struct RawTable {
     pub ddl: Spanned<String>,
     #[serde(default)]
     pub columns: BTreeMap<String, Spanned<RawGen>>,
+    pub bloat: Option<Spanned<f64>>,
 }
 
 /// `[workload]`

@@ -118,6 +118,10 @@ impl Validator {
         let mut tables = Vec::new();
         for (i, t) in raw.tables.into_iter().enumerate() {
             let t = t.into_inner();
+            let bloat = t.bloat.as_ref().map_or(0.0, |b| *b.get_ref());
+            if !(0.0..1.0).contains(&bloat) {
+                return self.err(t.bloat.expect("set").span(), "bloat is a fraction of the rows, from 0 up to (not) 1");
+            }
             let mut columns = Vec::new();
             for (column, spec) in t.columns {
                 let at = self.src.location(spec.span().start);
@@ -130,6 +134,7 @@ impl Validator {
                 ddl: self.sql(t.ddl, "ddl")?,
                 columns,
                 from_schema: false,
+                bloat,
             });
         }
         for (name, n) in schema_rows {
@@ -141,6 +146,7 @@ impl Validator {
                 ddl: SqlText::new(&self.src, String::new(), n.span()),
                 columns: Vec::new(),
                 from_schema: true,
+                bloat: 0.0,
             });
         }
 
