@@ -82,18 +82,9 @@ impl Drop for Cleanup {
         let Some(config) = self.config.take() else { return };
         let tables = std::mem::take(&mut *self.tables.lock().unwrap_or_else(|p| p.into_inner()));
         let keep = self.keep_tables;
-        // Drop cannot await, and a runtime cannot start inside another on
-        // the same thread: do the work on a thread of its own.
-        let worker = std::thread::spawn(move || {
-            let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
-                return Vec::new();
-            };
-            rt.block_on(run(&config, tables, keep))
-        });
-        if let Ok(warnings) = worker.join() {
-            for w in warnings {
-                eprintln!("rehearse: {w}");
-            }
+        let warnings = super::block_on_own_thread(async move { run(&config, tables, keep).await });
+        for w in warnings.unwrap_or_default() {
+            eprintln!("rehearse: {w}");
         }
     }
 }

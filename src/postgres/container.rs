@@ -156,17 +156,11 @@ impl ContainerServer {
 impl Drop for ContainerServer {
     fn drop(&mut self) {
         let Some(container) = self.container.take() else { return };
-        // Removing needs the daemon, that is async; do it on a thread of
-        // its own, which works from any context (see `sweep_slot_blocking`).
-        // `rm` marks the container removed, so its own Drop does nothing.
-        let worker = std::thread::spawn(move || {
-            if let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() {
-                rt.block_on(async {
-                    let _ = tokio::time::timeout(Duration::from_secs(60), container.rm()).await;
-                });
-            }
+        // `rm` marks the container removed, so its own Drop (which would
+        // need the caller's runtime) does nothing.
+        super::block_on_own_thread(async move {
+            let _ = tokio::time::timeout(Duration::from_secs(60), container.rm()).await;
         });
-        let _ = worker.join();
         // `self._slot` drops next and sweeps whatever is left by label.
     }
 }

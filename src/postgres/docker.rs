@@ -160,25 +160,19 @@ pub async fn remove(docker: &Docker, id: &str) -> Result<(), String> {
     }
 }
 
-/// Removes every container labelled with `slot`. Runs on a thread of its
-/// own with its own runtime, so it may be called from a `Drop` anywhere:
-/// on a runtime's thread, outside one, or while a panic unwinds.
+/// Removes every container labelled with `slot`, blocking; callable from a
+/// `Drop` anywhere (see [`super::block_on_own_thread`]).
 pub fn sweep_slot_blocking(slot: &str) {
-    let slot = slot.to_string();
-    let worker = std::thread::spawn(move || {
-        let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };
-        rt.block_on(async {
-            let Ok(docker) = client() else { return };
-            let sweep = async {
-                let label = format!("{SLOT_LABEL}={slot}");
-                for c in containers(&docker, &label).await.unwrap_or_default() {
-                    let _ = remove(&docker, &c.id).await;
-                }
-            };
-            let _ = tokio::time::timeout(Duration::from_secs(60), sweep).await;
-        });
+    let label = format!("{SLOT_LABEL}={slot}");
+    super::block_on_own_thread(async move {
+        let Ok(docker) = client() else { return };
+        let sweep = async {
+            for c in containers(&docker, &label).await.unwrap_or_default() {
+                let _ = remove(&docker, &c.id).await;
+            }
+        };
+        let _ = tokio::time::timeout(Duration::from_secs(60), sweep).await;
     });
-    let _ = worker.join();
 }
 
 /// Whether a process with this id runs on this machine.

@@ -320,5 +320,24 @@ pub async fn server_version(client: &Client) -> Result<ServerVersion, tokio_post
     Ok(ServerVersion { version: row.get(0), version_num: row.get(1) })
 }
 
+/// Runs `work` to completion on a thread of its own with its own runtime,
+/// and waits for it. For `Drop`s that must talk to a server or the Docker
+/// daemon: they cannot await, and may run on a runtime's thread (where no
+/// runtime can start), outside any runtime, or while a panic unwinds.
+/// `None` when no runtime could be built or the work panicked.
+pub(crate) fn block_on_own_thread<F>(work: F) -> Option<F::Output>
+where
+    F: std::future::Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
+        Some(rt.block_on(work))
+    })
+    .join()
+    .ok()
+    .flatten()
+}
+
 /// Default connect timeout for servers the user names.
 pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
