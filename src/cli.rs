@@ -126,6 +126,10 @@ pub struct RunArgs {
     /// Time between samples of the lock observer.
     #[arg(long, default_value = "20ms", value_parser = parse_duration)]
     pub observe_interval: Duration,
+    /// A read replica for the queries with `target = "replica"` (without
+    /// it they run on the primary). Its password is never printed.
+    #[arg(long, value_name = "URL")]
+    pub replica_url: Option<String>,
     /// COPY streams per table (default: the number of CPUs).
     #[arg(long)]
     pub load_streams: Option<usize>,
@@ -329,6 +333,7 @@ async fn run_rehearsal(args: RunArgs) -> anyhow::Result<i32> {
         reuse_existing: args.reuse_existing,
         keep_tables: args.keep_tables,
         observe_interval: args.observe_interval,
+        replica_url: args.replica_url,
         load_streams: args.load_streams.unwrap_or_else(default_streams),
         progress: !args.quiet,
     };

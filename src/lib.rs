@@ -19,12 +19,15 @@
 //!   or a server named by URL), behind one [`postgres::Server`] trait;
 //! - [`datagen`]: tables filled by parallel binary COPY with realistic,
 //!   deterministic values;
-//! - [`workload`]: the application's queries on open-loop schedules through
-//!   a pool, with per-phase HDR histograms;
+//! - [`workload`]: the application's queries, open loop (a rate, a ramp,
+//!   Poisson arrivals) or closed loop (clients with think time), single
+//!   statements or transactions, through a pool, with per-phase HDR
+//!   histograms and a per-second series;
 //! - [`interference`]: statements such as a long report, started on time;
 //! - [`migration`]: the strategy's steps, with lock waits, locks taken and
 //!   rewrites per step;
 //! - [`observe`]: the lock observer (who blocked whom, how long, how many);
+//! - [`live`]: the line updated every second while the load runs;
 //! - [`report`]: the report model, its verdict, the terminal summary and JSON;
 //! - [`rehearsal`]: the timeline that ties them together; [`generate`]: the
 //!   data alone; [`cli`]: the command line.
@@ -34,6 +37,7 @@ pub mod cli;
 pub mod datagen;
 pub mod generate;
 pub mod interference;
+pub mod live;
 pub mod migration;
 pub mod observe;
 pub mod postgres;

@@ -11,14 +11,15 @@ use anyhow::Context;
 
 use crate::datagen::{self, LoadOptions};
 use crate::interference::Interference;
+use crate::live::{self, LiveView};
 use crate::migration;
 use crate::observe::Observer;
-use crate::postgres::{self, BackendArg, BackendChoice, Cleanup, Role};
+use crate::postgres::{self, BackendArg, BackendChoice, Cleanup, Role, Server};
 use crate::report::{
     self, Named, PhaseReport, Phases, PostgresInfo, QueryInfo, Report, ThresholdsInfo, Timeline, WorkloadInfo,
 };
 use crate::scenario::duration::human;
-use crate::scenario::{Scenario, Strategy};
+use crate::scenario::{Load, Scenario, Strategy, Target};
 use crate::units::{millis, secs};
 use crate::workload::{Phase, PhaseClock, Workload};
 
@@ -37,6 +38,8 @@ pub struct RunOptions {
     pub keep_tables: bool,
     /// Time between lock samples.
     pub observe_interval: Duration,
+    /// `--replica-url`: where queries with `target = "replica"` run.
+    pub replica_url: Option<String>,
     /// COPY streams per table.
     pub load_streams: usize,
     /// Progress bars and event lines on stderr.
@@ -51,8 +54,8 @@ pub struct UsageError(pub String);
 fn say(opts: &RunOptions, clock: Option<&PhaseClock>, line: impl AsRef<str>) {
     if opts.progress {
         match clock {
-            Some(c) => eprintln!("[{:>6.1}s] {}", c.offset(Instant::now()), line.as_ref()),
-            None => eprintln!("rehearse: {}", line.as_ref()),
+            Some(c) => live::println(&format!("[{:>6.1}s] {}", c.offset(Instant::now()), line.as_ref())),
+            None => live::println(&format!("rehearse: {}", line.as_ref())),
         }
     }
 }
@@ -68,9 +71,19 @@ pub(crate) fn settings(scenario: &Scenario) -> Vec<(String, String)> {
     s
 }
 
-/// The strategy `name`, or the scenario's first.
-fn strategy<'a>(scenario: &'a Scenario, name: Option<&str>) -> Result<&'a Strategy, UsageError> {
-    scenario.strategy(name).ok_or_else(|| {
+/// The strategy `name`, or the scenario's first; `None` for a load-only
+/// scenario.
+fn strategy<'a>(scenario: &'a Scenario, name: Option<&str>) -> Result<Option<&'a Strategy>, UsageError> {
+    if scenario.strategies.is_empty() {
+        return match name {
+            None => Ok(None),
+            Some(n) => Err(UsageError(format!(
+                "--strategy {n}: {} has no [[strategy]]; it runs load only",
+                scenario.path.display()
+            ))),
+        };
+    }
+    scenario.strategy(name).map(Some).ok_or_else(|| {
         let names: Vec<&str> = scenario.strategies.iter().map(|s| s.name.as_str()).collect();
         UsageError(format!(
             "no strategy `{}` in {} (strategies: {})",
@@ -112,7 +125,9 @@ pub async fn rehearse_all(
     Ok(reports)
 }
 
-/// Runs the rehearsal of `scenario` and returns its report.
+/// Runs the rehearsal of `scenario` and returns its report. Without a
+/// `[[strategy]]` it runs the load alone for `[timeline] duration`, and
+/// the whole run is the `baseline` phase.
 pub async fn rehearse(scenario: &Scenario, opts: &RunOptions) -> anyhow::Result<Report> {
     let strategy = strategy(scenario, opts.strategy.as_deref())?;
     let server = postgres::provision(&opts.backend, &settings(scenario)).await?;
@@ -127,13 +142,15 @@ pub async fn rehearse(scenario: &Scenario, opts: &RunOptions) -> anyhow::Result<
     if !server.is_throwaway() && !scenario.postgres.settings.is_empty() {
         warnings.push("the scenario's [postgres] settings were not applied: the harness does not configure a server it did not start".to_string());
     }
+    let replica = replica(scenario, opts, &mut warnings).await?;
     let admin = postgres::connect(&config, &Role::Harness).await.context("connecting to the server")?;
     let version = postgres::server_version(&admin).await.context("reading the server version")?;
 
     let load_opts =
         LoadOptions { streams: opts.load_streams, reuse_existing: opts.reuse_existing, progress: opts.progress };
     let tables = datagen::load(&config, &server.target(), &admin, scenario, &load_opts, &cleanup).await?;
-    let workload = Arc::new(Workload::prepare(&config, &scenario.workload, scenario.seed).await?);
+    let replica_config = replica.as_ref().map(|r| r.config());
+    let workload = Arc::new(Workload::prepare(&config, replica_config, &scenario.workload, scenario.seed).await?);
 
     // Time zero, and the load's first request due at once; the observer
     // and the interference sessions connect while it runs.
@@ -146,36 +163,45 @@ pub async fn rehearse(scenario: &Scenario, opts: &RunOptions) -> anyhow::Result<
     let interference = Interference::start(&config, &scenario.interference, clock.clone())
         .await
         .context("connecting the interference sessions")?;
-    let total_rate: f64 = scenario.workload.queries.iter().map(|q| q.rate).sum();
-    say(
-        opts,
-        Some(&clock),
-        format!(
-            "load started: {} queries, {total_rate:.0} requests/s through a pool of {}; migration `{}` at {}",
-            scenario.workload.queries.len(),
-            scenario.workload.pool_size,
-            strategy.name,
-            human(t.migrate_at)
-        ),
-    );
+    say(opts, Some(&clock), load_line(scenario, strategy));
+    let live = opts.progress.then(|| {
+        LiveView::start(live::Sources {
+            workload: workload.clone(),
+            clock: clock.clone(),
+            waiting: Box::new(observer.waiting_gauge()),
+            load_only: strategy.is_none(),
+        })
+    });
 
-    tokio::time::sleep_until((clock.start() + t.migrate_at).into()).await;
-    say(opts, Some(&clock), format!("migration `{}` started", strategy.name));
-    let migration = migration::apply(&config, strategy, &observer, &clock, t.max_duration)
-        .await
-        .context("opening the migration's connection")?;
-    say(
-        opts,
-        Some(&clock),
-        format!(
-            "migration {} after {}; load continues for {}",
-            migration.outcome,
-            human(Duration::from_secs_f64(migration.total_ms / 1000.0)),
-            human(t.cooldown)
-        ),
-    );
-    tokio::time::sleep(t.cooldown).await;
+    let migration = match (strategy, t.duration) {
+        (Some(strategy), _) => {
+            tokio::time::sleep_until((clock.start() + t.migrate_at).into()).await;
+            say(opts, Some(&clock), format!("migration `{}` started", strategy.name));
+            let migration = migration::apply(&config, strategy, &observer, &clock, t.max_duration)
+                .await
+                .context("opening the migration's connection")?;
+            say(
+                opts,
+                Some(&clock),
+                format!(
+                    "migration {} after {}; load continues for {}",
+                    migration.outcome,
+                    human(Duration::from_secs_f64(migration.total_ms / 1000.0)),
+                    human(t.cooldown)
+                ),
+            );
+            tokio::time::sleep(t.cooldown).await;
+            Some(migration)
+        }
+        (None, duration) => {
+            tokio::time::sleep_until((clock.start() + duration.unwrap_or_default()).into()).await;
+            None
+        }
+    };
     let end = Instant::now();
+    if let Some(live) = live {
+        live.finish().await;
+    }
     let grace = scenario.workload.pool_timeout + Duration::from_secs(3);
     let (results, pool) = running.stop(grace).await;
     let interference = interference.finish().await;
@@ -186,8 +212,12 @@ pub async fn rehearse(scenario: &Scenario, opts: &RunOptions) -> anyhow::Result<
     warnings.extend(cleanup.finish().await);
 
     let (mig_start, mig_end) = clock.migration_window();
-    let (mig_start, mig_end) = (mig_start.map_or(0.0, secs), mig_end.map_or(0.0, secs));
-    let bounds = [(0.0, mig_start), (mig_start, mig_end), (mig_end, clock.offset(end))];
+    let end_s = clock.offset(end);
+    let (mig_start, mig_end) = match &migration {
+        Some(_) => (mig_start.map_or(0.0, secs), mig_end.map_or(0.0, secs)),
+        None => (end_s, end_s),
+    };
+    let bounds = [(0.0, mig_start), (mig_start, mig_end), (mig_end, end_s)];
     let phase = |p: Phase| {
         let (start_s, end_s) = bounds[p.index()];
         PhaseReport {
@@ -204,10 +234,10 @@ pub async fn rehearse(scenario: &Scenario, opts: &RunOptions) -> anyhow::Result<
         max_p99_ms: scenario.thresholds.max_p99.map(ms),
         max_error_rate: scenario.thresholds.max_error_rate,
     };
-    let verdict = report::evaluate(&thresholds, &migration, &locks, &phases);
+    let verdict = report::evaluate(&thresholds, migration.as_ref(), &locks, &phases);
     Ok(Report {
         scenario: scenario.name.clone(),
-        strategy: strategy.name.clone(),
+        strategy: strategy.map(|s| s.name.clone()),
         seed: scenario.seed,
         scale: scenario.scale,
         postgres: PostgresInfo {
@@ -224,16 +254,15 @@ pub async fn rehearse(scenario: &Scenario, opts: &RunOptions) -> anyhow::Result<
         workload: WorkloadInfo {
             pool_size: scenario.workload.pool_size,
             pool_timeout_ms: ms(scenario.workload.pool_timeout),
-            queries: results
-                .iter()
-                .map(|q| QueryInfo {
-                    name: q.name.clone(),
-                    kind: if q.is_read { "read" } else { "write" }.into(),
-                    rate: q.rate,
-                })
-                .collect(),
+            replica: replica.as_ref().map(|r| r.target()),
+            queries: scenario.workload.queries.iter().map(|q| QueryInfo::new(q, replica.is_some())).collect(),
         },
-        timeline: Timeline { migrate_at_s: t.migrate_at.as_secs_f64(), end_s: clock.offset(end), interference },
+        timeline: Timeline {
+            migrate_at_s: strategy.map(|_| t.migrate_at.as_secs_f64()),
+            duration_s: t.duration.map(|d| d.as_secs_f64()),
+            end_s,
+            interference,
+        },
         phases,
         pool,
         migration,
@@ -243,4 +272,50 @@ pub async fn rehearse(scenario: &Scenario, opts: &RunOptions) -> anyhow::Result<
         verdict,
         warnings,
     })
+}
+
+/// The event line that opens the load.
+fn load_line(scenario: &Scenario, strategy: Option<&Strategy>) -> String {
+    let w = &scenario.workload;
+    let rate: f64 = w.queries.iter().filter_map(|q| q.rate()).sum();
+    let clients: usize = w
+        .queries
+        .iter()
+        .map(|q| match q.load {
+            Load::Closed { clients, .. } => clients,
+            Load::Open { .. } => 0,
+        })
+        .sum();
+    let mut shape = format!("{rate:.0} requests/s open loop");
+    if clients > 0 {
+        shape = format!("{shape} and {clients} closed-loop clients");
+    }
+    let what = match strategy {
+        Some(s) => format!("migration `{}` at {}", s.name, human(scenario.timeline.migrate_at)),
+        None => format!("load only, for {}", human(scenario.timeline.duration.unwrap_or_default())),
+    };
+    format!("load started: {} queries, {shape} through a pool of {}; {what}", w.queries.len(), w.pool_size)
+}
+
+/// The replica named by `--replica-url`, when queries target one. Without
+/// one, those queries run on the primary, and the report says so.
+async fn replica(
+    scenario: &Scenario,
+    opts: &RunOptions,
+    warnings: &mut Vec<String>,
+) -> Result<Option<postgres::UrlServer>, postgres::ProvisionError> {
+    let wanted: Vec<&str> =
+        scenario.workload.queries.iter().filter(|q| q.target == Target::Replica).map(|q| q.name.as_str()).collect();
+    match (&opts.replica_url, wanted.is_empty()) {
+        (Some(url), false) => Ok(Some(postgres::UrlServer::open(url).await?)),
+        (Some(_), true) => {
+            warnings.push("--replica-url was given, but no query has target = \"replica\"; it was not used".into());
+            Ok(None)
+        }
+        (None, false) => {
+            warnings.push(format!("no --replica-url: {} (target = \"replica\") ran on the primary", wanted.join(", ")));
+            Ok(None)
+        }
+        (None, true) => Ok(None),
+    }
 }

@@ -124,10 +124,10 @@ fn naive() -> Report {
     };
     let thresholds =
         ThresholdsInfo { max_lock_wait_ms: Some(1000.0), max_p99_ms: Some(250.0), max_error_rate: Some(0.001) };
-    let verdict = evaluate(&thresholds, &migration, &locks, &phases);
+    let verdict = evaluate(&thresholds, Some(&migration), &locks, &phases);
     Report {
         scenario: "add-column-default".into(),
-        strategy: "naive".into(),
+        strategy: Some("naive".into()),
         seed: 42,
         scale: 1.0,
         postgres: PostgresInfo {
@@ -155,13 +155,12 @@ fn naive() -> Report {
         workload: WorkloadInfo {
             pool_size: 50,
             pool_timeout_ms: 2000.0,
-            queries: vec![
-                QueryInfo { name: "get_order".into(), kind: "read".into(), rate: 400.0 },
-                QueryInfo { name: "new_order".into(), kind: "write".into(), rate: 50.0 },
-            ],
+            replica: None,
+            queries: vec![open_query("get_order", "read", 400.0), open_query("new_order", "write", 50.0)],
         },
         timeline: Timeline {
-            migrate_at_s: 10.0,
+            migrate_at_s: Some(10.0),
+            duration_s: None,
             end_s: 30.2,
             interference: vec![InterferenceReport {
                 name: "cs-report".into(),
@@ -173,7 +172,7 @@ fn naive() -> Report {
         },
         phases,
         pool: PoolStats { size: 50, max_in_use: 50, full_seconds: 10.2, timeouts: 3640, replans: 50 },
-        migration,
+        migration: Some(migration),
         locks,
         series: Named(vec![(
             "get_order".into(),
@@ -192,6 +191,23 @@ fn naive() -> Report {
     }
 }
 
+fn open_query(name: &str, kind: &str, rate: f64) -> QueryInfo {
+    QueryInfo {
+        name: name.into(),
+        kind: kind.into(),
+        loop_kind: "open".into(),
+        rate: Some(rate),
+        peak_rate: Some(rate),
+        arrival: Some("uniform".into()),
+        clients: None,
+        think_time_ms: None,
+        statements: 1,
+        target: "primary".into(),
+        statement_timeout_ms: None,
+        timeout_ms: None,
+    }
+}
+
 #[test]
 fn terminal_summary_of_the_outage() {
     insta::assert_snapshot!("naive_outage", render(&naive()));
@@ -207,11 +223,12 @@ fn two_servers() -> Vec<Report> {
     let mut b = naive();
     b.postgres.backend = BackendKind::Docker;
     b.postgres.image = Some("rehearse/postgres:15".into());
-    b.migration.lock_wait_ms = 1_200.0;
-    b.migration.total_ms = 1_250.0;
+    let m = b.migration.as_mut().unwrap();
+    m.lock_wait_ms = 1_200.0;
+    m.total_ms = 1_250.0;
     b.locks.workload_longest_wait_ms = 1_190.0;
     b.pool.timeouts = 0;
-    b.verdict = evaluate(&b.thresholds, &b.migration, &b.locks, &b.phases);
+    b.verdict = evaluate(&b.thresholds, b.migration.as_ref(), &b.locks, &b.phases);
     vec![a, b]
 }
 
@@ -234,15 +251,16 @@ fn the_json_of_several_servers_holds_one_report_each() {
 #[test]
 fn terminal_summary_of_a_failed_step() {
     let mut r = naive();
-    r.migration.outcome = Outcome::Failed;
-    r.migration.steps[0].error = Some(SqlError {
+    let m = r.migration.as_mut().unwrap();
+    m.outcome = Outcome::Failed;
+    m.steps[0].error = Some(SqlError {
         sqlstate: Some("42704".into()),
         message: "type \"nosuchtype\" does not exist".into(),
         position: Some(42),
         detail: None,
         hint: None,
     });
-    r.verdict = evaluate(&r.thresholds, &r.migration, &r.locks, &r.phases);
+    r.verdict = evaluate(&r.thresholds, r.migration.as_ref(), &r.locks, &r.phases);
     let text = render(&r);
     assert!(text.contains("MIGRATION  FAILED"));
     assert!(text.contains("error: ERROR 42704: type \"nosuchtype\" does not exist (at character 42)"));

@@ -8,7 +8,7 @@ const STEP: &str = "ALTER TABLE items ADD COLUMN note text";
 
 /// Runs `rehearse check` on `toml`: (exit code, stderr, the file's path,
 /// the sandbox holding it).
-fn check(toml: &str) -> (i32, String, std::path::PathBuf, Sandbox) {
+pub(crate) fn check(toml: &str) -> (i32, String, std::path::PathBuf, Sandbox) {
     let sandbox = Sandbox::new();
     let path = sandbox.write("scenario.toml", toml);
     let out = sandbox.run(&["check", path.to_str().unwrap()]);

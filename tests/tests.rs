@@ -8,6 +8,7 @@ mod cleanup;
 mod containers;
 mod datagen;
 mod generate;
+mod load_engine;
 mod migration_steps;
 mod report_render;
 mod scenario_files;

@@ -267,6 +267,13 @@ impl Observer {
         self.state.lock().expect("not poisoned").migration_wait(from, to, self.interval)
     }
 
+    /// A gauge of how many backends the latest sample saw waiting on a
+    /// lock, for the live view.
+    pub fn waiting_gauge(&self) -> impl Fn() -> usize + Send + Sync + 'static {
+        let state = self.state.clone();
+        move || state.lock().expect("not poisoned").open.len()
+    }
+
     /// Stops sampling and returns what was seen.
     pub async fn finish(mut self) -> LockSummary {
         self.stop.cancel();

@@ -21,6 +21,8 @@ use crate::interference::InterferenceReport;
 use crate::migration::MigrationReport;
 use crate::observe::LockSummary;
 use crate::postgres::BackendKind;
+use crate::scenario::{Arrival, Load, QuerySpec, Target};
+use crate::units::millis;
 use crate::workload::{PoolStats, QueryPhaseStats, SeriesPoint};
 
 /// A list of named entries serialized as a JSON object, keeping the order
@@ -50,8 +52,8 @@ impl<T: Serialize> Serialize for Named<T> {
 pub struct Report {
     /// The scenario's name.
     pub scenario: String,
-    /// The strategy rehearsed.
-    pub strategy: String,
+    /// The strategy rehearsed; `null` for a load-only run.
+    pub strategy: Option<String>,
     /// The seed of the data and request parameters.
     pub seed: u64,
     /// The `--scale` applied to row counts.
@@ -69,7 +71,7 @@ pub struct Report {
     /// How full the application's pool got.
     pub pool: PoolStats,
     /// What the migration did.
-    pub migration: MigrationReport,
+    pub migration: Option<MigrationReport>,
     /// What the lock observer saw.
     pub locks: LockSummary,
     /// Per query, per second (by due time).
@@ -111,26 +113,84 @@ pub struct WorkloadInfo {
     pub pool_size: usize,
     /// Longest wait for a connection, in milliseconds.
     pub pool_timeout_ms: f64,
+    /// The replica that queries with `target = "replica"` ran on
+    /// (password left out); `null` when there was none.
+    pub replica: Option<String>,
     /// The queries.
     pub queries: Vec<QueryInfo>,
 }
 
-/// One workload query.
+/// One workload query, as the scenario shapes its load.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct QueryInfo {
     /// Its name.
     pub name: String,
     /// `read` or `write`.
     pub kind: String,
-    /// Target requests per second.
-    pub rate: f64,
+    /// `open` (requests due on a schedule) or `closed` (clients that wait
+    /// for each answer).
+    #[serde(rename = "loop")]
+    pub loop_kind: String,
+    /// Open loop: target requests per second at the start.
+    pub rate: Option<f64>,
+    /// Open loop: the highest target rate of its ramp.
+    pub peak_rate: Option<f64>,
+    /// Open loop: `uniform` or `poisson`.
+    pub arrival: Option<String>,
+    /// Closed loop: concurrent clients.
+    pub clients: Option<usize>,
+    /// Closed loop: pause between an answer and the next request.
+    pub think_time_ms: Option<f64>,
+    /// Statements per request (more than one: a transaction).
+    pub statements: usize,
+    /// `primary`, or `replica` when it ran on `--replica-url`.
+    pub target: String,
+    /// Its `statement_timeout`.
+    pub statement_timeout_ms: Option<f64>,
+    /// Its client-side timeout, from when a request was due.
+    pub timeout_ms: Option<f64>,
+}
+
+impl QueryInfo {
+    /// The report's view of a query; `replica` tells whether a replica
+    /// was there to take the queries that target one.
+    pub fn new(q: &QuerySpec, replica: bool) -> Self {
+        let (loop_kind, rate, peak_rate, arrival, clients, think_time_ms) = match &q.load {
+            Load::Open { rate, arrival } => {
+                let arrival = match arrival {
+                    Arrival::Uniform => "uniform",
+                    Arrival::Poisson => "poisson",
+                };
+                ("open", Some(rate.initial()), Some(rate.peak()), Some(arrival.to_string()), None, None)
+            }
+            Load::Closed { clients, think_time } => {
+                ("closed", None, None, None, Some(*clients), Some(millis(*think_time)))
+            }
+        };
+        QueryInfo {
+            name: q.name.clone(),
+            kind: if q.is_read() { "read" } else { "write" }.into(),
+            loop_kind: loop_kind.into(),
+            rate,
+            peak_rate,
+            arrival,
+            clients,
+            think_time_ms,
+            statements: q.statements.len(),
+            target: if replica && q.target == Target::Replica { "replica" } else { "primary" }.into(),
+            statement_timeout_ms: q.statement_timeout.map(millis),
+            timeout_ms: q.timeout.map(millis),
+        }
+    }
 }
 
 /// When things happened, in seconds from the start of the load.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Timeline {
-    /// The scenario's `migrate_at`.
-    pub migrate_at_s: f64,
+    /// The scenario's `migrate_at`; `null` for a load-only run.
+    pub migrate_at_s: Option<f64>,
+    /// A load-only run's `duration`; `null` with a migration.
+    pub duration_s: Option<f64>,
     /// The end of the run.
     pub end_s: f64,
     /// The interfering statements.
@@ -146,6 +206,21 @@ pub struct Phases {
     pub during: PhaseReport,
     /// From the end of the migration to the end of the run.
     pub after: PhaseReport,
+}
+
+impl Phases {
+    /// The phases the error-rate threshold judges: from the migration's
+    /// start to the end of the run, or the whole run when there is no
+    /// migration (it is all `baseline`).
+    pub fn judged(&self, load_only: bool) -> Vec<&PhaseReport> {
+        if load_only { vec![&self.baseline] } else { vec![&self.during, &self.after] }
+    }
+
+    /// The phase the p99 threshold judges: `during`, or `baseline` when
+    /// there is no migration.
+    pub fn under_test(&self, load_only: bool) -> &PhaseReport {
+        if load_only { &self.baseline } else { &self.during }
+    }
 }
 
 /// One phase: its window and each query's statistics for requests due in
@@ -175,12 +250,12 @@ pub struct ThresholdsInfo {
 }
 
 impl Report {
-    /// Errors of each query summed over the phases from the migration's
-    /// start to the end of the run: (errors, requests, kinds).
+    /// Errors of each query summed over the judged phases (see
+    /// [`Phases::judged`]): (errors, requests, kinds).
     pub fn failures_since_migration(&self, query: &str) -> (u64, u64, BTreeMap<String, u64>) {
         let mut kinds = BTreeMap::new();
         let (mut errors, mut count) = (0, 0);
-        for phase in [&self.phases.during, &self.phases.after] {
+        for phase in self.phases.judged(self.migration.is_none()) {
             if let Some(q) = phase.queries.get(query) {
                 errors += q.errors;
                 count += q.count;

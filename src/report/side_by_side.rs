@@ -27,7 +27,7 @@ pub fn render_side_by_side(reports: &[Report]) -> String {
         w,
         "rehearse · {} · strategy {} · {} servers · seed {} · scale {}",
         first.scenario,
-        first.strategy,
+        first.strategy.as_deref().unwrap_or("none (load only)"),
         reports.len(),
         first.seed,
         first.scale
@@ -49,22 +49,28 @@ pub fn render_side_by_side(reports: &[Report]) -> String {
         w,
         "migration (whole)",
         cells(&|r| {
-            let outcome = match r.migration.outcome {
+            let Some(m) = &r.migration else { return "none (load only)".into() };
+            let outcome = match m.outcome {
                 Outcome::Ok => "ok",
                 Outcome::Failed => "FAILED",
                 Outcome::Cancelled => "CANCELLED",
             };
-            format!("{outcome} in {}", dur(r.migration.total_ms))
+            format!("{outcome} in {}", dur(m.total_ms))
         }),
         width,
     );
-    row(w, "migration waiting for locks", cells(&|r| dur(r.migration.lock_wait_ms)), width);
+    row(
+        w,
+        "migration waiting for locks",
+        cells(&|r| r.migration.as_ref().map_or("-".into(), |m| dur(m.lock_wait_ms))),
+        width,
+    );
     row(
         w,
         "tables rewritten",
         cells(&|r| {
-            let mut t: Vec<&str> =
-                r.migration.steps.iter().flat_map(|s| s.rewrote.iter().map(String::as_str)).collect();
+            let steps = r.migration.iter().flat_map(|m| &m.steps);
+            let mut t: Vec<&str> = steps.flat_map(|s| s.rewrote.iter().map(String::as_str)).collect();
             t.dedup();
             if t.is_empty() { "none".into() } else { t.join(", ") }
         }),

@@ -7,7 +7,7 @@ use std::fmt::Write;
 use std::time::Duration;
 
 use super::Report;
-use crate::migration::{LockMode, Outcome};
+use crate::migration::{LockMode, MigrationReport, Outcome};
 use crate::scenario::duration::human;
 
 pub(super) fn dur(ms: f64) -> String {
@@ -55,7 +55,14 @@ pub fn render(r: &Report) -> String {
     let mut o = String::new();
     let w = &mut o;
     let version = r.postgres.version.split(" on ").next().unwrap_or(&r.postgres.version);
-    let _ = writeln!(w, "rehearse · {} · strategy {}", r.scenario, r.strategy);
+    match &r.strategy {
+        Some(strategy) => {
+            let _ = writeln!(w, "rehearse · {} · strategy {strategy}", r.scenario);
+        }
+        None => {
+            let _ = writeln!(w, "rehearse · {} · load only, no migration", r.scenario);
+        }
+    }
     let _ =
         writeln!(w, "{version} ({}, {}) · seed {} · scale {}", r.postgres.backend, r.postgres.target, r.seed, r.scale);
     for warning in &r.warnings {
@@ -79,9 +86,16 @@ pub fn render(r: &Report) -> String {
         );
     }
 
-    migration(w, r);
+    match &r.migration {
+        Some(m) => migration(w, r, m),
+        None => interference(w, r),
+    }
     locks(w, r);
-    latency(w, r);
+    if r.migration.is_some() {
+        latency(w, r);
+    } else {
+        load(w, r);
+    }
     failures(w, r);
 
     let _ = writeln!(w, "\nVERDICT  {}", if r.verdict.pass { "PASS" } else { "FAIL" });
@@ -94,8 +108,7 @@ pub fn render(r: &Report) -> String {
     o
 }
 
-fn migration(w: &mut String, r: &Report) {
-    let m = &r.migration;
+fn migration(w: &mut String, r: &Report, m: &MigrationReport) {
     let outcome = match m.outcome {
         Outcome::Ok => "ok",
         Outcome::Failed => "FAILED",
@@ -156,6 +169,10 @@ fn migration(w: &mut String, r: &Report) {
             if e.blocker_query.is_empty() { String::new() } else { format!(": {}", shorten(&e.blocker_query, 70)) }
         );
     }
+    interference(w, r);
+}
+
+fn interference(w: &mut String, r: &Report) {
     for i in &r.timeline.interference {
         let when = match (i.started_s, i.ended_s) {
             (Some(s), Some(e)) => format!("ran {s:.1}s–{e:.1}s"),
@@ -238,8 +255,50 @@ fn latency(w: &mut String, r: &Report) {
     );
 }
 
+/// A load-only run: each query's shape, throughput and latency over the
+/// whole run.
+fn load(w: &mut String, r: &Report) {
+    let b = &r.phases.baseline;
+    let _ =
+        writeln!(w, "\nLOAD  latency of successful requests, from when each was due · whole run, {:.1}s", b.seconds);
+    let _ = writeln!(
+        w,
+        "  {:<24} {:<24} {:>10} {:>10} {:>9} {:>9} {:>9} {:>9}",
+        "query", "shape", "requests", "per sec", "p50", "p99", "p99.9", "max"
+    );
+    for q in &r.workload.queries {
+        let shape = match (q.rate, q.clients) {
+            (Some(rate), _) if q.peak_rate.is_some_and(|p| p != rate) => {
+                format!("ramp {rate:.0}→{:.0}/s", q.peak_rate.unwrap_or(rate))
+            }
+            (Some(rate), _) => format!("{rate:.0}/s {}", q.arrival.as_deref().unwrap_or("")),
+            (None, Some(c)) => match q.think_time_ms.filter(|t| *t > 0.0) {
+                Some(t) => format!("{c} clients, think {}", dur(t)),
+                None => format!("{c} clients"),
+            },
+            (None, None) => String::new(),
+        };
+        let Some(s) = b.queries.get(&q.name) else { continue };
+        let per_sec = if b.seconds > 0.0 { s.count as f64 / b.seconds } else { 0.0 };
+        let _ = writeln!(
+            w,
+            "  {:<24} {:<24} {:>10} {:>10.1} {:>9} {:>9} {:>9} {:>9}",
+            format!("{} ({})", q.name, q.kind),
+            shape,
+            count(s.count),
+            per_sec,
+            opt_dur(s.p50_ms),
+            opt_dur(s.p99_ms),
+            opt_dur(s.p999_ms),
+            opt_dur(s.max_ms)
+        );
+    }
+}
+
 fn failures(w: &mut String, r: &Report) {
-    let _ = writeln!(w, "\nFAILURES  requests due from the migration's start to the end of the run");
+    let window =
+        if r.migration.is_some() { "from the migration's start to the end of the run" } else { "over the run" };
+    let _ = writeln!(w, "\nFAILURES  requests due {window}");
     let mut any = false;
     for q in &r.workload.queries {
         let (errors, total, kinds) = r.failures_since_migration(&q.name);

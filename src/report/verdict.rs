@@ -37,9 +37,17 @@ fn dur(ms: f64) -> String {
 }
 
 /// Judges a rehearsal.
-pub fn evaluate(th: &ThresholdsInfo, migration: &MigrationReport, locks: &LockSummary, phases: &Phases) -> Verdict {
+/// Without a migration (a load-only run) the p99 and error-rate limits
+/// apply to the whole run.
+pub fn evaluate(
+    th: &ThresholdsInfo,
+    migration: Option<&MigrationReport>,
+    locks: &LockSummary,
+    phases: &Phases,
+) -> Verdict {
     let mut v = Vec::new();
-    if migration.outcome != Outcome::Ok {
+    let load_only = migration.is_none();
+    if let Some(migration) = migration.filter(|m| m.outcome != Outcome::Ok) {
         let failed = migration.steps.iter().find(|s| s.error.is_some());
         let message = match (migration.outcome, failed) {
             (Outcome::Cancelled, _) => "the migration did not finish within max_duration and was cancelled".to_string(),
@@ -71,23 +79,25 @@ pub fn evaluate(th: &ThresholdsInfo, migration: &MigrationReport, locks: &LockSu
         }
     }
     if let Some(limit) = th.max_p99_ms {
-        for (name, q) in &phases.during.queries.0 {
+        let when = if load_only { "over the run" } else { "during the migration" };
+        for (name, q) in &phases.under_test(load_only).queries.0 {
             if let Some(p99) = q.p99_ms.filter(|p| *p > limit) {
                 v.push(Violation {
                     threshold: "max_p99".into(),
                     subject: name.clone(),
                     measured: Some(p99),
                     limit: Some(limit),
-                    message: format!("{name}: p99 during the migration was {} (limit {})", dur(p99), dur(limit)),
+                    message: format!("{name}: p99 {when} was {} (limit {})", dur(p99), dur(limit)),
                 });
             }
         }
     }
     if let Some(limit) = th.max_error_rate {
-        for (name, during) in &phases.during.queries.0 {
-            let after = phases.after.queries.get(name);
-            let errors = during.errors + after.map_or(0, |a| a.errors);
-            let count = during.count + after.map_or(0, |a| a.count);
+        let judged = phases.judged(load_only);
+        let window = if load_only { "over the run" } else { "from the migration's start to the end of the run" };
+        for (name, _) in &phases.baseline.queries.0 {
+            let each = judged.iter().filter_map(|p| p.queries.get(name));
+            let (errors, count) = each.fold((0, 0), |(e, c), q| (e + q.errors, c + q.count));
             if count == 0 {
                 continue;
             }
@@ -99,7 +109,7 @@ pub fn evaluate(th: &ThresholdsInfo, migration: &MigrationReport, locks: &LockSu
                     measured: Some(rate),
                     limit: Some(limit),
                     message: format!(
-                        "{name}: {errors} of {count} requests due from the migration's start to the end of the run failed ({:.2}%, limit {:.2}%)",
+                        "{name}: {errors} of {count} requests due {window} failed ({:.2}%, limit {:.2}%)",
                         rate * 100.0,
                         limit * 100.0
                     ),

@@ -15,11 +15,14 @@ pub mod source;
 pub mod sql_split;
 mod validate;
 mod validate_external;
+mod validate_workload;
+mod workload;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use source::{Location, SqlText};
+pub use workload::{Arrival, Load, ParamSpec, QuerySpec, RateProfile, Target, WorkloadSpec};
 
 /// A scenario that could not be read or does not make sense. Always the
 /// user's input: exit code 2.
@@ -350,53 +353,6 @@ impl FakeKind {
     }
 }
 
-/// `[workload]`: the application's load.
-#[derive(Debug, Clone)]
-pub struct WorkloadSpec {
-    /// Connections the application's pool holds.
-    pub pool_size: usize,
-    /// Longest a request waits for a connection before it fails.
-    pub pool_timeout: Duration,
-    /// The queries, each on its own schedule.
-    pub queries: Vec<QuerySpec>,
-}
-
-/// One `[[workload.query]]`.
-#[derive(Debug, Clone)]
-pub struct QuerySpec {
-    /// Its name in reports.
-    pub name: String,
-    /// One statement, with `$1`, `$2`, ... for its parameters.
-    pub sql: SqlText,
-    /// One generator per parameter.
-    pub params: Vec<ParamSpec>,
-    /// Requests per second, open loop.
-    pub rate: f64,
-}
-
-impl QuerySpec {
-    /// Whether the query only reads (it starts with SELECT or WITH and
-    /// takes no row locks), for the reads/writes split of the report.
-    pub fn is_read(&self) -> bool {
-        let s = self.sql.text.trim_start().to_ascii_lowercase();
-        (s.starts_with("select") || s.starts_with("with") || s.starts_with("table"))
-            && !s.contains("for update")
-            && !s.contains("for share")
-            && !s.contains("insert ")
-            && !s.contains("update ")
-            && !s.contains("delete ")
-    }
-}
-
-/// The generator of one query parameter, and where the file names it.
-#[derive(Debug, Clone)]
-pub struct ParamSpec {
-    /// Its generator.
-    pub spec: ValueSpec,
-    /// Where it is written.
-    pub at: Location,
-}
-
 /// One `[[interference]]`: a statement started at a given time on a
 /// connection of its own, such as a long report.
 #[derive(Debug, Clone)]
@@ -409,7 +365,7 @@ pub struct InterferenceSpec {
     pub sql: SqlText,
 }
 
-/// `[timeline]`
+/// `[timeline]`: when the migration starts and how long the load runs.
 #[derive(Debug, Clone, Copy)]
 pub struct Timeline {
     /// When the migration starts, from the start of the load.
@@ -418,6 +374,9 @@ pub struct Timeline {
     pub cooldown: Duration,
     /// A migration still running this long after it started is cancelled.
     pub max_duration: Duration,
+    /// `Some` for a load-only scenario (no `[[strategy]]`): how long the
+    /// load runs; the other fields are then zero.
+    pub duration: Option<Duration>,
 }
 
 /// One `[[strategy]]`: a way to apply the migration.

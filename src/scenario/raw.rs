@@ -27,7 +27,7 @@ pub struct RawScenario {
     pub workload: Spanned<RawWorkload>,
     #[serde(default)]
     pub interference: Vec<Spanned<RawInterference>>,
-    pub timeline: RawTimeline,
+    pub timeline: Spanned<RawTimeline>,
     #[serde(default, rename = "strategy")]
     pub strategies: Vec<Spanned<RawStrategy>>,
     #[serde(default)]
@@ -72,9 +72,25 @@ pub struct RawWorkload {
 #[serde(deny_unknown_fields)]
 pub struct RawQuery {
     pub name: Spanned<String>,
-    pub sql: Spanned<String>,
+    pub sql: Option<Spanned<String>>,
+    pub transaction: Option<Spanned<Vec<Spanned<String>>>>,
     #[serde(default)]
     pub params: Vec<Spanned<RawGen>>,
+    pub rate: Option<Spanned<f64>>,
+    pub ramp: Option<Spanned<Vec<Spanned<RawRampPoint>>>>,
+    pub arrival: Option<Spanned<String>>,
+    pub clients: Option<Spanned<i64>>,
+    pub think_time: Option<Spanned<Dur>>,
+    pub statement_timeout: Option<Spanned<Dur>>,
+    pub timeout: Option<Spanned<Dur>>,
+    pub target: Option<Spanned<String>>,
+}
+
+/// One point of a `ramp`: `{ at = "30s", rate = 400 }`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRampPoint {
+    pub at: Dur,
     pub rate: Spanned<f64>,
 }
 
@@ -91,9 +107,10 @@ pub struct RawInterference {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawTimeline {
-    pub migrate_at: Dur,
-    pub cooldown: Dur,
-    pub max_duration: Dur,
+    pub migrate_at: Option<Dur>,
+    pub cooldown: Option<Dur>,
+    pub max_duration: Option<Dur>,
+    pub duration: Option<Dur>,
 }
 
 /// `[[strategy]]`

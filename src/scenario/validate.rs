@@ -12,8 +12,8 @@ use super::calendar::{parse_date, parse_timestamp};
 use super::raw::{RawGen, RawGenTable, RawScenario, RawStep};
 use super::source::{SourceFile, SqlText};
 use super::{
-    ColumnOverride, FakeKind, GenSpec, InterferenceSpec, Literal, LoadOptions, ParamSpec, PostgresSpec, QuerySpec,
-    Scenario, ScenarioError, StepSpec, Strategy, TableSpec, Thresholds, Timeline, ValueSpec, WorkloadSpec,
+    ColumnOverride, FakeKind, GenSpec, InterferenceSpec, Literal, LoadOptions, PostgresSpec, Scenario, ScenarioError,
+    StepSpec, Strategy, TableSpec, Thresholds, ValueSpec,
 };
 
 pub(super) struct Validator {
@@ -40,7 +40,7 @@ impl Validator {
         Err(ScenarioError::Invalid { at: self.src.location(span.start), message: message.into() })
     }
 
-    fn sql(&self, s: Spanned<String>, what: &str) -> Result<SqlText, ScenarioError> {
+    pub(super) fn sql(&self, s: Spanned<String>, what: &str) -> Result<SqlText, ScenarioError> {
         let span = s.span();
         let text = s.into_inner();
         if text.trim().is_empty() {
@@ -49,7 +49,12 @@ impl Validator {
         Ok(SqlText::new(&self.src, text, span))
     }
 
-    fn name(&self, s: Spanned<String>, what: &str, seen: &mut HashSet<String>) -> Result<String, ScenarioError> {
+    pub(super) fn name(
+        &self,
+        s: Spanned<String>,
+        what: &str,
+        seen: &mut HashSet<String>,
+    ) -> Result<String, ScenarioError> {
         let span = s.span();
         let name = s.into_inner();
         if name.trim().is_empty() {
@@ -150,34 +155,8 @@ impl Validator {
             });
         }
 
-        let workload_span = raw.workload.span();
-        let w = raw.workload.into_inner();
-        let pool_size = *w.pool_size.get_ref();
-        if !(1..=10_000).contains(&pool_size) {
-            return self.err(w.pool_size.span(), "pool_size must be between 1 and 10000");
-        }
-        if w.pool_timeout.0.is_zero() {
-            return self.err(workload_span, "pool_timeout must be more than 0");
-        }
-        let mut seen = HashSet::new();
-        let mut queries = Vec::new();
-        for q in w.query {
-            let q = q.into_inner();
-            let name = self.name(q.name, "query", &mut seen)?;
-            let rate = *q.rate.get_ref();
-            if !(rate.is_finite() && rate > 0.0 && rate <= 1e6) {
-                return self.err(q.rate.span(), "rate must be more than 0 requests per second (and at most 1e6)");
-            }
-            let params = q
-                .params
-                .into_iter()
-                .map(|p| {
-                    let at = self.src.location(p.span().start);
-                    self.value_spec(p).map(|spec| ParamSpec { spec, at })
-                })
-                .collect::<Result<_, _>>()?;
-            queries.push(QuerySpec { name, sql: self.sql(q.sql, "sql")?, params, rate });
-        }
+        let load_only = raw.strategies.is_empty();
+        let workload = self.workload(raw.workload, load_only)?;
 
         let mut seen = HashSet::new();
         let mut interference = Vec::new();
@@ -190,19 +169,8 @@ impl Validator {
             });
         }
 
-        let timeline = Timeline {
-            migrate_at: raw.timeline.migrate_at.0,
-            cooldown: raw.timeline.cooldown.0,
-            max_duration: raw.timeline.max_duration.0,
-        };
-        if timeline.max_duration.is_zero() {
-            return self.err(0..0, "[timeline] max_duration must be more than 0");
-        }
+        let timeline = self.timeline(raw.timeline, load_only)?;
 
-        if raw.strategies.is_empty() {
-            let end = self.src.text.len();
-            return self.err(end..end, "a scenario needs at least one [[strategy]]");
-        }
         let mut seen = HashSet::new();
         let mut strategies = Vec::new();
         for s in raw.strategies {
@@ -231,7 +199,7 @@ impl Validator {
             postgres: PostgresSpec { settings, images },
             tables,
             schema,
-            workload: WorkloadSpec { pool_size: pool_size as usize, pool_timeout: w.pool_timeout.0, queries },
+            workload,
             interference,
             timeline,
             strategies,
@@ -269,7 +237,7 @@ impl Validator {
         })
     }
 
-    fn value_spec(&self, g: Spanned<RawGen>) -> Result<ValueSpec, ScenarioError> {
+    pub(super) fn value_spec(&self, g: Spanned<RawGen>) -> Result<ValueSpec, ScenarioError> {
         let span = g.span();
         match g.into_inner() {
             RawGen::Named(name) => Ok(ValueSpec { kind: self.named_gen(&name, span)?, nulls: 0.0 }),

@@ -15,22 +15,22 @@ mod pool;
 mod stats;
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-pub use pacer::{FixedRate, Pacer, pace};
+pub use pacer::{OpenSchedule, Pacer, ThinkTime, ThreadWait, TokioWait, Wait, pace};
 pub use phase::{Phase, PhaseClock};
-pub use pool::{Pool, PoolStats};
-pub use stats::{Failure, QueryPhaseStats, QueryRecorder, SeriesPoint};
+pub use pool::{Plan, Pool, PoolStats};
+pub use stats::{Failure, LiveSample, QueryPhaseStats, QueryRecorder, SeriesPoint};
 
 use bytes::BytesMut;
 
-use crate::datagen::{PgKind, ValueGen, rng_for};
+use crate::datagen::{PgKind, Value, ValueGen, rng_for};
 use crate::postgres::SqlError;
-use crate::scenario::{Location, QuerySpec, ValueSpec, WorkloadSpec};
+use crate::scenario::{Load, Location, QuerySpec, Target, ValueSpec, WorkloadSpec};
 
 /// Why the workload could not be set up.
 #[derive(Debug, thiserror::Error)]
@@ -88,11 +88,13 @@ struct Query {
     spec: QuerySpec,
     params: Vec<ValueGen>,
     recorder: QueryRecorder,
+    pool: Arc<Pool>,
+    plan: Plan,
 }
 
 /// A prepared workload, ready to start.
 pub struct Workload {
-    pool: Arc<Pool>,
+    pools: Vec<Arc<Pool>>,
     queries: Vec<Arc<Query>>,
     pool_timeout: Duration,
     seed: u64,
@@ -105,7 +107,6 @@ pub struct Running {
     stop: CancellationToken,
     abort: CancellationToken,
     tracker: TaskTracker,
-    pacers: Vec<tokio::task::JoinHandle<()>>,
 }
 
 /// What one query measured over the run.
@@ -113,121 +114,231 @@ pub struct Running {
 pub struct QueryResult {
     /// The query's name.
     pub name: String,
-    /// Whether it only reads.
-    pub is_read: bool,
-    /// Target rate, requests per second.
-    pub rate: f64,
     /// Per phase: baseline, during, after.
     pub phases: [QueryPhaseStats; 3],
     /// Per second, by due time.
     pub series: Vec<SeriesPoint>,
 }
 
+/// The statements one pool prepares, and which query each came from.
+#[derive(Default)]
+struct PoolPlan {
+    sqls: Vec<String>,
+    /// (query index, statement index within the query) per SQL.
+    origin: Vec<(usize, usize)>,
+}
+
 impl Workload {
-    /// Opens the pool and prepares every query on every connection.
+    /// Opens the pools (the primary's, and the replica's when `replica` is
+    /// given and a query targets it) and prepares every query's
+    /// statements on every connection.
     pub async fn prepare(
         config: &tokio_postgres::Config,
+        replica: Option<&tokio_postgres::Config>,
         spec: &WorkloadSpec,
         seed: u64,
     ) -> Result<Workload, WorkloadError> {
-        let sqls = spec.queries.iter().map(|q| q.sql.text.clone()).collect();
-        let (pool, statements) = Pool::open(config, spec.pool_size, sqls).await.map_err(|e| match e {
-            pool::OpenError::Prepare { index, error } => {
-                let q = &spec.queries[index];
-                WorkloadError::Prepare { query: q.name.clone(), at: q.sql.location_of(error.position), error }
-            }
-            pool::OpenError::Connect(error) => WorkloadError::Connect(error),
-        })?;
-        for (q, stmt) in spec.queries.iter().zip(&statements) {
-            if stmt.params().len() != q.params.len() {
-                return Err(WorkloadError::Params {
-                    query: q.name.clone(),
-                    at: q.sql.at.clone(),
-                    given: q.params.len(),
-                    expected: stmt.params().len(),
-                });
+        let on_replica = |q: &QuerySpec| replica.is_some() && q.target == Target::Replica;
+        let mut plans = [PoolPlan::default(), PoolPlan::default()];
+        for (qi, q) in spec.queries.iter().enumerate() {
+            let p = &mut plans[usize::from(on_replica(q))];
+            for (si, st) in q.statements.iter().enumerate() {
+                p.sqls.push(st.text.clone());
+                p.origin.push((qi, si));
             }
         }
-        // Every generator must produce its placeholder's type; try one
-        // value of each now rather than fail every request later.
-        for (q, stmt) in spec.queries.iter().zip(&statements) {
-            let mut rng = rng_for(seed, 0, 0);
-            for (i, (p, ty)) in q.params.iter().zip(stmt.params()).enumerate() {
-                let value = ValueGen::from_spec(&ValueSpec { nulls: 0.0, ..p.spec.clone() }).generate(0, &mut rng);
-                let fits = PgKind::of(ty)
-                    .ok_or_else(|| format!("parameters of type {} are not supported", ty.name()))
-                    .and_then(|kind| value.encode(kind, &mut BytesMut::new()).map_err(|e| e.to_string()));
-                if let Err(message) = fits {
-                    return Err(WorkloadError::ParamType {
-                        query: q.name.clone(),
-                        at: p.at.clone(),
-                        index: i + 1,
-                        message,
-                    });
+        let mut pools = Vec::new();
+        let mut prepared = Vec::new();
+        for (plan, config) in plans.iter().zip([Some(config), replica]) {
+            let Some(config) = config.filter(|_| !plan.sqls.is_empty() || pools.is_empty()) else { continue };
+            let (pool, statements) =
+                Pool::open(config, spec.pool_size, plan.sqls.clone()).await.map_err(|e| match e {
+                    pool::OpenError::Prepare { index, error } => {
+                        let (qi, si) = plan.origin[index];
+                        let q = &spec.queries[qi];
+                        let at = q.statements[si].location_of(error.position);
+                        WorkloadError::Prepare { query: q.name.clone(), at, error }
+                    }
+                    pool::OpenError::Connect(error) => WorkloadError::Connect(error),
+                })?;
+            pools.push(pool.clone());
+            prepared.push((pool, statements));
+        }
+        let mut queries = Vec::with_capacity(spec.queries.len());
+        for (qi, q) in spec.queries.iter().enumerate() {
+            let which = usize::from(on_replica(q)).min(prepared.len() - 1);
+            let (pool, statements) = &prepared[which];
+            let mut steps = Vec::new();
+            for (index, origin) in plans[which].origin.iter().enumerate() {
+                if origin.0 == qi {
+                    steps.push((index, statements[index].params().len()));
                 }
             }
+            check_params(q, &steps.iter().map(|(i, _)| &statements[*i]).collect::<Vec<_>>(), seed).map_err(|e| *e)?;
+            queries.push(Arc::new(Query {
+                params: q.params.iter().map(|p| ValueGen::from_spec(&p.spec)).collect(),
+                spec: q.clone(),
+                recorder: QueryRecorder::default(),
+                pool: pool.clone(),
+                plan: Plan { statements: steps, transaction: q.transaction, statement_timeout: q.statement_timeout },
+            }));
         }
-        let queries = spec
-            .queries
-            .iter()
-            .map(|q| {
-                Arc::new(Query {
-                    params: q.params.iter().map(|p| ValueGen::from_spec(&p.spec)).collect(),
-                    spec: q.clone(),
-                    recorder: QueryRecorder::default(),
-                })
-            })
-            .collect();
-        Ok(Workload { pool, queries, pool_timeout: spec.pool_timeout, seed })
+        Ok(Workload { pools, queries, pool_timeout: spec.pool_timeout, seed })
     }
 
-    /// The pool, for its gauge.
-    pub fn pool(&self) -> &Arc<Pool> {
-        &self.pool
+    /// The pools: the primary's first, then the replica's if opened.
+    pub fn pools(&self) -> &[Arc<Pool>] {
+        &self.pools
     }
 
-    /// Starts every query's pacer; time zero is the clock's start.
+    /// Starts every query: one pacing loop per open-loop query, one per
+    /// client of a closed-loop query. Time zero is the clock's start.
     pub fn start(self: Arc<Self>, clock: Arc<PhaseClock>) -> Running {
         let stop = CancellationToken::new();
         let abort = CancellationToken::new();
         let tracker = TaskTracker::new();
-        let mut pacers = Vec::new();
+        let start = clock.start();
         for (index, query) in self.queries.iter().enumerate() {
-            let (query, clock, tracker, abort) = (query.clone(), clock.clone(), tracker.clone(), abort.clone());
-            let (pool, timeout) = (self.pool.clone(), self.pool_timeout);
-            let mut rng = rng_for(self.seed, 1_000_000 + index as u64, 0);
-            let pacer = FixedRate::new(query.spec.rate);
-            let start = clock.start();
-            pacers.push(tokio::spawn(pace(start, pacer, stop.clone(), move |due, n| {
-                let params: Vec<_> = query.params.iter().map(|g| g.generate(n, &mut rng)).collect();
-                let second = due.saturating_duration_since(start).as_secs();
-                query.recorder.issued(second);
-                let (query, clock, pool, abort) = (query.clone(), clock.clone(), pool.clone(), abort.clone());
-                tracker.spawn(async move {
-                    let work = async {
-                        let mut lease = pool.acquire(due + timeout).await?;
-                        lease.execute(index, &params).await.map(|_| ()).map_err(|e| Failure::classify(&e))
-                    };
-                    let outcome = tokio::select! {
-                        r = work => r,
-                        _ = abort.cancelled() => Err(Failure::Unfinished),
-                    };
-                    query.recorder.completed(clock.phase_of(due), second, due.elapsed(), outcome);
-                });
-            })));
+            let stream = 1_000_000 + index as u64;
+            match &query.spec.load {
+                Load::Open { rate, arrival } => {
+                    // The pacing loop on a thread of its own, for precise
+                    // due times; each request a task of the runtime.
+                    let pacer = OpenSchedule::new(rate, *arrival, rng_seed(self.seed, stream));
+                    let mut rng = rng_for(self.seed, stream, 0);
+                    let (query, clock, tracker2, abort) =
+                        (query.clone(), clock.clone(), tracker.clone(), abort.clone());
+                    let timeout = self.pool_timeout;
+                    let runtime = tokio::runtime::Handle::current();
+                    let loop_ = pace(start, pacer, ThreadWait, stop.clone(), move |due, n| {
+                        let params: Vec<Value> = query.params.iter().map(|g| g.generate(n, &mut rng)).collect();
+                        let (query, clock, abort) = (query.clone(), clock.clone(), abort.clone());
+                        let request = async move { issue(&query, &clock, due, &params, timeout, &abort).await };
+                        tracker2.spawn_on(request, &runtime);
+                        std::future::ready(())
+                    });
+                    let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
+                    let spawned = std::thread::Builder::new().name(format!("pacer-{index}")).spawn(move || {
+                        ThreadWait::tighten_timer_slack();
+                        if let Ok(rt) = tokio::runtime::Builder::new_current_thread().build() {
+                            rt.block_on(loop_);
+                        }
+                        drop(done_tx);
+                    });
+                    match spawned {
+                        Ok(_) => {
+                            tracker.spawn(async move {
+                                let _ = done_rx.await;
+                            });
+                        }
+                        Err(e) => eprintln!("rehearse: query {index} sends nothing: no pacing thread: {e}"),
+                    }
+                }
+                Load::Closed { clients, think_time } => {
+                    for client in 0..*clients {
+                        let mut rng = rng_for(self.seed, stream, client as u64);
+                        let (query, clock, abort) = (query.clone(), clock.clone(), abort.clone());
+                        let timeout = self.pool_timeout;
+                        let pacer = ThinkTime::new(*think_time);
+                        tracker.spawn(pace(start, pacer, TokioWait, stop.clone(), move |due, n| {
+                            let params: Vec<Value> = query.params.iter().map(|g| g.generate(n, &mut rng)).collect();
+                            let (query, clock, abort) = (query.clone(), clock.clone(), abort.clone());
+                            async move { issue(&query, &clock, due, &params, timeout, &abort).await }
+                        }));
+                    }
+                }
+            }
         }
-        Running { workload: self, stop, abort, tracker, pacers }
+        Running { workload: self, stop, abort, tracker }
+    }
+}
+
+/// A seed for a pacer's arrivals, apart from its parameters' stream.
+fn rng_seed(seed: u64, stream: u64) -> u64 {
+    seed ^ stream.rotate_left(32) ^ 0x5851_f42d_4c95_7f2d
+}
+
+/// Sends one request due at `due` and records how it went, its latency
+/// counted from `due`. A query's client-side `timeout` also counts from
+/// `due`; past it the request is dropped, which cancels the query.
+async fn issue(
+    query: &Query,
+    clock: &PhaseClock,
+    due: Instant,
+    params: &[Value],
+    pool_timeout: Duration,
+    abort: &CancellationToken,
+) {
+    let second = due.saturating_duration_since(clock.start()).as_secs();
+    query.recorder.issued(second);
+    let work = async {
+        let mut lease = query.pool.acquire(due + pool_timeout).await?;
+        lease.run(&query.plan, params).await.map_err(|e| Failure::classify(&e))
+    };
+    let limited = async {
+        match query.spec.timeout {
+            Some(t) => tokio::time::timeout_at((due + t).into(), work).await.unwrap_or(Err(Failure::ClientTimeout)),
+            None => work.await,
+        }
+    };
+    let outcome = tokio::select! {
+        r = limited => r,
+        _ = abort.cancelled() => Err(Failure::Unfinished),
+    };
+    query.recorder.completed(clock.phase_of(due), second, due.elapsed(), outcome);
+}
+
+/// Checks that `q` gives as many parameters as its statements use, and
+/// that each generator produces its placeholder's type, trying one value
+/// of each now rather than failing every request later.
+fn check_params(q: &QuerySpec, statements: &[&tokio_postgres::Statement], seed: u64) -> Result<(), Box<WorkloadError>> {
+    let used = statements.iter().map(|s| s.params().len()).max().unwrap_or(0);
+    if used != q.params.len() {
+        return Err(Box::new(WorkloadError::Params {
+            query: q.name.clone(),
+            at: q.statements[0].at.clone(),
+            given: q.params.len(),
+            expected: used,
+        }));
+    }
+    for stmt in statements {
+        let mut rng = rng_for(seed, 0, 0);
+        for (i, (p, ty)) in q.params.iter().zip(stmt.params()).enumerate() {
+            let value = ValueGen::from_spec(&ValueSpec { nulls: 0.0, ..p.spec.clone() }).generate(0, &mut rng);
+            let fits = PgKind::of(ty)
+                .ok_or_else(|| format!("parameters of type {} are not supported", ty.name()))
+                .and_then(|kind| value.encode(kind, &mut BytesMut::new()).map_err(|e| e.to_string()));
+            if let Err(message) = fits {
+                let at = p.at.clone();
+                return Err(Box::new(WorkloadError::ParamType { query: q.name.clone(), at, index: i + 1, message }));
+            }
+        }
+    }
+    Ok(())
+}
+
+impl Workload {
+    /// Adds what completed since the last call (over every query) to
+    /// `into`; for the live view.
+    pub fn drain_live(&self, into: &mut LiveSample) {
+        for q in &self.queries {
+            q.recorder.drain_live(into);
+        }
+    }
+
+    /// Connections checked out right now and connections in all, over
+    /// every pool.
+    pub fn pool_gauge(&self) -> (usize, usize) {
+        self.pools.iter().fold((0, 0), |(u, n), p| (u + p.in_use(), n + p.size()))
     }
 }
 
 impl Running {
     /// Stops issuing requests, waits up to `grace` for the ones in flight,
-    /// records the rest as unfinished, and returns every query's results.
-    pub async fn stop(mut self, grace: Duration) -> (Vec<QueryResult>, PoolStats) {
+    /// records the rest as unfinished, and returns every query's results
+    /// and the primary pool's figures.
+    pub async fn stop(self, grace: Duration) -> (Vec<QueryResult>, PoolStats) {
         self.stop.cancel();
-        for p in std::mem::take(&mut self.pacers) {
-            let _ = p.await;
-        }
         self.tracker.close();
         if tokio::time::timeout(grace, self.tracker.wait()).await.is_err() {
             self.abort.cancel();
@@ -239,13 +350,11 @@ impl Running {
             .iter()
             .map(|q| QueryResult {
                 name: q.spec.name.clone(),
-                is_read: q.spec.is_read(),
-                rate: q.spec.rate,
                 phases: Phase::ALL.map(|p| q.recorder.phase(p)),
                 series: q.recorder.series(),
             })
             .collect();
-        (results, self.workload.pool.stats())
+        (results, self.workload.pools[0].stats())
     }
 }
 

@@ -1,67 +1,232 @@
-//! When requests are due: the open-loop schedule.
+//! When requests are due, and the one loop that issues them.
 //!
-//! A pacer hands out due times (offsets from the start of the load); one
-//! pacing loop, [`pace`], sleeps until each is due and issues it. The loop
-//! never waits for a request to finish, so a stalled database shows as
-//! requests piling up with growing latency, never as fewer requests
-//! (coordinated omission). If the loop itself falls behind, it issues the
-//! late requests at once, and their latency still counts from when they
-//! were due.
+//! A [`Pacer`] hands out due times (offsets from the start of the load);
+//! [`pace`] sleeps until each is due and issues it. Both shapes of load go
+//! through it:
+//!
+//! - **open loop** ([`OpenSchedule`]): due times follow a rate profile
+//!   (constant or ramped), evenly spaced or as a Poisson process. `issue`
+//!   spawns the request and returns at once, so the loop never waits for a
+//!   request to finish: a stalled database shows as requests piling up
+//!   with growing latency, never as fewer requests (coordinated omission).
+//!   If the loop itself falls behind, it issues the late requests at once,
+//!   and their latency still counts from when they were due. The loop runs
+//!   on a thread of its own and waits with [`ThreadWait`]: tokio's timers
+//!   tick in whole milliseconds, which would add up to a millisecond of
+//!   the harness's own lateness to every request's latency.
+//! - **closed loop** ([`ThinkTime`]): `issue` runs the request to its end,
+//!   and the next one is due `think_time` after it finished, as a user
+//!   who waits for each answer.
 
+use std::future::Future;
 use std::time::{Duration, Instant};
 
+use rand::RngExt;
 use tokio_util::sync::CancellationToken;
+
+use crate::datagen::{DataRng, rng_for};
+use crate::scenario::{Arrival, RateProfile};
 
 /// A schedule of due times.
 pub trait Pacer: Send + 'static {
-    /// The next due time, as an offset from the start; never decreasing.
-    fn next_due(&mut self) -> Duration;
+    /// The next due time as an offset from the start, never decreasing;
+    /// `now` is the current offset. `None` when no request is ever due
+    /// again (a ramp down to 0).
+    fn next_due(&mut self, now: Duration) -> Option<Duration>;
 }
 
-/// Evenly spaced requests at a fixed rate.
-#[derive(Debug, Clone)]
-pub struct FixedRate {
-    period_secs: f64,
+/// Open-loop due times: request n is due when the integral of the rate
+/// reaches the n-th arrival, which is n itself for even spacing and a sum
+/// of exponential gaps for Poisson arrivals (time rescaling). Computed
+/// from the count, never accumulated, so a constant rate does not drift.
+pub struct OpenSchedule {
+    segments: Vec<Segment>,
+    /// Index of the segment the last due time fell in, and the integral
+    /// of the rate before it.
+    at: usize,
+    before: f64,
+    arrival: Arrival,
+    rng: DataRng,
+    /// Arrivals so far (uniform) or the running sum of gaps (Poisson).
+    work: f64,
     issued: u64,
 }
 
-impl FixedRate {
-    /// `rate` requests per second.
-    pub fn new(rate: f64) -> Self {
-        Self { period_secs: 1.0 / rate, issued: 0 }
+/// A stretch of the profile where the rate moves linearly from `from` to
+/// `to` over `len` seconds (`len` infinite for the last).
+#[derive(Debug, Clone, Copy)]
+struct Segment {
+    start: f64,
+    len: f64,
+    from: f64,
+    to: f64,
+}
+
+impl Segment {
+    fn area(&self) -> f64 {
+        if self.len.is_infinite() {
+            if self.from > 0.0 { f64::INFINITY } else { 0.0 }
+        } else {
+            (self.from + self.to) / 2.0 * self.len
+        }
+    }
+
+    /// The time into the segment at which the integral reaches `rem`.
+    fn solve(&self, rem: f64) -> f64 {
+        if self.len.is_infinite() {
+            return rem / self.from;
+        }
+        // from·t + k/2·t² = rem, in the form that stays exact as k → 0.
+        let k = (self.to - self.from) / self.len;
+        let disc = (self.from * self.from + 2.0 * k * rem).max(0.0);
+        let denom = self.from + disc.sqrt();
+        if denom <= 0.0 { 0.0 } else { (2.0 * rem / denom).min(self.len) }
     }
 }
 
-impl Pacer for FixedRate {
-    fn next_due(&mut self) -> Duration {
-        // Computed from the count, not accumulated, so rounding never drifts.
-        let due = Duration::from_secs_f64(self.issued as f64 * self.period_secs);
-        self.issued += 1;
-        due
+impl OpenSchedule {
+    /// A schedule for `profile`; Poisson gaps are drawn from `seed`.
+    pub fn new(profile: &RateProfile, arrival: Arrival, seed: u64) -> Self {
+        let p = &profile.points;
+        let mut segments = Vec::with_capacity(p.len() + 1);
+        let (t0, r0) = (p[0].0.as_secs_f64(), p[0].1);
+        if t0 > 0.0 {
+            segments.push(Segment { start: 0.0, len: t0, from: r0, to: r0 });
+        }
+        for w in p.windows(2) {
+            let (a, b) = (w[0].0.as_secs_f64(), w[1].0.as_secs_f64());
+            segments.push(Segment { start: a, len: b - a, from: w[0].1, to: w[1].1 });
+        }
+        let (tl, rl) = (p[p.len() - 1].0.as_secs_f64(), p[p.len() - 1].1);
+        segments.push(Segment { start: tl, len: f64::INFINITY, from: rl, to: rl });
+        Self { segments, at: 0, before: 0.0, arrival, rng: rng_for(seed, 0, 0), work: 0.0, issued: 0 }
     }
 }
+
+impl Pacer for OpenSchedule {
+    fn next_due(&mut self, _now: Duration) -> Option<Duration> {
+        let work = match self.arrival {
+            Arrival::Uniform => self.issued as f64,
+            Arrival::Poisson => {
+                // Exp(1) by inversion; 1 - u is in (0, 1].
+                let u: f64 = self.rng.random();
+                self.work += -(1.0 - u).ln();
+                self.work
+            }
+        };
+        self.issued += 1;
+        loop {
+            let seg = self.segments[self.at];
+            let area = seg.area();
+            if work <= self.before + area {
+                let t = seg.start + seg.solve(work - self.before);
+                return Some(Duration::from_secs_f64(t));
+            }
+            if self.at + 1 == self.segments.len() {
+                return None;
+            }
+            self.before += area;
+            self.at += 1;
+        }
+    }
+}
+
+/// Closed-loop due times: the first at once, each next one `think` after
+/// the previous request finished.
+pub struct ThinkTime {
+    think: Duration,
+    first: bool,
+}
+
+impl ThinkTime {
+    /// A user who pauses `think` between an answer and the next request.
+    pub fn new(think: Duration) -> Self {
+        Self { think, first: true }
+    }
+}
+
+impl Pacer for ThinkTime {
+    fn next_due(&mut self, now: Duration) -> Option<Duration> {
+        if std::mem::take(&mut self.first) { Some(now) } else { Some(now + self.think) }
+    }
+}
+
+/// How the pacing loop waits for a due time.
+pub trait Wait {
+    /// Waits until `due`; false if `stop` fired first.
+    fn until(&mut self, due: Instant, stop: &CancellationToken) -> impl Future<Output = bool> + Send;
+}
+
+/// Waits on tokio's timer (millisecond ticks): for closed loops, whose
+/// requests count from when they are sent.
+pub struct TokioWait;
+
+impl Wait for TokioWait {
+    async fn until(&mut self, due: Instant, stop: &CancellationToken) -> bool {
+        if due > tokio::time::Instant::now().into_std() {
+            tokio::select! {
+                _ = tokio::time::sleep_until(due.into()) => {}
+                _ = stop.cancelled() => return false,
+            }
+        }
+        !stop.is_cancelled()
+    }
+}
+
+/// Waits by putting the calling thread to sleep, to within the kernel's
+/// wake-up latency: for a pacing loop on a thread of its own. Checks
+/// `stop` at least every 5 ms.
+pub struct ThreadWait;
+
+impl ThreadWait {
+    /// Lowers the calling thread's timer slack from the default 50 µs to
+    /// 1 µs, so that its sleeps end when asked.
+    pub fn tighten_timer_slack() {
+        let _ = nix::sys::prctl::set_timerslack(1_000);
+    }
+}
+
+impl Wait for ThreadWait {
+    async fn until(&mut self, due: Instant, stop: &CancellationToken) -> bool {
+        loop {
+            if stop.is_cancelled() {
+                return false;
+            }
+            let now = Instant::now();
+            if now >= due {
+                return true;
+            }
+            std::thread::sleep((due - now).min(Duration::from_millis(5)));
+        }
+    }
+}
+
+/// A due time that never comes (about a year away).
+const FAR_SECS: u64 = 365 * 86_400;
 
 /// Issues requests on `pacer`'s schedule from `start` until `stop` fires.
-/// `issue` receives each due time and the request's sequence number.
-pub async fn pace<P: Pacer>(
+/// `issue` receives each due time and the request's sequence number; the
+/// loop awaits what it returns before asking for the next due time (an
+/// open-loop `issue` spawns and returns at once; a closed-loop one runs
+/// the request).
+pub async fn pace<P: Pacer, W: Wait, F: Future<Output = ()>>(
     start: Instant,
     mut pacer: P,
+    mut wait: W,
     stop: CancellationToken,
-    mut issue: impl FnMut(Instant, u64),
+    mut issue: impl FnMut(Instant, u64) -> F,
 ) {
     let mut n = 0u64;
     loop {
-        let due = start + pacer.next_due();
-        if due > Instant::now() {
-            tokio::select! {
-                _ = tokio::time::sleep_until(due.into()) => {}
-                _ = stop.cancelled() => return,
-            }
-        }
-        if stop.is_cancelled() {
+        // tokio's clock: the same as std's, but paused in tests.
+        let now = tokio::time::Instant::now().into_std();
+        // A schedule that has ended (a ramp down to 0) waits for the stop.
+        let far = now + Duration::from_secs(FAR_SECS);
+        let due = pacer.next_due(now.saturating_duration_since(start)).map_or(far, |offset| start + offset);
+        if !wait.until(due, &stop).await {
             return;
         }
-        issue(due, n);
+        issue(due, n).await;
         n += 1;
     }
 }
@@ -70,13 +235,67 @@ pub async fn pace<P: Pacer>(
 mod tests {
     use super::*;
 
+    fn dues(p: &mut impl Pacer, n: usize) -> Vec<f64> {
+        (0..n).map(|_| p.next_due(Duration::ZERO).unwrap().as_secs_f64()).collect()
+    }
+
     #[test]
-    fn fixed_rate_spaces_requests_evenly_without_drift() {
-        let mut p = FixedRate::new(400.0);
-        let dues: Vec<Duration> = (0..4001).map(|_| p.next_due()).collect();
-        assert_eq!(dues[0], Duration::ZERO);
-        assert_eq!(dues[1], Duration::from_micros(2500));
-        assert_eq!(dues[4000], Duration::from_secs(10));
+    fn a_constant_rate_spaces_requests_evenly_without_drift() {
+        let mut p = OpenSchedule::new(&RateProfile::constant(400.0), Arrival::Uniform, 1);
+        let d = dues(&mut p, 4001);
+        assert_eq!(d[0], 0.0);
+        assert!((d[1] - 0.0025).abs() < 1e-12);
+        assert!((d[4000] - 10.0).abs() < 1e-9, "{}", d[4000]);
+    }
+
+    #[test]
+    fn poisson_arrivals_keep_the_rate_with_exponential_gaps() {
+        let mut p = OpenSchedule::new(&RateProfile::constant(1000.0), Arrival::Poisson, 7);
+        let d = dues(&mut p, 100_001);
+        let rate = 100_000.0 / (d[100_000] - d[0]);
+        assert!((rate - 1000.0).abs() < 10.0, "rate {rate}");
+        let gaps: Vec<f64> = d.windows(2).map(|w| w[1] - w[0]).collect();
+        let mean = gaps.iter().sum::<f64>() / gaps.len() as f64;
+        let var = gaps.iter().map(|g| (g - mean).powi(2)).sum::<f64>() / gaps.len() as f64;
+        // exponential: standard deviation equals the mean
+        assert!((var.sqrt() / mean - 1.0).abs() < 0.02, "cv {}", var.sqrt() / mean);
+        // and P(gap > mean) = e^-1
+        let over = gaps.iter().filter(|g| **g > mean).count() as f64 / gaps.len() as f64;
+        assert!((over - (-1.0f64).exp()).abs() < 0.01, "{over}");
+    }
+
+    #[test]
+    fn a_ramp_issues_the_integral_of_its_rate() {
+        // 100/s for 10 s, rising linearly to 300/s at 20 s, then steady.
+        let profile = RateProfile {
+            points: vec![(Duration::ZERO, 100.0), (Duration::from_secs(10), 100.0), (Duration::from_secs(20), 300.0)],
+        };
+        let mut p = OpenSchedule::new(&profile, Arrival::Uniform, 1);
+        let d = dues(&mut p, 6000);
+        let by = |t: f64| d.iter().filter(|x| **x < t).count();
+        assert_eq!(by(10.0), 1000);
+        // ∫ over 10..20 s = (100 + 300) / 2 · 10 = 2000
+        assert!((by(20.0) as i64 - 3000).abs() <= 1, "{}", by(20.0));
+        // at 15 s the rate is 200/s: 150·5 = 750 more than at 10 s
+        assert!((by(15.0) as i64 - 1750).abs() <= 1, "{}", by(15.0));
+        // then 300/s
+        assert!((by(25.0) as i64 - 4500).abs() <= 1, "{}", by(25.0));
+        assert!(d.windows(2).all(|w| w[1] >= w[0]));
+    }
+
+    #[test]
+    fn a_ramp_down_to_zero_stops_issuing() {
+        let profile = RateProfile { points: vec![(Duration::ZERO, 100.0), (Duration::from_secs(2), 0.0)] };
+        let mut p = OpenSchedule::new(&profile, Arrival::Uniform, 1);
+        let issued = (0..1000).take_while(|_| p.next_due(Duration::ZERO).is_some()).count();
+        assert!((issued as i64 - 100).abs() <= 1, "{issued}");
+    }
+
+    #[test]
+    fn think_time_follows_the_previous_answer() {
+        let mut p = ThinkTime::new(Duration::from_millis(50));
+        assert_eq!(p.next_due(Duration::from_millis(3)), Some(Duration::from_millis(3)));
+        assert_eq!(p.next_due(Duration::from_millis(10)), Some(Duration::from_millis(60)));
     }
 
     #[tokio::test(start_paused = true)]
@@ -89,9 +308,52 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(1005)).await;
             s.cancel();
         });
-        pace(start, FixedRate::new(100.0), stop, |due, _| issued.push(due)).await;
+        let p = OpenSchedule::new(&RateProfile::constant(100.0), Arrival::Uniform, 1);
+        pace(start, p, TokioWait, stop, |due, _| {
+            issued.push(due);
+            async {}
+        })
+        .await;
         stopper.await.unwrap();
         // due times 0, 10ms, ..., 1000ms: 101 requests
         assert_eq!(issued.len(), 101);
+    }
+
+    #[test]
+    fn a_thread_wait_wakes_on_time_and_stops() {
+        ThreadWait::tighten_timer_slack();
+        let stop = CancellationToken::new();
+        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let mut late = Vec::new();
+        for _ in 0..20 {
+            let due = Instant::now() + Duration::from_micros(700);
+            assert!(rt.block_on(ThreadWait.until(due, &stop)));
+            late.push(Instant::now() - due);
+        }
+        late.sort();
+        // the median wake-up within half a millisecond of the due time
+        assert!(late[10] < Duration::from_micros(500), "{late:?}");
+        stop.cancel();
+        let far = Instant::now() + Duration::from_secs(60);
+        assert!(!rt.block_on(ThreadWait.until(far, &stop)));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_closed_loop_waits_for_each_request() {
+        let stop = CancellationToken::new();
+        let start = Instant::now();
+        let s = stop.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(1000)).await;
+            s.cancel();
+        });
+        let mut n = 0;
+        // each request takes 40 ms, then the user thinks 10 ms: 20 in 1 s
+        pace(start, ThinkTime::new(Duration::from_millis(10)), TokioWait, stop, |_, _| {
+            n += 1;
+            tokio::time::sleep(Duration::from_millis(40))
+        })
+        .await;
+        assert_eq!(n, 20);
     }
 }

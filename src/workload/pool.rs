@@ -30,6 +30,20 @@ use crate::postgres::{Role, SqlError, connect};
 struct Conn {
     client: Client,
     statements: Vec<Statement>,
+    /// The `statement_timeout` last set on it; `None` is the server's.
+    statement_timeout: Option<Duration>,
+}
+
+/// What one request runs on a connection.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// Prepared statements by index into the pool's list, each with how
+    /// many of the request's parameters it takes (the first n).
+    pub statements: Vec<(usize, usize)>,
+    /// Whether they run between BEGIN and COMMIT.
+    pub transaction: bool,
+    /// The `statement_timeout` they run under; `None` for the server's.
+    pub statement_timeout: Option<Duration>,
 }
 
 #[derive(Default)]
@@ -90,7 +104,7 @@ async fn open_conn(config: &tokio_postgres::Config, sqls: &[String]) -> Result<C
         let stmt = client.prepare(sql).await.map_err(|e| OpenError::Prepare { index, error: SqlError::from_pg(&e) })?;
         statements.push(stmt);
     }
-    Ok(Conn { client, statements })
+    Ok(Conn { client, statements, statement_timeout: None })
 }
 
 impl Pool {
@@ -158,6 +172,16 @@ impl Pool {
         }
     }
 
+    /// Connections checked out right now.
+    pub fn in_use(&self) -> usize {
+        self.gauge.lock().expect("not poisoned").in_use
+    }
+
+    /// Connections in the pool.
+    pub fn size(&self) -> usize {
+        self.size
+    }
+
     /// How full the pool got so far.
     pub fn stats(&self) -> PoolStats {
         let g = self.gauge.lock().expect("not poisoned");
@@ -182,30 +206,79 @@ pub struct Lease {
 }
 
 impl Lease {
-    /// Runs prepared statement `index` with `params`; returns rows affected.
+    /// Runs `plan` with `params`.
     ///
     /// A migration that changes a table's columns invalidates prepared
     /// statements whose result type depends on them (`SELECT *`): Postgres
     /// answers `0A000 cached plan must not change result type`. Like common
-    /// drivers, the lease prepares the statement again and retries once.
-    pub async fn execute(&mut self, index: usize, params: &[Value]) -> Result<u64, tokio_postgres::Error> {
+    /// drivers, the lease prepares the statement again and retries it once
+    /// (outside a transaction; inside one the transaction has failed, so
+    /// the request fails and the next one runs on the new statement).
+    pub async fn run(&mut self, plan: &Plan, params: &[Value]) -> Result<(), tokio_postgres::Error> {
         self.busy = true;
         let conn = self.conn.as_mut().expect("lease holds a connection");
-        let mut result = conn.client.execute_raw(&conn.statements[index], params.iter()).await;
-        if let Err(e) = &result {
-            let replan = e.as_db_error().is_some_and(|db| {
-                *db.code() == SqlState::FEATURE_NOT_SUPPORTED
-                    && db.message().contains("cached plan must not change result type")
-            });
-            if replan {
-                conn.statements[index] = conn.client.prepare(&self.pool.sqls[index]).await?;
-                self.pool.gauge.lock().expect("not poisoned").replans += 1;
-                result = conn.client.execute_raw(&conn.statements[index], params.iter()).await;
+        if conn.statement_timeout != plan.statement_timeout {
+            match plan.statement_timeout {
+                Some(t) => {
+                    conn.client.batch_execute(&format!("SET statement_timeout = {}", t.as_millis().max(1))).await?
+                }
+                None => conn.client.batch_execute("RESET statement_timeout").await?,
             }
+            conn.statement_timeout = plan.statement_timeout;
+        }
+        if plan.transaction {
+            conn.client.batch_execute("BEGIN").await?;
+        }
+        let mut result = Ok(());
+        let mut failed_at = None;
+        for &(index, n) in &plan.statements {
+            result = self.execute(index, &params[..n], !plan.transaction).await;
+            if result.is_err() {
+                failed_at = Some(index);
+                break;
+            }
+        }
+        if plan.transaction {
+            let conn = self.conn.as_mut().expect("lease holds a connection");
+            let end = if result.is_ok() { "COMMIT" } else { "ROLLBACK" };
+            let ended = conn.client.batch_execute(end).await;
+            if let (Err(e), Some(index), Ok(())) = (&result, failed_at, &ended) {
+                if is_replan(e) {
+                    self.replan(index).await?;
+                }
+            }
+            result = result.and(ended);
         }
         self.busy = false;
         result
     }
+
+    async fn execute(&mut self, index: usize, params: &[Value], retry: bool) -> Result<(), tokio_postgres::Error> {
+        let conn = self.conn.as_mut().expect("lease holds a connection");
+        let result = conn.client.execute_raw(&conn.statements[index], params.iter()).await;
+        match result {
+            Err(e) if retry && is_replan(&e) => {
+                self.replan(index).await?;
+                let conn = self.conn.as_mut().expect("lease holds a connection");
+                conn.client.execute_raw(&conn.statements[index], params.iter()).await.map(|_| ())
+            }
+            r => r.map(|_| ()),
+        }
+    }
+
+    async fn replan(&mut self, index: usize) -> Result<(), tokio_postgres::Error> {
+        let conn = self.conn.as_mut().expect("lease holds a connection");
+        conn.statements[index] = conn.client.prepare(&self.pool.sqls[index]).await?;
+        self.pool.gauge.lock().expect("not poisoned").replans += 1;
+        Ok(())
+    }
+}
+
+fn is_replan(e: &tokio_postgres::Error) -> bool {
+    e.as_db_error().is_some_and(|db| {
+        *db.code() == SqlState::FEATURE_NOT_SUPPORTED
+            && db.message().contains("cached plan must not change result type")
+    })
 }
 
 impl Drop for Lease {
@@ -213,6 +286,14 @@ impl Drop for Lease {
         if let Some(conn) = self.conn.take() {
             if !self.busy && !conn.client.is_closed() {
                 self.pool.idle.lock().expect("not poisoned").push(conn);
+            } else if self.busy && !conn.client.is_closed() {
+                // Dropped mid-query (a client-side timeout, or the run
+                // ending): cancel the query as drivers do, so the server
+                // stops working on it, and let the connection go.
+                if let Ok(rt) = tokio::runtime::Handle::try_current() {
+                    let token = conn.client.cancel_token();
+                    rt.spawn(async move { token.cancel_query(tokio_postgres::NoTls).await });
+                }
             }
         }
         self.pool.checked_out(-1);

@@ -29,6 +29,8 @@ pub enum Failure {
     StatementTimeout,
     /// It waited longer than `lock_timeout` for a lock.
     LockTimeout,
+    /// The client gave up at the query's `timeout` and cancelled it.
+    ClientTimeout,
     /// The connection broke.
     Connection,
     /// It was still running when the run ended.
@@ -39,19 +41,20 @@ pub enum Failure {
 
 impl Failure {
     /// The kind as reports name it: `pool_timeout`, `statement_timeout`,
-    /// `lock_timeout`, `connection`, `unfinished`, or the SQLSTATE.
+    /// `lock_timeout`, `client_timeout`, `connection`, `unfinished`, or
+    /// `sqlstate_` and the SQLSTATE.
     pub fn label(&self) -> String {
         match self {
             Failure::PoolTimeout => "pool_timeout".into(),
             Failure::StatementTimeout => "statement_timeout".into(),
             Failure::LockTimeout => "lock_timeout".into(),
+            Failure::ClientTimeout => "client_timeout".into(),
             Failure::Connection => "connection".into(),
             Failure::Unfinished => "unfinished".into(),
             Failure::Sql(code) => format!("sqlstate_{code}"),
         }
     }
 
-    /// Classifies a driver error.
     /// Classifies a driver error. Runs once per failed request, so it
     /// reads the error in place rather than copying it.
     pub fn classify(e: &tokio_postgres::Error) -> Failure {
@@ -144,8 +147,33 @@ struct Second {
     inflight: u64,
 }
 
+/// What completed since the live view last looked, by completion time.
+struct Live {
+    ok: Histogram<u64>,
+    count: u64,
+    errors: u64,
+}
+
+/// The live view's figures for one interval, summed over queries.
+#[derive(Debug)]
+pub struct LiveSample {
+    /// Latencies of the requests that succeeded in the interval.
+    pub ok: Histogram<u64>,
+    /// Requests that completed (or failed) in it.
+    pub count: u64,
+    /// Of those, how many failed.
+    pub errors: u64,
+}
+
+impl Default for LiveSample {
+    fn default() -> Self {
+        Self { ok: histogram(2), count: 0, errors: 0 }
+    }
+}
+
 struct Inner {
     phases: [PhaseHist; 3],
+    live: Live,
     open: BTreeMap<u64, Second>,
     /// The pacer has issued every request due before this second.
     issued_through: u64,
@@ -164,6 +192,7 @@ impl Default for QueryRecorder {
         Self {
             inner: Mutex::new(Inner {
                 phases: [phase(), phase(), phase()],
+                live: Live { ok: histogram(2), count: 0, errors: 0 },
                 open: BTreeMap::new(),
                 issued_through: 0,
                 points: Vec::new(),
@@ -227,6 +256,11 @@ impl QueryRecorder {
                 *p.errors.entry(f.label()).or_default() += 1;
             }
         }
+        inner.live.count += 1;
+        match &outcome {
+            Ok(()) => inner.live.ok.saturating_record(us),
+            Err(_) => inner.live.errors += 1,
+        }
         let s = inner.second(second);
         s.count += 1;
         s.inflight = s.inflight.saturating_sub(1);
@@ -265,6 +299,18 @@ impl QueryRecorder {
         let mut inner = self.inner.lock().expect("not poisoned");
         inner.close_seconds(true);
         inner.points.clone()
+    }
+
+    /// Adds what completed since the last call to `into`, and starts over.
+    pub fn drain_live(&self, into: &mut LiveSample) {
+        let mut inner = self.inner.lock().expect("not poisoned");
+        let live = &mut inner.live;
+        let _ = into.ok.add(&live.ok);
+        into.count += live.count;
+        into.errors += live.errors;
+        live.ok.reset();
+        live.count = 0;
+        live.errors = 0;
     }
 
     /// Seconds still held open (for tests of memory bounds).

@@ -1,0 +1,221 @@
+//! The load engine against the reference, pgbench, on the same server and
+//! table in the same run.
+//!
+//! `cargo bench --bench load` starts a throwaway local cluster, fills it
+//! with `pgbench -i -s SCALE`, and runs `benches/pgbench_select.toml`
+//! (pgbench's select-only transaction as a load-only scenario) through
+//! `--backend url`, exactly as a user would:
+//!
+//! 1. **Closed loop**: `pgbench -S -M prepared -c 8 -j 2 -T SECS` against
+//!    rehearse with `clients = 8` on a pool of 8, no think time. Figure:
+//!    transactions per second; ratio rehearse / pgbench (target ≥ 1.0).
+//! 2. **Observer overhead**: the closed loop with the lock observer every
+//!    10 ms against the observer every hour (one sample at the start), in
+//!    alternating runs. Figure: the TPS drop (target ≤ 3 %).
+//! 3. **Open loop**: `pgbench -S -M prepared -c 8 -j 2 --rate R -l` (its
+//!    per-transaction log; with --rate its latency counts from the
+//!    scheduled start) against rehearse at `rate = R`, `arrival =
+//!    "poisson"` on a pool of 8. Figures: achieved rate / target (target
+//!    within 1 %), and p50/p90/p99 latency from when each transaction was
+//!    due, rehearse / pgbench (target within 10 %).
+//! 4. **Memory over a long run**: the open loop at the same rate for
+//!    REHEARSE_SOAK_SECS (default 60; 1800 for the 30-minute figure), with
+//!    this process's resident set size printed every tenth of the run. The
+//!    engine keeps per-phase histograms and closes each second's histogram
+//!    once it is summarised, so RSS should stay flat after the first
+//!    seconds.
+//!
+//! REHEARSE_BENCH_SCALE (default 10: 1M rows), REHEARSE_BENCH_SECS
+//! (default 15 per run) and REHEARSE_BENCH_RATE (default 5000/s).
+
+use std::process::Command;
+use std::time::Duration;
+
+use rehearse::postgres::{BackendChoice, LocalCluster, Role, Server, connect, server_program};
+use rehearse::rehearsal::{RunOptions, rehearse};
+use rehearse::scenario::{self, Arrival, GenSpec, Load, RateProfile, Scenario};
+
+fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name).ok().and_then(|s| s.parse().ok()).unwrap_or(default)
+}
+
+/// This process's resident set size now, from /proc/self/statm.
+fn rss_mb() -> f64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+    let pages: f64 = statm.split_whitespace().nth(1).and_then(|p| p.parse().ok()).unwrap_or(0.0);
+    pages * 4096.0 / 1e6
+}
+
+fn peak_rss_mb() -> f64 {
+    let usage = nix::sys::resource::getrusage(nix::sys::resource::UsageWho::RUSAGE_SELF).expect("getrusage");
+    usage.max_rss() as f64 / 1024.0
+}
+
+/// Runs pgbench with `args` and returns its stdout.
+fn pgbench(port: &str, args: &[&str]) -> String {
+    let program = server_program("pgbench").expect("pgbench next to the server binaries");
+    let out = Command::new(program)
+        .args(args)
+        .args(["-h", "127.0.0.1", "-p", port, "-U", "postgres", "postgres"])
+        .output()
+        .expect("run pgbench");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "pgbench {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    stdout
+}
+
+/// `tps = 51234.5 (without initial connection time)`
+fn tps(out: &str) -> f64 {
+    out.lines()
+        .find_map(|l| l.strip_prefix("tps = ").and_then(|r| r.split_whitespace().next()).and_then(|n| n.parse().ok()))
+        .expect("pgbench prints tps")
+}
+
+fn quantile(sorted: &[f64], q: f64) -> f64 {
+    sorted[((sorted.len() as f64 - 1.0) * q).round() as usize]
+}
+
+/// Runs the scenario's query shaped by `load` for `secs`; returns
+/// (requests per second, errors, p50, p90, p99 in ms).
+async fn ours(scenario: &Scenario, url: &str, load: Load, secs: u64, observe: Duration) -> (f64, u64, f64, f64, f64) {
+    let mut s = scenario.clone();
+    s.workload.queries[0].load = load;
+    s.timeline.duration = Some(Duration::from_secs(secs));
+    let opts = RunOptions {
+        backend: BackendChoice::Url(url.to_string()),
+        chosen: "url: the benchmark's cluster".into(),
+        strategy: None,
+        reuse_existing: false,
+        keep_tables: false,
+        observe_interval: observe,
+        replica_url: None,
+        load_streams: 1,
+        progress: false,
+    };
+    let report = rehearse(&s, &opts).await.expect("rehearsal");
+    let b = &report.phases.baseline;
+    let q = b.queries.get("select_abalance").expect("the query");
+    let ms = |v: Option<f64>| v.unwrap_or(f64::NAN);
+    // Percentiles of the whole run, from the report's HDR histogram.
+    (q.count as f64 / b.seconds, q.errors, ms(q.p50_ms), ms(q.p90_ms), ms(q.p99_ms))
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        println!("load: benchmark");
+        return;
+    }
+    let scale: u64 = env_or("REHEARSE_BENCH_SCALE", 10);
+    let secs: u64 = env_or("REHEARSE_BENCH_SECS", 15);
+    let rate: f64 = env_or("REHEARSE_BENCH_RATE", 5000.0);
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+    rt.block_on(async {
+        let settings = vec![("shared_buffers".to_string(), "512MB".to_string())];
+        let cluster = LocalCluster::start(&settings).await.expect("a local cluster");
+        let config = cluster.config().clone();
+        let port = config.get_ports().first().copied().unwrap_or(5432).to_string();
+        let url = format!("postgres://postgres@127.0.0.1:{port}/postgres");
+        pgbench(&port, &["-i", "-q", "-s", &scale.to_string()]);
+        let admin = connect(&config, &Role::Harness).await.expect("connect");
+        admin.batch_execute("SELECT count(*) FROM pgbench_accounts").await.expect("warm the cache");
+
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/pgbench_select.toml");
+        let mut scenario = scenario::load(&path, &scenario::LoadOptions::default()).expect("scenario");
+        scenario.workload.queries[0].params[0].spec.kind = GenSpec::Int { lo: 1, hi: scale as i64 * 100_000 };
+        let closed = Load::Closed { clients: 8, think_time: Duration::ZERO };
+        let off = Duration::from_secs(3600);
+        let t = secs.to_string();
+
+        println!("load: pgbench_accounts of scale {scale} ({} rows), {secs} s per run, same server", scale * 100_000);
+        // 1 and 2: closed loop, alternating so drift hits both alike.
+        let pg_tps = tps(&pgbench(&port, &["-S", "-M", "prepared", "-c", "8", "-j", "2", "-T", &t]));
+        let (mut plain, mut observed) = (Vec::new(), Vec::new());
+        for _ in 0..2 {
+            let (r, e, ..) = ours(&scenario, &url, closed.clone(), secs, off).await;
+            assert_eq!(e, 0, "closed loop without observer had errors");
+            plain.push(r);
+            let (r, e, ..) = ours(&scenario, &url, closed.clone(), secs, Duration::from_millis(10)).await;
+            assert_eq!(e, 0, "closed loop with observer had errors");
+            observed.push(r);
+        }
+        let pg_tps2 = tps(&pgbench(&port, &["-S", "-M", "prepared", "-c", "8", "-j", "2", "-T", &t]));
+        let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+        let (ours_tps, obs_tps, pg_mean) = (mean(&plain), mean(&observed), (pg_tps + pg_tps2) / 2.0);
+        println!("  closed loop, 8 clients, no think time (transactions per second over the run)");
+        println!("    pgbench -S -M prepared -c 8 -j 2   {pg_tps:>9.0} and {pg_tps2:>9.0} tps (before and after)");
+        println!("    rehearse, observer off             {:>9.0} and {:>9.0} tps", plain[0], plain[1]);
+        println!("    rehearse, observer every 10 ms     {:>9.0} and {:>9.0} tps", observed[0], observed[1]);
+        println!("    ratio rehearse (observer off) / pgbench: {:.3} (target ≥ 1.0)", ours_tps / pg_mean);
+        println!("    ratio rehearse (observer 10 ms) / pgbench: {:.3}", obs_tps / pg_mean);
+        println!("    observer overhead: {:.1} % of TPS (target ≤ 3 %)", (1.0 - obs_tps / ours_tps) * 100.0);
+
+        // 3: open loop at a rate both keep up with.
+        let dir = tempfile::tempdir().expect("temp dir");
+        let prefix = dir.path().join("pgb");
+        pgbench(
+            &port,
+            &[
+                "-S",
+                "-M",
+                "prepared",
+                "-c",
+                "8",
+                "-j",
+                "2",
+                "-T",
+                &t,
+                "--rate",
+                &rate.to_string(),
+                "-l",
+                "--log-prefix",
+                prefix.to_str().expect("utf-8 path"),
+            ],
+        );
+        let mut lat = Vec::new();
+        for entry in std::fs::read_dir(dir.path()).expect("log dir") {
+            let text = std::fs::read_to_string(entry.expect("entry").path()).expect("log");
+            // client_id transaction_no time script_no time_epoch time_us schedule_lag
+            lat.extend(
+                text.lines().filter_map(|l| l.split_whitespace().nth(2)?.parse::<f64>().ok()).map(|us| us / 1000.0),
+            );
+        }
+        lat.sort_by(f64::total_cmp);
+        let pg_rate = lat.len() as f64 / secs as f64;
+        let (pg50, pg90, pg99) = (quantile(&lat, 0.5), quantile(&lat, 0.9), quantile(&lat, 0.99));
+        let open = Load::Open { rate: RateProfile::constant(rate), arrival: Arrival::Poisson };
+        let (r, e, p50, p90, p99) = ours(&scenario, &url, open, secs, Duration::from_millis(20)).await;
+        assert_eq!(e, 0, "open loop had errors");
+        println!("  open loop, Poisson arrivals at {rate:.0}/s, 8 connections (latency from when each was due)");
+        println!("    {:<34} {:>10} {:>9} {:>9} {:>9}", "", "req/s", "p50 ms", "p90 ms", "p99 ms");
+        println!("    {:<34} {pg_rate:>10.1} {pg50:>9.3} {pg90:>9.3} {pg99:>9.3}", "pgbench --rate (per-txn log)");
+        println!("    {:<34} {r:>10.1} {p50:>9.3} {p90:>9.3} {p99:>9.3}", "rehearse (HDR, 3 digits)");
+        println!("    achieved / target rate: {:.4} (target within 1 %)", r / rate);
+        println!(
+            "    latency rehearse / pgbench: p50 {:.2}, p90 {:.2}, p99 {:.2} (target within 10 %)",
+            p50 / pg50,
+            p90 / pg90,
+            p99 / pg99
+        );
+        // 4: memory over a long run.
+        let soak: u64 = env_or("REHEARSE_SOAK_SECS", 60);
+        println!("  memory: open loop at {rate:.0}/s for {soak} s, resident set size of this process");
+        let sampler = std::thread::spawn(move || {
+            let t0 = std::time::Instant::now();
+            let mut points = Vec::new();
+            for i in 0..=10u64 {
+                let at = Duration::from_secs(soak * i / 10);
+                std::thread::sleep(at.saturating_sub(t0.elapsed()));
+                points.push((t0.elapsed().as_secs(), rss_mb()));
+            }
+            points
+        });
+        let open = Load::Open { rate: RateProfile::constant(rate), arrival: Arrival::Uniform };
+        let (r, e, ..) = ours(&scenario, &url, open, soak, Duration::from_millis(20)).await;
+        let points = sampler.join().expect("sampler");
+        let line: Vec<String> = points.iter().map(|(s, mb)| format!("{s}s {mb:.1}")).collect();
+        println!("    RSS MB: {}", line.join(", "));
+        println!("    {r:.0} req/s, {e} errors; peak RSS of the process over the whole bench: {:.0} MB", peak_rss_mb());
+        drop(admin);
+        drop(cluster);
+    });
+}

@@ -1,0 +1,219 @@
+//! Validation of `[workload]` and `[timeline]`: each query's statements,
+//! its shape of load (exactly one of `rate`, `ramp`, `clients`), timeouts
+//! and target; and a timeline that fits a migration run or a load-only run.
+
+use std::collections::HashSet;
+use std::ops::Range;
+use std::time::Duration;
+
+use toml::Spanned;
+
+use super::duration::Dur;
+use super::raw::{RawQuery, RawTimeline, RawWorkload};
+use super::validate::Validator;
+use super::{Arrival, Load, ParamSpec, QuerySpec, RateProfile, ScenarioError, Target, Timeline, WorkloadSpec};
+
+const MAX_RATE: f64 = 1e6;
+
+impl Validator {
+    /// `[workload]`; a load-only scenario needs at least one query.
+    pub(super) fn workload(&self, raw: Spanned<RawWorkload>, load_only: bool) -> Result<WorkloadSpec, ScenarioError> {
+        let span = raw.span();
+        let w = raw.into_inner();
+        let pool_size = *w.pool_size.get_ref();
+        if !(1..=10_000).contains(&pool_size) {
+            return self.err(w.pool_size.span(), "pool_size must be between 1 and 10000");
+        }
+        if w.pool_timeout.0.is_zero() {
+            return self.err(span, "pool_timeout must be more than 0");
+        }
+        if load_only && w.query.is_empty() {
+            return self.err(span, "a scenario without [[strategy]] runs load only, so it needs a [[workload.query]]");
+        }
+        let mut seen = HashSet::new();
+        let queries = w.query.into_iter().map(|q| self.query(q, &mut seen)).collect::<Result<_, _>>()?;
+        Ok(WorkloadSpec { pool_size: pool_size as usize, pool_timeout: w.pool_timeout.0, queries })
+    }
+
+    fn query(&self, q: Spanned<RawQuery>, seen: &mut HashSet<String>) -> Result<QuerySpec, ScenarioError> {
+        let span = q.span();
+        let q = q.into_inner();
+        let name = self.name(q.name, "query", seen)?;
+        let (statements, transaction) = match (q.sql, q.transaction) {
+            (Some(sql), None) => (vec![self.sql(sql, "sql")?], false),
+            (None, Some(list)) => {
+                let list_span = list.span();
+                let list = list.into_inner();
+                if list.is_empty() {
+                    return self.err(list_span, "transaction needs at least one statement");
+                }
+                (list.into_iter().map(|s| self.sql(s, "statement")).collect::<Result<_, _>>()?, true)
+            }
+            (Some(sql), Some(_)) => {
+                return self.err(sql.span(), "give either `sql` (one statement) or `transaction = [...]`, not both");
+            }
+            (None, None) => {
+                return self.err(span, format!("query `{name}` needs `sql` or `transaction = [\"…\", \"…\"]`"));
+            }
+        };
+        let load = self.load(&q.rate, q.ramp, &q.arrival, &q.clients, &q.think_time, span.clone(), &name)?;
+        let statement_timeout = self.positive(q.statement_timeout, "statement_timeout")?;
+        let timeout = self.positive(q.timeout, "timeout")?;
+        let target = match q.target.as_ref().map(|t| (t.get_ref().as_str(), t.span())) {
+            None | Some(("primary", _)) => Target::Primary,
+            Some(("replica", _)) => Target::Replica,
+            Some((other, at)) => {
+                return self.err(at, format!("unknown target `{other}`: use \"primary\" or \"replica\""));
+            }
+        };
+        let params = q
+            .params
+            .into_iter()
+            .map(|p| {
+                let at = self.src.location(p.span().start);
+                self.value_spec(p).map(|spec| ParamSpec { spec, at })
+            })
+            .collect::<Result<_, _>>()?;
+        let spec = QuerySpec { name, statements, transaction, params, load, statement_timeout, timeout, target };
+        if target == Target::Replica && !spec.is_read() {
+            let at = q.target.expect("replica was given").span();
+            return self.err(at, format!("query `{}` writes or locks rows, so it cannot run on a replica", spec.name));
+        }
+        Ok(spec)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn load(
+        &self,
+        rate: &Option<Spanned<f64>>,
+        ramp: Option<Spanned<Vec<Spanned<super::raw::RawRampPoint>>>>,
+        arrival: &Option<Spanned<String>>,
+        clients: &Option<Spanned<i64>>,
+        think_time: &Option<Spanned<Dur>>,
+        span: Range<usize>,
+        name: &str,
+    ) -> Result<Load, ScenarioError> {
+        let given = [rate.is_some(), ramp.is_some(), clients.is_some()].iter().filter(|g| **g).count();
+        if given != 1 {
+            return self.err(
+                span,
+                format!(
+                    "query `{name}` needs exactly one of `rate` (open loop), `ramp` (open loop, changing rate) \
+                     or `clients` (closed loop)"
+                ),
+            );
+        }
+        if let Some(c) = clients {
+            if let Some(a) = arrival {
+                return self.err(a.span(), "`arrival` applies to open-loop queries (`rate` or `ramp`), not `clients`");
+            }
+            if !(1..=10_000).contains(c.get_ref()) {
+                return self.err(c.span(), "clients must be between 1 and 10000");
+            }
+            let think_time = think_time.as_ref().map_or(Duration::ZERO, |t| t.get_ref().0);
+            return Ok(Load::Closed { clients: *c.get_ref() as usize, think_time });
+        }
+        if let Some(t) = think_time {
+            return self.err(t.span(), "`think_time` applies to closed-loop queries (`clients = N`)");
+        }
+        let arrival = match arrival.as_ref().map(|a| (a.get_ref().as_str(), a.span())) {
+            None | Some(("uniform", _)) => Arrival::Uniform,
+            Some(("poisson", _)) => Arrival::Poisson,
+            Some((other, at)) => {
+                return self.err(at, format!("unknown arrival `{other}`: use \"uniform\" or \"poisson\""));
+            }
+        };
+        let profile = match (rate, ramp) {
+            (Some(r), _) => {
+                let rate = *r.get_ref();
+                if !(rate.is_finite() && rate > 0.0 && rate <= MAX_RATE) {
+                    return self.err(r.span(), "rate must be more than 0 requests per second (and at most 1e6)");
+                }
+                RateProfile::constant(rate)
+            }
+            (None, Some(ramp)) => self.ramp(ramp)?,
+            (None, None) => unreachable!("one of rate, ramp, clients was given"),
+        };
+        Ok(Load::Open { rate: profile, arrival })
+    }
+
+    fn ramp(&self, ramp: Spanned<Vec<Spanned<super::raw::RawRampPoint>>>) -> Result<RateProfile, ScenarioError> {
+        let span = ramp.span();
+        let mut points: Vec<(Duration, f64)> = Vec::new();
+        for p in ramp.into_inner() {
+            let at_span = p.span();
+            let p = p.into_inner();
+            let rate = *p.rate.get_ref();
+            if !(rate.is_finite() && (0.0..=MAX_RATE).contains(&rate)) {
+                return self.err(p.rate.span(), "a ramp's rate is from 0 to 1e6 requests per second");
+            }
+            if points.last().is_some_and(|(last, _)| p.at.0 <= *last) {
+                return self.err(at_span, "a ramp's points must be in increasing `at` order");
+            }
+            points.push((p.at.0, rate));
+        }
+        if points.is_empty() {
+            return self
+                .err(span, "a ramp needs points such as [{ at = \"0s\", rate = 100 }, { at = \"1m\", rate = 400 }]");
+        }
+        if points.iter().all(|(_, r)| *r == 0.0) {
+            return self.err(span, "a ramp whose rate is 0 throughout sends nothing");
+        }
+        Ok(RateProfile { points })
+    }
+
+    fn positive(&self, d: Option<Spanned<Dur>>, what: &str) -> Result<Option<Duration>, ScenarioError> {
+        match d {
+            Some(d) if d.get_ref().0.is_zero() => self.err(d.span(), format!("{what} must be more than 0")),
+            d => Ok(d.map(|d| d.into_inner().0)),
+        }
+    }
+
+    /// `[timeline]`: `migrate_at`, `cooldown` and `max_duration` with a
+    /// migration; `duration` alone without one.
+    pub(super) fn timeline(&self, raw: Spanned<RawTimeline>, load_only: bool) -> Result<Timeline, ScenarioError> {
+        let span = raw.span();
+        let t = raw.into_inner();
+        if load_only {
+            let migration_keys =
+                [("migrate_at", t.migrate_at), ("cooldown", t.cooldown), ("max_duration", t.max_duration)];
+            if let Some((key, _)) = migration_keys.iter().find(|(_, v)| v.is_some()) {
+                return self.err(
+                    span,
+                    format!("[timeline] {key} needs a migration, but there is no [[strategy]]: a load-only scenario gives `duration`"),
+                );
+            }
+            return match t.duration {
+                Some(d) if !d.0.is_zero() => Ok(Timeline {
+                    migrate_at: Duration::ZERO,
+                    cooldown: Duration::ZERO,
+                    max_duration: Duration::ZERO,
+                    duration: Some(d.0),
+                }),
+                Some(_) => self.err(span, "[timeline] duration must be more than 0"),
+                None => self.err(span, "a scenario without [[strategy]] runs load only: [timeline] needs `duration`"),
+            };
+        }
+        if t.duration.is_some() {
+            return self.err(
+                span,
+                "[timeline] duration is for load-only scenarios; with a [[strategy]] the run lasts until the migration ends plus `cooldown`",
+            );
+        }
+        let missing = |key: &str| format!("[timeline] needs `{key}` (the scenario has a [[strategy]])");
+        let (Some(migrate_at), Some(cooldown), Some(max_duration)) = (t.migrate_at, t.cooldown, t.max_duration) else {
+            let key = if t.migrate_at.is_none() {
+                "migrate_at"
+            } else if t.cooldown.is_none() {
+                "cooldown"
+            } else {
+                "max_duration"
+            };
+            return self.err(span, missing(key));
+        };
+        if max_duration.0.is_zero() {
+            return self.err(span, "[timeline] max_duration must be more than 0");
+        }
+        Ok(Timeline { migrate_at: migrate_at.0, cooldown: cooldown.0, max_duration: max_duration.0, duration: None })
+    }
+}
