@@ -54,12 +54,26 @@ sql = "SELECT abalance FROM pgbench_accounts WHERE aid = $1"
 params = [{ int = [1, 100000] }]
 rate = 200
 
+[[workload.query]]
+name = "on_replica"
+sql = "SELECT n FROM only_on_the_replica WHERE n = $1"
+params = [{ int = [1, 10] }]
+rate = 20
+target = "replica"
+
 [timeline]
 duration = "3s"
 "#,
     );
+    // The "replica": a second server, holding a table the primary lacks,
+    // so a query routed wrong fails to prepare.
+    let replica = rt.block_on(LocalCluster::start(&[])).unwrap();
+    let r_client = rt.block_on(connect(replica.config(), &Role::Other("setup".into()))).unwrap();
+    rt.block_on(r_client.batch_execute("CREATE TABLE only_on_the_replica AS SELECT generate_series(1, 10) AS n"))
+        .unwrap();
+    let replica_url = format!("postgres://postgres:hidden-pw@127.0.0.1:{}/postgres", replica.config().get_ports()[0]);
     let url = format!("postgres://postgres@127.0.0.1:{port}/postgres");
-    let (code, stdout, stderr, report) = rehearse(&sandbox, &path, &["--url", &url]);
+    let (code, stdout, stderr, report) = rehearse(&sandbox, &path, &["--url", &url, "--replica-url", &replica_url]);
     assert_eq!(code, 0, "{stdout}\n{stderr}");
     let r = report.unwrap();
     assert!(r["strategy"].is_null() && r["migration"].is_null(), "a load-only run has no migration");
@@ -82,6 +96,13 @@ duration = "3s"
     assert_eq!(r["workload"]["queries"][0]["clients"], 4);
     assert_eq!(r["workload"]["queries"][1]["loop"], "open");
     assert!(stdout.contains("load only, no migration"), "{stdout}");
+    let on_replica = baseline(&r, "on_replica");
+    assert_eq!(on_replica["errors"], 0, "{on_replica}");
+    assert!((60..=61).contains(&on_replica["count"].as_u64().unwrap()), "20/s for 3 s: {on_replica}");
+    assert_eq!(r["workload"]["queries"][2]["target"], "replica");
+    let shown = r["workload"]["replica"].as_str().unwrap();
+    assert!(shown.ends_with(&format!("{}/postgres", replica.config().get_ports()[0])), "{shown}");
+    assert!(!r.to_string().contains("hidden-pw") && !stderr.contains("hidden-pw"), "replica password printed");
 
     // The pgbench tables are the user's: used, never dropped.
     let c = rt.block_on(connect(cluster.config(), &Role::Other("check".into()))).unwrap();

@@ -12,7 +12,9 @@
 mod pacer;
 mod phase;
 mod pool;
+mod shards;
 mod stats;
+mod wire;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -24,6 +26,7 @@ use tokio_util::task::TaskTracker;
 pub use pacer::{OpenSchedule, Pacer, ThinkTime, ThreadWait, TokioWait, Wait, pace};
 pub use phase::{Phase, PhaseClock};
 pub use pool::{Plan, Pool, PoolStats};
+pub use shards::Shards;
 pub use stats::{Failure, LiveSample, QueryPhaseStats, QueryRecorder, SeriesPoint};
 
 use bytes::BytesMut;
@@ -72,13 +75,16 @@ pub enum WorkloadError {
     /// The pool could not connect.
     #[error("cannot open the workload's connection pool: {0}")]
     Connect(SqlError),
+    /// The threads the load runs on could not start.
+    #[error("cannot start the load's threads: {0}")]
+    Threads(String),
 }
 
 impl WorkloadError {
     /// 2 for the scenario's fault, 3 for the environment's.
     pub fn exit_code(&self) -> i32 {
         match self {
-            WorkloadError::Connect(_) => 3,
+            WorkloadError::Connect(_) | WorkloadError::Threads(_) => 3,
             _ => 2,
         }
     }
@@ -98,6 +104,9 @@ pub struct Workload {
     queries: Vec<Arc<Query>>,
     pool_timeout: Duration,
     seed: u64,
+    /// The threads requests run on; declared last, so the connections go
+    /// before the runtimes that serve them.
+    shards: Shards,
 }
 
 /// A workload whose pacers are running. Dropping it (an early return, a
@@ -138,6 +147,7 @@ impl Workload {
         spec: &WorkloadSpec,
         seed: u64,
     ) -> Result<Workload, WorkloadError> {
+        let shards = Shards::start(shards::default_count()).map_err(|e| WorkloadError::Threads(e.to_string()))?;
         let on_replica = |q: &QuerySpec| replica.is_some() && q.target == Target::Replica;
         let mut plans = [PoolPlan::default(), PoolPlan::default()];
         for (qi, q) in spec.queries.iter().enumerate() {
@@ -152,7 +162,7 @@ impl Workload {
         for (plan, config) in plans.iter().zip([Some(config), replica]) {
             let Some(config) = config.filter(|_| !plan.sqls.is_empty() || pools.is_empty()) else { continue };
             let (pool, statements) =
-                Pool::open(config, spec.pool_size, plan.sqls.clone()).await.map_err(|e| match e {
+                Pool::open(config, spec.pool_size, plan.sqls.clone(), &shards).await.map_err(|e| match e {
                     pool::OpenError::Prepare { index, error } => {
                         let (qi, si) = plan.origin[index];
                         let q = &spec.queries[qi];
@@ -183,7 +193,7 @@ impl Workload {
                 plan: Plan { statements: steps, transaction: q.transaction, statement_timeout: q.statement_timeout },
             }));
         }
-        Ok(Workload { pools, queries, pool_timeout: spec.pool_timeout, seed })
+        Ok(Workload { pools, queries, pool_timeout: spec.pool_timeout, seed, shards })
     }
 
     /// The pools: the primary's first, then the replica's if opened.
@@ -206,15 +216,19 @@ impl Workload {
                     // due times; each request a task of the runtime.
                     let pacer = OpenSchedule::new(rate, *arrival, rng_seed(self.seed, stream));
                     let mut rng = rng_for(self.seed, stream, 0);
-                    let (query, clock, tracker2, abort) =
-                        (query.clone(), clock.clone(), tracker.clone(), abort.clone());
+                    let (query, clock, tracker2) = (query.clone(), clock.clone(), tracker.clone());
                     let timeout = self.pool_timeout;
-                    let runtime = tokio::runtime::Handle::current();
+                    // Requests go round the shards, each with the shard's
+                    // own abort token.
+                    let shards: Vec<_> = (0..self.shards.count())
+                        .map(|i| (self.shards.handle(i).clone(), abort.child_token()))
+                        .collect();
                     let loop_ = pace(start, pacer, ThreadWait, stop.clone(), move |due, n| {
                         let params: Vec<Value> = query.params.iter().map(|g| g.generate(n, &mut rng)).collect();
+                        let (shard, abort) = &shards[n as usize % shards.len()];
                         let (query, clock, abort) = (query.clone(), clock.clone(), abort.clone());
                         let request = async move { issue(&query, &clock, due, &params, timeout, &abort).await };
-                        tracker2.spawn_on(request, &runtime);
+                        tracker2.spawn_on(request, shard);
                         std::future::ready(())
                     });
                     let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
@@ -237,14 +251,22 @@ impl Workload {
                 Load::Closed { clients, think_time } => {
                     for client in 0..*clients {
                         let mut rng = rng_for(self.seed, stream, client as u64);
-                        let (query, clock, abort) = (query.clone(), clock.clone(), abort.clone());
-                        let timeout = self.pool_timeout;
+                        // A token of the client's own, so that waiting on
+                        // it never contends with the other clients.
+                        let (query, clock, abort) = (query.clone(), clock.clone(), abort.child_token());
+                        let (timeout, stop) = (self.pool_timeout, stop.clone());
                         let pacer = ThinkTime::new(*think_time);
-                        tracker.spawn(pace(start, pacer, TokioWait, stop.clone(), move |due, n| {
-                            let params: Vec<Value> = query.params.iter().map(|g| g.generate(n, &mut rng)).collect();
-                            let (query, clock, abort) = (query.clone(), clock.clone(), abort.clone());
-                            async move { issue(&query, &clock, due, &params, timeout, &abort).await }
-                        }));
+                        // The client's state lives in its task and each
+                        // request borrows it: no shared counters touched.
+                        let client_loop = async move {
+                            let (query, clock, abort) = (&*query, &*clock, &abort);
+                            pace(start, pacer, TokioWait, stop, |due, n| {
+                                let params: Vec<Value> = query.params.iter().map(|g| g.generate(n, &mut rng)).collect();
+                                async move { issue(query, clock, due, &params, timeout, abort).await }
+                            })
+                            .await
+                        };
+                        tracker.spawn_on(client_loop, self.shards.handle(client));
                     }
                 }
             }

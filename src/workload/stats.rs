@@ -18,6 +18,7 @@ use hdrhistogram::Histogram;
 use serde::Serialize;
 
 use super::phase::Phase;
+use super::wire::WireError;
 use crate::postgres::{LOCK_NOT_AVAILABLE, QUERY_CANCELED};
 
 /// Why a request failed.
@@ -55,13 +56,13 @@ impl Failure {
         }
     }
 
-    /// Classifies a driver error. Runs once per failed request, so it
-    /// reads the error in place rather than copying it.
-    pub fn classify(e: &tokio_postgres::Error) -> Failure {
-        let Some(db) = e.as_db_error() else { return Failure::Connection };
-        match db.code().code() {
+    /// Classifies a failed request's error. Runs once per failed request,
+    /// so it reads the error in place rather than copying it.
+    pub fn classify(e: &WireError) -> Failure {
+        let WireError::Db { code, message, .. } = e else { return Failure::Connection };
+        match code.as_str() {
             LOCK_NOT_AVAILABLE => Failure::LockTimeout,
-            QUERY_CANCELED if db.message().contains("statement timeout") => Failure::StatementTimeout,
+            QUERY_CANCELED if message.contains("statement timeout") => Failure::StatementTimeout,
             code if code.starts_with("08") || code == "57P01" => Failure::Connection,
             code => Failure::Sql(code.to_string()),
         }
