@@ -223,7 +223,7 @@ impl Workload {
                     let shards: Vec<_> = (0..self.shards.count())
                         .map(|i| (self.shards.handle(i).clone(), abort.child_token()))
                         .collect();
-                    let loop_ = pace(start, pacer, ThreadWait, stop.clone(), move |due, n| {
+                    let loop_ = pace(start, pacer, ThreadWait, stop.child_token(), move |due, n| {
                         let params: Vec<Value> = query.params.iter().map(|g| g.generate(n, &mut rng)).collect();
                         let (shard, abort) = &shards[n as usize % shards.len()];
                         let (query, clock, abort) = (query.clone(), clock.clone(), abort.clone());
@@ -251,10 +251,11 @@ impl Workload {
                 Load::Closed { clients, think_time } => {
                     for client in 0..*clients {
                         let mut rng = rng_for(self.seed, stream, client as u64);
-                        // A token of the client's own, so that waiting on
-                        // it never contends with the other clients.
+                        // Tokens of the client's own (a token's state sits
+                        // behind a mutex), so that checking them never
+                        // contends with the other clients.
                         let (query, clock, abort) = (query.clone(), clock.clone(), abort.child_token());
-                        let (timeout, stop) = (self.pool_timeout, stop.clone());
+                        let (timeout, stop) = (self.pool_timeout, stop.child_token());
                         let pacer = ThinkTime::new(*think_time);
                         // The client's state lives in its task and each
                         // request borrows it: no shared counters touched.
