@@ -1,13 +1,17 @@
-//! The application's load: each workload query on its own open-loop
-//! schedule, through a pool of `pool_size` connections, measured per phase.
+//! The application's load: each workload query open loop (on a schedule:
+//! a rate, a ramp, Poisson arrivals) or closed loop (clients with think
+//! time), as one statement or one transaction, through a pool of
+//! `pool_size` connections, measured per phase.
 //!
-//! [`Workload::prepare`] opens the pool and checks every query against the
-//! database (a query on a missing table fails here, with the SQLSTATE and
-//! the place in the scenario file). [`Workload::start`] runs one pacing
-//! loop per query; each request is its own task, so a request stuck
-//! behind a lock never delays the next one. [`Running::stop`] stops the
-//! pacers and gives in-flight requests a grace period; any still running
-//! after it is recorded as `unfinished`.
+//! [`Workload::prepare`] starts the load's threads ([`Shards`]), opens the
+//! pool and checks every query against the database (a query on a missing
+//! table fails here, with the SQLSTATE and the place in the scenario
+//! file). [`Workload::start`] runs one pacing loop per open-loop query, on
+//! a thread of its own, each request its own task, so a request stuck
+//! behind a lock never delays the next one; and one per closed-loop
+//! client. [`Running::stop`] stops the pacers and gives in-flight requests
+//! a grace period; any still running after it is recorded as
+//! `unfinished`.
 
 mod pacer;
 mod phase;
