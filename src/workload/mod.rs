@@ -200,11 +200,6 @@ impl Workload {
         Ok(Workload { pools, queries, pool_timeout: spec.pool_timeout, seed, shards })
     }
 
-    /// The pools: the primary's first, then the replica's if opened.
-    pub fn pools(&self) -> &[Arc<Pool>] {
-        &self.pools
-    }
-
     /// Starts every query: one pacing loop per open-loop query, one per
     /// client of a closed-loop query. Time zero is the clock's start.
     pub fn start(self: Arc<Self>, clock: Arc<PhaseClock>) -> Running {
