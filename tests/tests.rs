@@ -10,6 +10,7 @@ mod datagen;
 mod generate;
 mod load_engine;
 mod migration_steps;
+mod pool;
 mod report_render;
 mod scenario_files;
 mod schema_import;

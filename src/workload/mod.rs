@@ -13,29 +13,36 @@
 //! a grace period; any still running after it is recorded as
 //! `unfinished`.
 
+mod lease;
 mod pacer;
 mod phase;
 mod pool;
+mod recorder;
 mod shards;
+mod signal;
 mod stats;
 mod wire;
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
-use tokio_util::sync::CancellationToken;
+use tokio::task::AbortHandle;
 use tokio_util::task::TaskTracker;
 
-pub use pacer::{OpenSchedule, Pacer, ThinkTime, ThreadWait, TokioWait, Wait, pace};
+pub use lease::{Lease, Plan};
+pub use pacer::{Issue, OpenSchedule, Pacer, ThinkTime, ThreadWait, TokioWait, Wait, pace};
 pub use phase::{Phase, PhaseClock};
-pub use pool::{Plan, Pool, PoolStats};
+pub use pool::{Pool, PoolStats};
+pub use recorder::QueryRecorder;
 pub use shards::Shards;
-pub use stats::{Failure, LiveSample, QueryPhaseStats, QueryRecorder, SeriesPoint};
+pub use signal::Signal;
+pub use stats::{Failure, LiveSample, QueryPhaseStats, SeriesPoint};
 
 use bytes::BytesMut;
 
-use crate::datagen::{PgKind, Value, ValueGen, rng_for};
+use crate::datagen::{DataRng, PgKind, Value, ValueGen, rng_for};
 use crate::postgres::SqlError;
 use crate::scenario::{Load, Location, QuerySpec, Target, ValueSpec, WorkloadSpec};
 
@@ -117,8 +124,12 @@ pub struct Workload {
 /// Ctrl-C) stops the pacers and abandons the requests in flight.
 pub struct Running {
     workload: Arc<Workload>,
-    stop: CancellationToken,
-    abort: CancellationToken,
+    stop: Signal,
+    /// One per shard: aborts the open-loop requests in flight on it.
+    abort: Vec<Signal>,
+    /// The closed-loop clients, each aborted with the request it has in
+    /// flight.
+    clients: Vec<AbortHandle>,
     tracker: TaskTracker,
 }
 
@@ -192,7 +203,7 @@ impl Workload {
             queries.push(Arc::new(Query {
                 params: q.params.iter().map(|p| ValueGen::from_spec(&p.spec)).collect(),
                 spec: q.clone(),
-                recorder: QueryRecorder::default(),
+                recorder: QueryRecorder::with_slots(shards.count()),
                 pool: pool.clone(),
                 plan: Plan { statements: steps, transaction: q.transaction, statement_timeout: q.statement_timeout },
             }));
@@ -203,8 +214,9 @@ impl Workload {
     /// Starts every query: one pacing loop per open-loop query, one per
     /// client of a closed-loop query. Time zero is the clock's start.
     pub fn start(self: Arc<Self>, clock: Arc<PhaseClock>) -> Running {
-        let stop = CancellationToken::new();
-        let abort = CancellationToken::new();
+        let stop = Signal::new();
+        let abort: Vec<Signal> = (0..self.shards.count()).map(|_| Signal::new()).collect();
+        let mut clients = Vec::new();
         let tracker = TaskTracker::new();
         let start = clock.start();
         for (index, query) in self.queries.iter().enumerate() {
@@ -212,29 +224,22 @@ impl Workload {
             match &query.spec.load {
                 Load::Open { rate, arrival } => {
                     // The pacing loop on a thread of its own, for precise
-                    // due times; each request a task of the runtime.
+                    // due times; each request a task of the shards, in
+                    // turn, aborted with its shard's signal.
                     let pacer = OpenSchedule::new(rate, *arrival, rng_seed(self.seed, stream));
-                    let mut rng = rng_for(self.seed, stream, 0);
-                    let (query, clock, tracker2) = (query.clone(), clock.clone(), tracker.clone());
-                    let timeout = self.pool_timeout;
-                    // Requests go round the shards, each with the shard's
-                    // own abort token.
-                    let shards: Vec<_> = (0..self.shards.count())
-                        .map(|i| (self.shards.handle(i).clone(), abort.child_token()))
-                        .collect();
-                    let loop_ = pace(start, pacer, ThreadWait, stop.child_token(), move |due, n| {
-                        let params: Vec<Value> = query.params.iter().map(|g| g.generate(n, &mut rng)).collect();
-                        let (shard, abort) = &shards[n as usize % shards.len()];
-                        let (query, clock, abort) = (query.clone(), clock.clone(), abort.clone());
-                        let request = async move { issue(&query, &clock, due, &params, timeout, &abort).await };
-                        tracker2.spawn_on(request, shard);
-                        std::future::ready(())
-                    });
+                    let spawner = Spawner {
+                        request: Request::new(query, &clock, rng_for(self.seed, stream, 0), self.pool_timeout),
+                        shards: (0..self.shards.count())
+                            .map(|i| (self.shards.handle(i).clone(), abort[i].clone()))
+                            .collect(),
+                        tracker: tracker.clone(),
+                    };
+                    let stop = stop.clone();
                     let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
                     let spawned = std::thread::Builder::new().name(format!("pacer-{index}")).spawn(move || {
                         ThreadWait::tighten_timer_slack();
                         if let Ok(rt) = tokio::runtime::Builder::new_current_thread().build() {
-                            rt.block_on(loop_);
+                            rt.block_on(pace(start, pacer, ThreadWait, &stop, spawner));
                         }
                         drop(done_tx);
                     });
@@ -247,31 +252,18 @@ impl Workload {
                         Err(e) => eprintln!("rehearse: query {index} sends nothing: no pacing thread: {e}"),
                     }
                 }
-                Load::Closed { clients, think_time } => {
-                    for client in 0..*clients {
-                        let mut rng = rng_for(self.seed, stream, client as u64);
-                        // Tokens of the client's own (a token's state sits
-                        // behind a mutex), so that checking them never
-                        // contends with the other clients.
-                        let (query, clock, abort) = (query.clone(), clock.clone(), abort.child_token());
-                        let (timeout, stop) = (self.pool_timeout, stop.child_token());
-                        let pacer = ThinkTime::new(*think_time);
-                        // The client's state lives in its task and each
-                        // request borrows it: no shared counters touched.
-                        let client_loop = async move {
-                            let (query, clock, abort) = (&*query, &*clock, &abort);
-                            pace(start, pacer, TokioWait, stop, |due, n| {
-                                let params: Vec<Value> = query.params.iter().map(|g| g.generate(n, &mut rng)).collect();
-                                async move { issue(query, clock, due, &params, timeout, abort).await }
-                            })
-                            .await
-                        };
-                        tracker.spawn_on(client_loop, self.shards.handle(client));
+                Load::Closed { clients: n, think_time } => {
+                    for client in 0..*n {
+                        let mut request =
+                            Request::new(query, &clock, rng_for(self.seed, stream, client as u64), self.pool_timeout);
+                        let (stop, pacer) = (stop.clone(), ThinkTime::new(*think_time));
+                        let client_loop = async move { pace(start, pacer, TokioWait, &stop, &mut request).await };
+                        clients.push(tracker.spawn_on(client_loop, self.shards.handle(client)).abort_handle());
                     }
                 }
             }
         }
-        Running { workload: self, stop, abort, tracker }
+        Running { workload: self, stop, abort, clients, tracker }
     }
 }
 
@@ -280,34 +272,110 @@ fn rng_seed(seed: u64, stream: u64) -> u64 {
     seed ^ stream.rotate_left(32) ^ 0x5851_f42d_4c95_7f2d
 }
 
+/// What one pacing loop sends: a query, with parameters drawn from a
+/// stream of its own into a buffer it reuses.
+struct Request {
+    query: Arc<Query>,
+    clock: Arc<PhaseClock>,
+    rng: DataRng,
+    params: Vec<Value>,
+    pool_timeout: Duration,
+}
+
+impl Request {
+    fn new(query: &Arc<Query>, clock: &Arc<PhaseClock>, rng: DataRng, pool_timeout: Duration) -> Self {
+        Self { query: query.clone(), clock: clock.clone(), rng, params: Vec::new(), pool_timeout }
+    }
+
+    /// Draws request `n`'s parameters.
+    fn draw(&mut self, n: u64) {
+        self.params.clear();
+        self.params.extend(self.query.params.iter().map(|g| g.generate(n, &mut self.rng)));
+    }
+}
+
+/// A closed-loop client runs each request to its end.
+impl Issue for &mut Request {
+    fn issue(&mut self, due: Instant, n: u64) -> impl Future<Output = ()> {
+        self.draw(n);
+        issue(&self.query, &self.clock, due, &self.params, self.pool_timeout)
+    }
+}
+
+/// An open loop spawns each request on the shards in turn and returns.
+struct Spawner {
+    request: Request,
+    shards: Vec<(tokio::runtime::Handle, Signal)>,
+    tracker: TaskTracker,
+}
+
+impl Issue for Spawner {
+    fn issue(&mut self, due: Instant, n: u64) -> impl Future<Output = ()> {
+        let r = &mut self.request;
+        r.draw(n);
+        let (query, clock, params, timeout) = (r.query.clone(), r.clock.clone(), r.params.clone(), r.pool_timeout);
+        let (shard, abort) = &self.shards[n as usize % self.shards.len()];
+        let abort = abort.clone();
+        let request = async move {
+            tokio::select! {
+                biased;
+                _ = abort.fired() => {}
+                _ = issue(&query, &clock, due, &params, timeout) => {}
+            }
+        };
+        self.tracker.spawn_on(request, shard);
+        std::future::ready(())
+    }
+}
+
 /// Sends one request due at `due` and records how it went, its latency
 /// counted from `due`. A query's client-side `timeout` also counts from
 /// `due`; past it the request is dropped, which cancels the query.
-async fn issue(
-    query: &Query,
-    clock: &PhaseClock,
-    due: Instant,
-    params: &[Value],
-    pool_timeout: Duration,
-    abort: &CancellationToken,
-) {
+async fn issue(query: &Query, clock: &PhaseClock, due: Instant, params: &[Value], pool_timeout: Duration) {
     let second = due.saturating_duration_since(clock.start()).as_secs();
-    query.recorder.issued(second);
-    let work = async {
+    let in_flight = InFlight { query, clock, due, second, slot: query.recorder.issued(second), done: false };
+    // Pinned in place, so that both arms share it: a request's future is
+    // moved as it is created, and its size is what each move copies.
+    let work = std::pin::pin!(async {
         let mut lease = query.pool.acquire(due + pool_timeout).await?;
         lease.run(&query.plan, params).await.map_err(|e| Failure::classify(&e))
+    });
+    let outcome = match query.spec.timeout {
+        Some(t) => tokio::time::timeout_at((due + t).into(), work).await.unwrap_or(Err(Failure::ClientTimeout)),
+        None => work.await,
     };
-    let limited = async {
-        match query.spec.timeout {
-            Some(t) => tokio::time::timeout_at((due + t).into(), work).await.unwrap_or(Err(Failure::ClientTimeout)),
-            None => work.await,
+    in_flight.finish(outcome);
+}
+
+/// A request issued and not yet recorded. Dropped unrecorded (the run
+/// aborted it), it is recorded as `unfinished`.
+struct InFlight<'a> {
+    query: &'a Query,
+    clock: &'a PhaseClock,
+    due: Instant,
+    second: u64,
+    slot: usize,
+    done: bool,
+}
+
+impl InFlight<'_> {
+    fn finish(mut self, outcome: Result<(), Failure>) {
+        self.done = true;
+        self.record(outcome);
+    }
+
+    fn record(&self, outcome: Result<(), Failure>) {
+        let (phase, latency) = (self.clock.phase_of(self.due), self.due.elapsed());
+        self.query.recorder.completed(self.slot, phase, self.second, latency, outcome);
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        if !self.done {
+            self.record(Err(Failure::Unfinished));
         }
-    };
-    let outcome = tokio::select! {
-        r = limited => r,
-        _ = abort.cancelled() => Err(Failure::Unfinished),
-    };
-    query.recorder.completed(clock.phase_of(due), second, due.elapsed(), outcome);
+    }
 }
 
 /// Checks that `q` gives as many parameters as its statements use, and
@@ -360,10 +428,10 @@ impl Running {
     /// records the rest as unfinished, and returns every query's results
     /// and the primary pool's figures.
     pub async fn stop(self, grace: Duration) -> (Vec<QueryResult>, PoolStats) {
-        self.stop.cancel();
+        self.stop.fire();
         self.tracker.close();
         if tokio::time::timeout(grace, self.tracker.wait()).await.is_err() {
-            self.abort.cancel();
+            self.abort();
             self.tracker.wait().await;
         }
         let results = self
@@ -378,11 +446,21 @@ impl Running {
             .collect();
         (results, self.workload.pools[0].stats())
     }
+
+    /// Drops every request in flight; each is recorded as unfinished.
+    fn abort(&self) {
+        for signal in &self.abort {
+            signal.fire();
+        }
+        for client in &self.clients {
+            client.abort();
+        }
+    }
 }
 
 impl Drop for Running {
     fn drop(&mut self) {
-        self.stop.cancel();
-        self.abort.cancel();
+        self.stop.fire();
+        self.abort();
     }
 }

@@ -17,13 +17,16 @@
 //! - **closed loop** ([`ThinkTime`]): `issue` runs the request to its end,
 //!   and the next one is due `think_time` after it finished, as a user
 //!   who waits for each answer.
+//!
+//! The loop reads the clock once per request; a wait for a time already
+//! past returns without reading it again.
 
 use std::future::Future;
 use std::time::{Duration, Instant};
 
 use rand::RngExt;
-use tokio_util::sync::CancellationToken;
 
+use super::signal::Signal;
 use crate::datagen::{DataRng, rng_for};
 use crate::scenario::{Arrival, RateProfile};
 
@@ -153,8 +156,9 @@ impl Pacer for ThinkTime {
 
 /// How the pacing loop waits for a due time.
 pub trait Wait {
-    /// Waits until `due`; false if `stop` fired first.
-    fn until(&mut self, due: Instant, stop: &CancellationToken) -> impl Future<Output = bool> + Send;
+    /// Waits until `due`, the clock having read `now` just before; false
+    /// if `stop` fired first.
+    fn until(&mut self, due: Instant, now: Instant, stop: &Signal) -> impl Future<Output = bool> + Send;
 }
 
 /// Waits on tokio's timer (millisecond ticks): for closed loops, whose
@@ -162,14 +166,14 @@ pub trait Wait {
 pub struct TokioWait;
 
 impl Wait for TokioWait {
-    async fn until(&mut self, due: Instant, stop: &CancellationToken) -> bool {
-        if due > tokio::time::Instant::now().into_std() {
+    async fn until(&mut self, due: Instant, now: Instant, stop: &Signal) -> bool {
+        if due > now {
             tokio::select! {
                 _ = tokio::time::sleep_until(due.into()) => {}
-                _ = stop.cancelled() => return false,
+                _ = stop.fired() => return false,
             }
         }
-        !stop.is_cancelled()
+        !stop.is_fired()
     }
 }
 
@@ -187,17 +191,31 @@ impl ThreadWait {
 }
 
 impl Wait for ThreadWait {
-    async fn until(&mut self, due: Instant, stop: &CancellationToken) -> bool {
+    async fn until(&mut self, due: Instant, mut now: Instant, stop: &Signal) -> bool {
         loop {
-            if stop.is_cancelled() {
+            if stop.is_fired() {
                 return false;
             }
-            let now = Instant::now();
             if now >= due {
                 return true;
             }
             std::thread::sleep((due - now).min(Duration::from_millis(5)));
+            now = Instant::now();
         }
+    }
+}
+
+/// What the pacing loop does with each due request.
+pub trait Issue {
+    /// Issues request number `n`, due at `due`. The loop awaits the future
+    /// before it asks for the next due time: an open-loop issuer spawns
+    /// the request and returns at once, a closed-loop one runs it.
+    fn issue(&mut self, due: Instant, n: u64) -> impl Future<Output = ()>;
+}
+
+impl<F: FnMut(Instant, u64) -> Fut, Fut: Future<Output = ()>> Issue for F {
+    fn issue(&mut self, due: Instant, n: u64) -> impl Future<Output = ()> {
+        self(due, n)
     }
 }
 
@@ -205,17 +223,7 @@ impl Wait for ThreadWait {
 const FAR_SECS: u64 = 365 * 86_400;
 
 /// Issues requests on `pacer`'s schedule from `start` until `stop` fires.
-/// `issue` receives each due time and the request's sequence number; the
-/// loop awaits what it returns before asking for the next due time (an
-/// open-loop `issue` spawns and returns at once; a closed-loop one runs
-/// the request).
-pub async fn pace<P: Pacer, W: Wait, F: Future<Output = ()>>(
-    start: Instant,
-    mut pacer: P,
-    mut wait: W,
-    stop: CancellationToken,
-    mut issue: impl FnMut(Instant, u64) -> F,
-) {
+pub async fn pace<P: Pacer, W: Wait>(start: Instant, mut pacer: P, mut wait: W, stop: &Signal, mut issuer: impl Issue) {
     let mut n = 0u64;
     loop {
         // tokio's clock: the same as std's, but paused in tests.
@@ -223,10 +231,10 @@ pub async fn pace<P: Pacer, W: Wait, F: Future<Output = ()>>(
         // A schedule that has ended (a ramp down to 0) waits for the stop.
         let far = now + Duration::from_secs(FAR_SECS);
         let due = pacer.next_due(now.saturating_duration_since(start)).map_or(far, |offset| start + offset);
-        if !wait.until(due, &stop).await {
+        if !wait.until(due, now, stop).await {
             return;
         }
-        issue(due, n).await;
+        issuer.issue(due, n).await;
         n += 1;
     }
 }
@@ -300,16 +308,16 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn pace_issues_on_schedule_and_stops() {
-        let stop = CancellationToken::new();
+        let stop = Signal::new();
         let start = Instant::now();
         let mut issued = Vec::new();
         let s = stop.clone();
         let stopper = tokio::spawn(async move {
             tokio::time::sleep(Duration::from_millis(1005)).await;
-            s.cancel();
+            s.fire();
         });
         let p = OpenSchedule::new(&RateProfile::constant(100.0), Arrival::Uniform, 1);
-        pace(start, p, TokioWait, stop, |due, _| {
+        pace(start, p, TokioWait, &stop, |due, _| {
             issued.push(due);
             async {}
         })
@@ -322,34 +330,34 @@ mod tests {
     #[test]
     fn a_thread_wait_wakes_on_time_and_stops() {
         ThreadWait::tighten_timer_slack();
-        let stop = CancellationToken::new();
+        let stop = Signal::new();
         let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
         let mut late = Vec::new();
         for _ in 0..20 {
             let due = Instant::now() + Duration::from_micros(700);
-            assert!(rt.block_on(ThreadWait.until(due, &stop)));
+            assert!(rt.block_on(ThreadWait.until(due, Instant::now(), &stop)));
             late.push(Instant::now() - due);
         }
         late.sort();
         // the median wake-up within half a millisecond of the due time
         assert!(late[10] < Duration::from_micros(500), "{late:?}");
-        stop.cancel();
+        stop.fire();
         let far = Instant::now() + Duration::from_secs(60);
-        assert!(!rt.block_on(ThreadWait.until(far, &stop)));
+        assert!(!rt.block_on(ThreadWait.until(far, Instant::now(), &stop)));
     }
 
     #[tokio::test(start_paused = true)]
     async fn a_closed_loop_waits_for_each_request() {
-        let stop = CancellationToken::new();
+        let stop = Signal::new();
         let start = Instant::now();
         let s = stop.clone();
         tokio::spawn(async move {
             tokio::time::sleep(Duration::from_millis(1000)).await;
-            s.cancel();
+            s.fire();
         });
         let mut n = 0;
         // each request takes 40 ms, then the user thinks 10 ms: 20 in 1 s
-        pace(start, ThinkTime::new(Duration::from_millis(10)), TokioWait, stop, |_, _| {
+        pace(start, ThinkTime::new(Duration::from_millis(10)), TokioWait, &stop, |_, _| {
             n += 1;
             tokio::time::sleep(Duration::from_millis(40))
         })

@@ -11,47 +11,43 @@
 //! due, statements are prepared on every connection before the first
 //! request so no request pays for a prepare, and the in-use gauge is read
 //! by the report.
+//!
+//! A request writes one cache line that other cores write too: the count
+//! of connections checked out, which is also the permit to check one out.
+//! Free connections wait on the shard they were opened on and go back
+//! there, so a shard's requests find them without touching another core's
+//! lines. Only when every connection is out do requests queue, first come
+//! first served, each woken with the permit a returning request hands it.
 
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use serde::Serialize;
-use tokio::sync::{Semaphore, SemaphorePermit};
+use tokio::sync::oneshot;
 use tokio_postgres::Statement;
 use tokio_postgres::types::Type;
 
-use crate::datagen::Value;
-
-use super::shards::Shards;
+use super::lease::Lease;
+use super::shards::{Padded, PerShard, Shards};
 use super::stats::Failure;
 use super::wire::{WireConn, WireError};
+use crate::datagen::PgKind;
 use crate::postgres::{Role, SqlError, connect};
 
 /// One pooled connection; statement i is prepared on it as `s{i}`.
-struct Conn {
-    wire: WireConn,
+pub(super) struct Conn {
+    pub(super) wire: WireConn,
     /// The shard it was opened on, whose reactor serves its socket.
-    home: usize,
+    pub(super) home: usize,
     /// The `statement_timeout` last set on it; `None` is the server's.
-    statement_timeout: Option<Duration>,
+    pub(super) statement_timeout: Option<Duration>,
 }
 
-/// What one request runs on a connection.
-#[derive(Debug, Clone)]
-pub struct Plan {
-    /// Prepared statements by index into the pool's list, each with how
-    /// many of the request's parameters it takes (the first n).
-    pub statements: Vec<(usize, usize)>,
-    /// Whether they run between BEGIN and COMMIT.
-    pub transaction: bool,
-    /// The `statement_timeout` they run under; `None` for the server's.
-    pub statement_timeout: Option<Duration>,
-}
-
-/// The gauge's rarely changed part; the counts are atomics of the pool,
-/// so a request touches this lock only when the pool fills or drains.
+/// The gauge's rarely changed part; a request touches this lock only when
+/// the pool fills or drains.
 #[derive(Default)]
 struct Gauge {
     full_since: Option<Instant>,
@@ -77,18 +73,33 @@ pub struct PoolStats {
     pub replans: u64,
 }
 
+/// What the pool's connections prepare, and how to open another.
+#[derive(Clone)]
+pub(super) struct Statements {
+    config: tokio_postgres::Config,
+    pub(super) sqls: Vec<String>,
+    /// Statement names (`s0`, `s1`, ...), parameter types, and the binary
+    /// format each parameter is written in.
+    pub(super) names: Vec<String>,
+    pub(super) types: Vec<Vec<Type>>,
+    pub(super) kinds: Vec<Vec<PgKind>>,
+}
+
 /// A pool of connections of the workload role.
 pub struct Pool {
-    config: tokio_postgres::Config,
-    sqls: Vec<String>,
-    /// Statement names (`s0`, `s1`, ...) and parameter types.
-    names: Vec<String>,
-    types: Vec<Vec<Type>>,
-    permits: Semaphore,
-    /// Free connections, by the shard they were opened on.
-    idle: Vec<Mutex<Vec<Conn>>>,
+    pub(super) statements: Statements,
     size: usize,
-    in_use: AtomicUsize,
+    /// Connections checked out, and the permits to check one out: a
+    /// request may take one while this is below `size`.
+    in_use: Padded<AtomicUsize>,
+    /// Requests queued for a permit, and their queue.
+    waiting: AtomicUsize,
+    queue: Mutex<VecDeque<oneshot::Sender<()>>>,
+    /// Free connections, by the shard they were opened on.
+    idle: PerShard<Mutex<Vec<Conn>>>,
+    /// Connections dropped (broken, or abandoned mid-query) that a request
+    /// holding a permit opens again.
+    missing: AtomicUsize,
     max_in_use: AtomicUsize,
     gauge: Mutex<Gauge>,
 }
@@ -120,18 +131,15 @@ fn wire_error(e: &WireError) -> SqlError {
     }
 }
 
-/// Opens a workload connection and prepares every statement on it.
-async fn open_conn(
-    config: &tokio_postgres::Config,
-    sqls: &[String],
-    names: &[String],
-    types: &[Vec<Type>],
-) -> Result<Conn, WireError> {
-    let mut wire = WireConn::connect(config, &Role::Workload.application_name()).await?;
-    for ((sql, name), types) in sqls.iter().zip(names).zip(types) {
-        wire.prepare(name, sql, types, false).await?;
+impl Statements {
+    /// Opens a workload connection and prepares every statement on it.
+    async fn open_conn(&self) -> Result<Conn, WireError> {
+        let mut wire = WireConn::connect(&self.config, &Role::Workload.application_name()).await?;
+        for ((sql, name), types) in self.sqls.iter().zip(&self.names).zip(&self.types) {
+            wire.prepare(name, sql, types, false).await?;
+        }
+        Ok(Conn { wire, home: Shards::current().unwrap_or(0), statement_timeout: None })
     }
-    Ok(Conn { wire, home: Shards::current().unwrap_or(0), statement_timeout: None })
 }
 
 impl Pool {
@@ -146,97 +154,205 @@ impl Pool {
         shards: &Shards,
     ) -> Result<(Arc<Pool>, Vec<Statement>), OpenError> {
         let client = connect(config, &Role::Workload).await.map_err(|e| OpenError::Connect(SqlError::from_pg(&e)))?;
-        let mut statements = Vec::with_capacity(sqls.len());
+        let mut prepared = Vec::with_capacity(sqls.len());
         for (index, sql) in sqls.iter().enumerate() {
             let stmt =
                 client.prepare(sql).await.map_err(|e| OpenError::Prepare { index, error: SqlError::from_pg(&e) })?;
-            statements.push(stmt);
+            prepared.push(stmt);
         }
         drop(client);
-        let names: Vec<String> = (0..sqls.len()).map(|i| format!("s{i}")).collect();
-        let types: Vec<Vec<Type>> = statements.iter().map(|s| s.params().to_vec()).collect();
+        let types: Vec<Vec<Type>> = prepared.iter().map(|s| s.params().to_vec()).collect();
+        // A type the encoder cannot write is refused before any request,
+        // with the parameter named (see `check_params`); Text stands in.
+        let kinds = types.iter().map(|t| t.iter().map(|ty| PgKind::of(ty).unwrap_or(PgKind::Text)).collect()).collect();
+        let names = (0..sqls.len()).map(|i| format!("s{i}")).collect();
+        let statements = Arc::new(Statements { config: config.clone(), sqls, names, types, kinds });
         let opened: Vec<Result<Conn, WireError>> = futures_util::stream::iter(0..size)
             .map(|i| {
-                let (config, sqls, names, types) = (config.clone(), sqls.clone(), names.clone(), types.clone());
-                let on = shards.handle(i).spawn(async move { open_conn(&config, &sqls, &names, &types).await });
+                let statements = statements.clone();
+                let on = shards.handle(i).spawn(async move { statements.open_conn().await });
                 async move { on.await.unwrap_or_else(|e| Err(WireError::Protocol(e.to_string()))) }
             })
             .buffer_unordered(8)
             .collect()
             .await;
-        let idle: Vec<Mutex<Vec<Conn>>> = (0..shards.count()).map(|_| Mutex::default()).collect();
+        let idle = PerShard::new(shards.count(), |_| Mutex::new(Vec::new()));
         for c in opened {
             let c = c.map_err(|e| OpenError::Connect(wire_error(&e)))?;
-            idle[c.home % idle.len()].lock().expect("not poisoned").push(c);
+            idle.get(c.home).lock().expect("not poisoned").push(c);
         }
+        let statements = Arc::unwrap_or_clone(statements);
         let pool = Pool {
-            config: config.clone(),
-            sqls,
-            names,
-            types,
-            permits: Semaphore::new(size),
-            idle,
+            statements,
             size,
-            in_use: AtomicUsize::new(0),
+            in_use: Padded(AtomicUsize::new(0)),
+            waiting: AtomicUsize::new(0),
+            queue: Mutex::default(),
+            idle,
+            missing: AtomicUsize::new(0),
             max_in_use: AtomicUsize::new(0),
             gauge: Mutex::default(),
         };
-        Ok((Arc::new(pool), statements))
+        Ok((Arc::new(pool), prepared))
     }
 
     /// Checks out a connection, waiting until `deadline` at most.
     pub async fn acquire(&self, deadline: Instant) -> Result<Lease<'_>, Failure> {
-        let permit = match tokio::time::timeout_at(deadline.into(), self.permits.acquire()).await {
-            Ok(Ok(p)) => p,
-            Ok(Err(_)) => return Err(Failure::Connection),
-            Err(_) => {
-                self.gauge.lock().expect("not poisoned").timeouts += 1;
-                return Err(Failure::PoolTimeout);
-            }
-        };
-        self.checked_out(1);
-        // This shard's own connection when one is free, else another's.
-        let here = Shards::current().unwrap_or(0);
-        let n = self.idle.len();
-        let idle = (0..n).find_map(|k| self.idle[(here + k) % n].lock().expect("not poisoned").pop());
-        let conn = match idle {
-            Some(c) if !c.wire.is_broken() => c,
-            // A connection broke earlier: open its replacement on demand.
-            _ => match open_conn(&self.config, &self.sqls, &self.names, &self.types).await {
-                Ok(c) => c,
-                Err(_) => {
-                    self.checked_out(-1);
-                    return Err(Failure::Connection);
-                }
-            },
-        };
-        Ok(Lease { pool: self, conn: Some(conn), busy: false, _permit: permit })
+        // Behind requests already queued, a request queues too. The slow
+        // paths are boxed: their futures are large, and every request's
+        // future would otherwise carry (and copy) their size.
+        if self.waiting.load(Ordering::SeqCst) > 0 || !self.try_permit() {
+            Box::pin(self.queue_for_permit(deadline)).await?;
+        }
+        let mut lease = Lease::new(self);
+        lease.conn = Some(self.take_conn().await?);
+        Ok(lease)
     }
 
-    fn checked_out(&self, delta: isize) {
-        let crossed = if delta > 0 {
-            let now_in = self.in_use.fetch_add(1, Ordering::SeqCst) + 1;
-            self.max_in_use.fetch_max(now_in, Ordering::Relaxed);
-            now_in >= self.size
-        } else {
-            self.in_use.fetch_sub(1, Ordering::SeqCst) >= self.size
+    /// A free connection, this shard's first; the caller holds a permit,
+    /// so one is free or one was dropped and may be opened again.
+    async fn take_conn(&self) -> Result<Conn, Failure> {
+        let here = self.idle.here();
+        loop {
+            for k in 0..self.idle.count() {
+                if let Some(c) = self.idle.get(here + k).lock().expect("not poisoned").pop() {
+                    return Ok(c);
+                }
+            }
+            let replace = self.missing.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |m| m.checked_sub(1)).is_ok();
+            if replace {
+                return Box::pin(self.statements.open_conn()).await.map_err(|_| {
+                    self.missing.fetch_add(1, Ordering::SeqCst);
+                    Failure::Connection
+                });
+            }
+            // A connection is on its way back to a list already searched.
+            tokio::task::yield_now().await;
+        }
+    }
+
+    /// Puts back a connection checked out with a lease.
+    pub(super) fn put_back(&self, conn: Conn) {
+        self.idle.get(conn.home).lock().expect("not poisoned").push(conn);
+    }
+
+    /// Counts a connection the pool lost.
+    pub(super) fn lost(&self) {
+        self.missing.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// Takes a permit if one is free.
+    fn try_permit(&self) -> bool {
+        let counter = &self.in_use.0;
+        let mut n = counter.load(Ordering::Relaxed);
+        loop {
+            if n >= self.size {
+                return false;
+            }
+            match counter.compare_exchange_weak(n, n + 1, Ordering::SeqCst, Ordering::Relaxed) {
+                Ok(_) => break,
+                Err(now) => n = now,
+            }
+        }
+        if n + 1 > self.max_in_use.load(Ordering::Relaxed) {
+            self.max_in_use.fetch_max(n + 1, Ordering::Relaxed);
+        }
+        if n + 1 == self.size {
+            self.full_changed();
+        }
+        true
+    }
+
+    /// Returns a permit, handing it to the first queued request if any.
+    pub(super) fn release_permit(&self) {
+        self.put_permit();
+        // After the count went down: a request that queued before this
+        // load is handed a permit; one that queues after it sees the count.
+        if self.waiting.load(Ordering::SeqCst) > 0 {
+            self.hand_over();
+        }
+    }
+
+    fn put_permit(&self) {
+        if self.in_use.0.fetch_sub(1, Ordering::SeqCst) == self.size {
+            self.full_changed();
+        }
+    }
+
+    /// The pool just filled or drained.
+    fn full_changed(&self) {
+        // Judged on the count as it is under the lock, so two requests
+        // crossing at once leave the state of the later one.
+        let mut g = self.gauge.lock().expect("not poisoned");
+        let now = Instant::now();
+        if self.in_use.0.load(Ordering::SeqCst) >= self.size {
+            g.full_since.get_or_insert(now);
+        } else if let Some(since) = g.full_since.take() {
+            g.full_total += now - since;
+        }
+    }
+
+    /// Queues for a permit until `deadline`.
+    async fn queue_for_permit(&self, deadline: Instant) -> Result<(), Failure> {
+        let mut rx = {
+            let mut queue = self.queue.lock().expect("not poisoned");
+            self.waiting.fetch_add(1, Ordering::SeqCst);
+            // A permit returned before the count went up was handed to no
+            // one: take it, unless others queue ahead (theirs to take).
+            if queue.is_empty() && self.try_permit() {
+                self.waiting.fetch_sub(1, Ordering::SeqCst);
+                return Ok(());
+            }
+            let (tx, rx) = oneshot::channel();
+            queue.push_back(tx);
+            rx
         };
-        if crossed {
-            // Judged on the count as it is under the lock, so two requests
-            // crossing at once leave the state of the later one.
-            let mut g = self.gauge.lock().expect("not poisoned");
-            let now = Instant::now();
-            if self.in_use.load(Ordering::SeqCst) >= self.size {
-                g.full_since.get_or_insert(now);
-            } else if let Some(since) = g.full_since.take() {
-                g.full_total += now - since;
+        match tokio::time::timeout_at(deadline.into(), &mut rx).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) => Err(Failure::Connection),
+            Err(_) => {
+                {
+                    let mut queue = self.queue.lock().expect("not poisoned");
+                    rx.close();
+                    let before = queue.len();
+                    queue.retain(|tx| !tx.is_closed());
+                    self.waiting.fetch_sub(before - queue.len(), Ordering::SeqCst);
+                }
+                // Handed one just as the deadline passed: it goes back.
+                if rx.try_recv().is_ok() {
+                    self.release_permit();
+                }
+                self.gauge.lock().expect("not poisoned").timeouts += 1;
+                Err(Failure::PoolTimeout)
             }
         }
     }
 
+    /// Hands free permits to queued requests, first come first served.
+    fn hand_over(&self) {
+        let mut queue = self.queue.lock().expect("not poisoned");
+        while let Some(front) = queue.front() {
+            if !front.is_closed() && !self.try_permit() {
+                break;
+            }
+            let tx = queue.pop_front().expect("a front");
+            self.waiting.fetch_sub(1, Ordering::SeqCst);
+            // A closed one gave up waiting; so did one whose send fails,
+            // just now, and its permit goes back.
+            if !tx.is_closed() && tx.send(()).is_err() {
+                self.put_permit();
+            }
+        }
+    }
+
+    /// Counts a prepared statement prepared again.
+    pub(super) fn replanned(&self) {
+        self.gauge.lock().expect("not poisoned").replans += 1;
+    }
+
     /// Connections checked out right now.
     pub fn in_use(&self) -> usize {
-        self.in_use.load(Ordering::Relaxed)
+        self.in_use.0.load(Ordering::Relaxed)
     }
 
     /// Connections in the pool.
@@ -255,108 +371,5 @@ impl Pool {
             timeouts: g.timeouts,
             replans: g.replans,
         }
-    }
-}
-
-/// A checked-out connection; goes back to the pool when dropped, unless it
-/// broke or was dropped mid-query (its state is then unknown).
-pub struct Lease<'a> {
-    pool: &'a Pool,
-    conn: Option<Conn>,
-    busy: bool,
-    _permit: SemaphorePermit<'a>,
-}
-
-impl Lease<'_> {
-    /// Runs `plan` with `params`.
-    ///
-    /// A migration that changes a table's columns invalidates prepared
-    /// statements whose result type depends on them (`SELECT *`): Postgres
-    /// answers `0A000 cached plan must not change result type`. Like common
-    /// drivers, the lease prepares the statement again and retries it once
-    /// (outside a transaction; inside one the transaction has failed, so
-    /// the request fails and the next one runs on the new statement).
-    pub async fn run(&mut self, plan: &Plan, params: &[Value]) -> Result<(), WireError> {
-        self.busy = true;
-        let conn = self.conn.as_mut().expect("lease holds a connection");
-        if conn.statement_timeout != plan.statement_timeout {
-            match plan.statement_timeout {
-                Some(t) => conn.wire.simple(&format!("SET statement_timeout = {}", t.as_millis().max(1))).await?,
-                None => conn.wire.simple("RESET statement_timeout").await?,
-            }
-            conn.statement_timeout = plan.statement_timeout;
-        }
-        if plan.transaction {
-            conn.wire.simple("BEGIN").await?;
-        }
-        let mut result = Ok(());
-        let mut failed_at = None;
-        for &(index, n) in &plan.statements {
-            result = self.execute(index, &params[..n], !plan.transaction).await;
-            if result.is_err() {
-                failed_at = Some(index);
-                break;
-            }
-        }
-        if plan.transaction {
-            let conn = self.conn.as_mut().expect("lease holds a connection");
-            let end = if result.is_ok() { "COMMIT" } else { "ROLLBACK" };
-            let ended = conn.wire.simple(end).await;
-            if let (Err(e), Some(index), Ok(())) = (&result, failed_at, &ended) {
-                if is_replan(e) {
-                    self.replan(index).await?;
-                }
-            }
-            result = result.and(ended);
-        }
-        self.busy = false;
-        result
-    }
-
-    async fn execute(&mut self, index: usize, params: &[Value], retry: bool) -> Result<(), WireError> {
-        let pool = self.pool;
-        let conn = self.conn.as_mut().expect("lease holds a connection");
-        let (name, types) = (&pool.names[index], &pool.types[index][..params.len()]);
-        match conn.wire.execute(name, params, types).await {
-            Err(e) if retry && is_replan(&e) => {
-                self.replan(index).await?;
-                let conn = self.conn.as_mut().expect("lease holds a connection");
-                conn.wire.execute(name, params, types).await
-            }
-            r => r,
-        }
-    }
-
-    async fn replan(&mut self, index: usize) -> Result<(), WireError> {
-        let pool = self.pool;
-        let conn = self.conn.as_mut().expect("lease holds a connection");
-        conn.wire.prepare(&pool.names[index], &pool.sqls[index], &pool.types[index], true).await?;
-        pool.gauge.lock().expect("not poisoned").replans += 1;
-        Ok(())
-    }
-}
-
-fn is_replan(e: &WireError) -> bool {
-    matches!(e, WireError::Db { code, message, .. }
-        if code == "0A000" && message.contains("cached plan must not change result type"))
-}
-
-impl Drop for Lease<'_> {
-    fn drop(&mut self) {
-        if let Some(conn) = self.conn.take() {
-            if !self.busy && !conn.wire.is_broken() {
-                let home = conn.home % self.pool.idle.len();
-                self.pool.idle[home].lock().expect("not poisoned").push(conn);
-            } else if self.busy && !conn.wire.is_broken() {
-                // Dropped mid-query (a client-side timeout, or the run
-                // ending): cancel the query as drivers do, so the server
-                // stops working on it, and let the connection go.
-                if let Ok(rt) = tokio::runtime::Handle::try_current() {
-                    let key = conn.wire.cancel_key();
-                    rt.spawn(async move { key.cancel().await });
-                }
-            }
-        }
-        self.pool.checked_out(-1);
     }
 }

@@ -32,7 +32,10 @@ impl Shards {
     pub fn start(n: usize) -> std::io::Result<Shards> {
         let mut shards = Shards { handles: Vec::new(), stop: Mutex::new(Vec::new()), threads: Vec::new() };
         for index in 0..n.max(1) {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            // I/O and timers only: with `enable_all` every park also takes
+            // the process driver's global orphan-queue lock, shared by the
+            // shards.
+            let rt = tokio::runtime::Builder::new_current_thread().enable_io().enable_time().build()?;
             let (stop_tx, stop_rx) = oneshot::channel::<()>();
             shards.handles.push(rt.handle().clone());
             shards.stop.lock().expect("not poisoned").push(stop_tx);
@@ -73,6 +76,45 @@ impl Drop for Shards {
         for t in self.threads.drain(..) {
             let _ = t.join();
         }
+    }
+}
+
+/// One `T` per shard, each on cache lines of its own, so that shards
+/// writing their own never touch a line another core holds.
+pub struct PerShard<T> {
+    cells: Box<[Padded<T>]>,
+}
+
+/// A value on cache lines of its own: aligned to two lines, as the
+/// adjacent-line prefetcher pairs them.
+#[repr(align(128))]
+pub struct Padded<T>(pub T);
+
+impl<T> PerShard<T> {
+    /// `n` cells (at least one), cell `i` made by `make(i)`.
+    pub fn new(n: usize, mut make: impl FnMut(usize) -> T) -> Self {
+        Self { cells: (0..n.max(1)).map(|i| Padded(make(i))).collect() }
+    }
+
+    /// The calling thread's cell index: its shard's (modulo the count), or
+    /// 0 off the shards.
+    pub fn here(&self) -> usize {
+        Shards::current().unwrap_or(0) % self.cells.len()
+    }
+
+    /// Cell `i` (modulo the count).
+    pub fn get(&self, i: usize) -> &T {
+        &self.cells[i % self.cells.len()].0
+    }
+
+    /// Every cell, in shard order.
+    pub fn iter(&self) -> impl Iterator<Item = &T> {
+        self.cells.iter().map(|c| &c.0)
+    }
+
+    /// How many cells.
+    pub fn count(&self) -> usize {
+        self.cells.len()
     }
 }
 

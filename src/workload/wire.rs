@@ -16,7 +16,7 @@
 
 use std::path::PathBuf;
 
-use bytes::BytesMut;
+use bytes::{Buf, BytesMut};
 use fallible_iterator::FallibleIterator;
 use postgres_protocol::authentication::{md5_hash, sasl};
 use postgres_protocol::message::backend::{ErrorResponseBody, Message};
@@ -24,9 +24,9 @@ use postgres_protocol::message::frontend;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpStream, UnixStream};
 use tokio_postgres::config::Host;
-use tokio_postgres::types::{ToSql, Type};
+use tokio_postgres::types::Type;
 
-use crate::datagen::Value;
+use crate::datagen::{PgKind, Value};
 
 /// Why a request on a wire connection failed.
 #[derive(Debug, thiserror::Error)]
@@ -255,16 +255,14 @@ impl WireConn {
         self.until_ready().await
     }
 
-    /// Runs prepared statement `name` with `params` of `types` (binary),
-    /// discarding its rows.
-    pub async fn execute(&mut self, name: &str, params: &[Value], types: &[Type]) -> Result<(), WireError> {
-        let values = params.iter().zip(types);
+    /// Runs prepared statement `name` with `params`, each written in the
+    /// binary format of its `kinds` entry, discarding its rows.
+    pub async fn execute(&mut self, name: &str, params: &[Value], kinds: &[PgKind]) -> Result<(), WireError> {
+        let values = params.iter().zip(kinds);
         let formats = std::iter::repeat_n(1i16, params.len());
-        let encode = |(v, ty): (&Value, &Type), buf: &mut BytesMut| {
-            v.to_sql(ty, buf).map(|n| match n {
-                tokio_postgres::types::IsNull::Yes => postgres_protocol::IsNull::Yes,
-                tokio_postgres::types::IsNull::No => postgres_protocol::IsNull::No,
-            })
+        let encode = |(v, kind): (&Value, &PgKind), buf: &mut BytesMut| match v {
+            Value::Null => Ok(postgres_protocol::IsNull::Yes),
+            v => v.encode(*kind, buf).map(|()| postgres_protocol::IsNull::No).map_err(Into::into),
         };
         frontend::bind("", name, formats, values, encode, [1i16], &mut self.out).map_err(|e| match e {
             frontend::BindError::Conversion(e) => protocol(e),
@@ -294,6 +292,18 @@ impl WireConn {
         WireError::Io(e)
     }
 
+    /// Reads more of the server's answer into the buffer.
+    async fn fill(&mut self) -> Result<(), WireError> {
+        match self.stream.read_buf(&mut self.inb).await {
+            Ok(0) => {
+                let eof = std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "the server closed the connection");
+                Err(self.broke(eof))
+            }
+            Ok(_) => Ok(()),
+            Err(e) => Err(self.broke(e)),
+        }
+    }
+
     /// The next message from the server.
     async fn next(&mut self) -> Result<Message, WireError> {
         loop {
@@ -302,34 +312,51 @@ impl WireConn {
                 Ok(None) => {}
                 Err(e) => return Err(self.broke(e)),
             }
-            match self.stream.read_buf(&mut self.inb).await {
-                Ok(0) => {
-                    let eof =
-                        std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "the server closed the connection");
-                    return Err(self.broke(eof));
-                }
-                Ok(_) => {}
-                Err(e) => return Err(self.broke(e)),
-            }
+            self.fill().await?;
         }
     }
 
     /// Reads to ReadyForQuery; the first error the server sent, if any.
+    ///
+    /// Messages are skipped by their tag and length; only an error is
+    /// parsed. Parsing each one into a `Message` splits the buffer into
+    /// reference-counted pieces, which cost more than the rest of reading
+    /// an answer.
     async fn until_ready(&mut self) -> Result<(), WireError> {
         let mut error = None;
         loop {
-            match self.next().await? {
-                Message::ReadyForQuery(_) => return error.map_or(Ok(()), Err),
-                Message::ErrorResponse(body) => {
-                    let e = db_error(&body);
-                    // FATAL errors (57P01 admin shutdown, ...) end the session.
-                    if e.code().is_some_and(|c| c.starts_with("57P") || c.starts_with("08")) {
-                        self.broken = true;
+            while let Some((tag, len)) = self.whole_message()? {
+                match tag {
+                    b'Z' => {
+                        self.inb.advance(len);
+                        return error.map_or(Ok(()), Err);
                     }
-                    error.get_or_insert(e);
+                    b'E' => {
+                        let Ok(Some(Message::ErrorResponse(body))) = Message::parse(&mut self.inb) else {
+                            return Err(self.broke(std::io::Error::other("a malformed error response")));
+                        };
+                        let e = db_error(&body);
+                        // FATAL errors (57P01 admin shutdown, ...) end the session.
+                        if e.code().is_some_and(|c| c.starts_with("57P") || c.starts_with("08")) {
+                            self.broken = true;
+                        }
+                        error.get_or_insert(e);
+                    }
+                    _ => self.inb.advance(len),
                 }
-                _ => {}
             }
+            self.fill().await?;
         }
+    }
+
+    /// The tag and whole length (tag included) of the first message in the
+    /// buffer, if all of it has arrived.
+    fn whole_message(&mut self) -> Result<Option<(u8, usize)>, WireError> {
+        let Some(header) = self.inb.get(..5) else { return Ok(None) };
+        let len = u32::from_be_bytes([header[1], header[2], header[3], header[4]]) as usize;
+        if len < 4 {
+            return Err(self.broke(std::io::Error::other(format!("a message of length {len}"))));
+        }
+        Ok((self.inb.len() > len).then_some((header[0], len + 1)))
     }
 }
