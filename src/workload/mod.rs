@@ -32,7 +32,7 @@ use tokio::task::AbortHandle;
 use tokio_util::task::TaskTracker;
 
 pub use lease::{Lease, Plan};
-pub use pacer::{Issue, OpenSchedule, Pacer, ThinkTime, ThreadWait, TokioWait, Wait, pace};
+pub use pacer::{Issue, OpenSchedule, Pacer, Share, ThinkTime, TimerFdWait, TokioWait, Wait, pace};
 pub use phase::{Phase, PhaseClock};
 pub use pool::{Pool, PoolStats};
 pub use recorder::QueryRecorder;
@@ -223,33 +223,34 @@ impl Workload {
             let stream = 1_000_000 + index as u64;
             match &query.spec.load {
                 Load::Open { rate, arrival } => {
-                    // The pacing loop on a thread of its own, for precise
-                    // due times; each request a task of the shards, in
-                    // turn, aborted with its shard's signal.
-                    let pacer = OpenSchedule::new(rate, *arrival, rng_seed(self.seed, stream));
-                    let spawner = Spawner {
-                        request: Request::new(query, &clock, rng_for(self.seed, stream, 0), self.pool_timeout),
-                        shards: (0..self.shards.count())
-                            .map(|i| (self.shards.handle(i).clone(), abort[i].clone()))
-                            .collect(),
-                        tracker: tracker.clone(),
-                    };
-                    let stop = stop.clone();
-                    let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
-                    let spawned = std::thread::Builder::new().name(format!("pacer-{index}")).spawn(move || {
-                        ThreadWait::tighten_timer_slack();
-                        if let Ok(rt) = tokio::runtime::Builder::new_current_thread().build() {
-                            rt.block_on(pace(start, pacer, ThreadWait, &stop, spawner));
-                        }
-                        drop(done_tx);
-                    });
-                    match spawned {
-                        Ok(_) => {
-                            tracker.spawn(async move {
-                                let _ = done_rx.await;
+                    // Each shard paces its share of one schedule on a timer
+                    // of its own reactor and spawns its requests there, so
+                    // a request starts on the thread that woke for it.
+                    let count = self.shards.count();
+                    for (shard, abort) in abort.iter().enumerate() {
+                        let schedule = OpenSchedule::new(rate, *arrival, rng_seed(self.seed, stream));
+                        let pacer = Share::new(schedule, count, shard);
+                        let spawner = Spawner {
+                            request: Request::new(
+                                query,
+                                &clock,
+                                rng_for(self.seed, stream, shard as u64),
+                                self.pool_timeout,
+                            ),
+                            abort: abort.clone(),
+                            tracker: tracker.clone(),
+                        };
+                        let stop = stop.clone();
+                        let pacing = async move {
+                            let wait = TimerFdWait::new().unwrap_or_else(|e| {
+                                eprintln!(
+                                    "rehearse: no timerfd ({e}); open-loop requests are paced to the millisecond"
+                                );
+                                TimerFdWait::coarse()
                             });
-                        }
-                        Err(e) => eprintln!("rehearse: query {index} sends nothing: no pacing thread: {e}"),
+                            pace(start, pacer, wait, &stop, spawner).await
+                        };
+                        tracker.spawn_on(pacing, self.shards.handle(shard));
                     }
                 }
                 Load::Closed { clients: n, think_time } => {
@@ -302,10 +303,11 @@ impl Issue for &mut Request {
     }
 }
 
-/// An open loop spawns each request on the shards in turn and returns.
+/// An open loop's share on one shard spawns each request there and
+/// returns.
 struct Spawner {
     request: Request,
-    shards: Vec<(tokio::runtime::Handle, Signal)>,
+    abort: Signal,
     tracker: TaskTracker,
 }
 
@@ -314,16 +316,14 @@ impl Issue for Spawner {
         let r = &mut self.request;
         r.draw(n);
         let (query, clock, params, timeout) = (r.query.clone(), r.clock.clone(), r.params.clone(), r.pool_timeout);
-        let (shard, abort) = &self.shards[n as usize % self.shards.len()];
-        let abort = abort.clone();
-        let request = async move {
+        let abort = self.abort.clone();
+        self.tracker.spawn(async move {
             tokio::select! {
                 biased;
                 _ = abort.fired() => {}
                 _ = issue(&query, &clock, due, &params, timeout) => {}
             }
-        };
-        self.tracker.spawn_on(request, shard);
+        });
         std::future::ready(())
     }
 }
