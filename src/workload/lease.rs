@@ -23,7 +23,7 @@ pub struct Plan {
 /// (its state is then unknown, and the pool opens another in its place).
 pub struct Lease<'a> {
     pool: &'a Pool,
-    pub(super) conn: Option<Conn>,
+    pub(super) conn: Option<Box<Conn>>,
     busy: bool,
 }
 

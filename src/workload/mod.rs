@@ -297,9 +297,10 @@ impl Request {
 
 /// A closed-loop client runs each request to its end.
 impl Issue for &mut Request {
-    fn issue(&mut self, due: Instant, n: u64) -> impl Future<Output = ()> {
+    fn issue(&mut self, due: Instant, n: u64) -> impl Future<Output = Option<Instant>> {
         self.draw(n);
-        issue(&self.query, &self.clock, due, &self.params, self.pool_timeout)
+        let request = issue(&self.query, &self.clock, due, &self.params, self.pool_timeout);
+        async move { Some(request.await) }
     }
 }
 
@@ -312,7 +313,7 @@ struct Spawner {
 }
 
 impl Issue for Spawner {
-    fn issue(&mut self, due: Instant, n: u64) -> impl Future<Output = ()> {
+    fn issue(&mut self, due: Instant, n: u64) -> impl Future<Output = Option<Instant>> {
         let r = &mut self.request;
         r.draw(n);
         let (query, clock, params, timeout) = (r.query.clone(), r.clock.clone(), r.params.clone(), r.pool_timeout);
@@ -324,14 +325,15 @@ impl Issue for Spawner {
                 _ = issue(&query, &clock, due, &params, timeout) => {}
             }
         });
-        std::future::ready(())
+        std::future::ready(None)
     }
 }
 
 /// Sends one request due at `due` and records how it went, its latency
-/// counted from `due`. A query's client-side `timeout` also counts from
-/// `due`; past it the request is dropped, which cancels the query.
-async fn issue(query: &Query, clock: &PhaseClock, due: Instant, params: &[Value], pool_timeout: Duration) {
+/// counted from `due`; returns when it finished. A query's client-side
+/// `timeout` also counts from `due`; past it the request is dropped, which
+/// cancels the query.
+async fn issue(query: &Query, clock: &PhaseClock, due: Instant, params: &[Value], pool_timeout: Duration) -> Instant {
     let second = due.saturating_duration_since(clock.start()).as_secs();
     let in_flight = InFlight { query, clock, due, second, slot: query.recorder.issued(second), done: false };
     // Pinned in place, so that both arms share it: a request's future is
@@ -344,7 +346,7 @@ async fn issue(query: &Query, clock: &PhaseClock, due: Instant, params: &[Value]
         Some(t) => tokio::time::timeout_at((due + t).into(), work).await.unwrap_or(Err(Failure::ClientTimeout)),
         None => work.await,
     };
-    in_flight.finish(outcome);
+    in_flight.finish(outcome)
 }
 
 /// A request issued and not yet recorded. Dropped unrecorded (the run
@@ -359,14 +361,17 @@ struct InFlight<'a> {
 }
 
 impl InFlight<'_> {
-    fn finish(mut self, outcome: Result<(), Failure>) {
+    fn finish(mut self, outcome: Result<(), Failure>) -> Instant {
         self.done = true;
-        self.record(outcome);
+        self.record(outcome)
     }
 
-    fn record(&self, outcome: Result<(), Failure>) {
-        let (phase, latency) = (self.clock.phase_of(self.due), self.due.elapsed());
-        self.query.recorder.completed(self.slot, phase, self.second, latency, outcome);
+    /// Records the request as finished now, and returns now.
+    fn record(&self, outcome: Result<(), Failure>) -> Instant {
+        let now = Instant::now();
+        let latency = now.saturating_duration_since(self.due);
+        self.query.recorder.completed(self.slot, self.clock.phase_of(self.due), self.second, latency, outcome);
+        now
     }
 }
 

@@ -293,15 +293,21 @@ impl Wait for TimerFdWait {
 
 /// What the pacing loop does with each due request.
 pub trait Issue {
-    /// Issues request number `n` of the schedule, due at `due`. The loop awaits the future
-    /// before it asks for the next due time: an open-loop issuer spawns
-    /// the request and returns at once, a closed-loop one runs it.
-    fn issue(&mut self, due: Instant, n: u64) -> impl Future<Output = ()>;
+    /// Issues request number `n` of the schedule, due at `due`. The loop
+    /// awaits the future before it asks for the next due time: an
+    /// open-loop issuer spawns the request and returns at once (`None`), a
+    /// closed-loop one runs it and returns when it finished, which is the
+    /// loop's clock for the next due time.
+    fn issue(&mut self, due: Instant, n: u64) -> impl Future<Output = Option<Instant>>;
 }
 
 impl<F: FnMut(Instant, u64) -> Fut, Fut: Future<Output = ()>> Issue for F {
-    fn issue(&mut self, due: Instant, n: u64) -> impl Future<Output = ()> {
-        self(due, n)
+    fn issue(&mut self, due: Instant, n: u64) -> impl Future<Output = Option<Instant>> {
+        let request = self(due, n);
+        async move {
+            request.await;
+            None
+        }
     }
 }
 
@@ -311,16 +317,17 @@ const FAR_SECS: u64 = 365 * 86_400;
 /// Issues requests on `pacer`'s schedule from `start` until `stop` fires.
 pub async fn pace<P: Pacer, W: Wait>(start: Instant, mut pacer: P, mut wait: W, stop: &Signal, mut issuer: impl Issue) {
     let mut n = 0u64;
+    let mut finished = None;
     loop {
         // tokio's clock: the same as std's, but paused in tests.
-        let now = tokio::time::Instant::now().into_std();
+        let now = finished.unwrap_or_else(|| tokio::time::Instant::now().into_std());
         // A schedule that has ended (a ramp down to 0) waits for the stop.
         let far = now + Duration::from_secs(FAR_SECS);
         let due = pacer.next_due(now.saturating_duration_since(start)).map_or(far, |offset| start + offset);
         if !wait.until(due, now, stop).await {
             return;
         }
-        issuer.issue(due, pacer.number(n)).await;
+        finished = issuer.issue(due, pacer.number(n)).await;
         n += 1;
     }
 }

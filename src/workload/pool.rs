@@ -13,18 +13,18 @@
 //! by the report.
 //!
 //! A request writes one cache line that other cores write too: the count
-//! of connections checked out, which is also the permit to check one out.
+//! of connections checked out, which is also the permit to check one out,
+//! and beside it the running sum of the time the pool was full.
 //! Free connections wait on the shard they were opened on and go back
 //! there, so a shard's requests find them without touching another core's
 //! lines. Only when every connection is out do requests queue, first come
 //! first served, each woken with the permit a returning request hands it.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use futures_util::StreamExt;
 use serde::Serialize;
 use tokio::sync::oneshot;
 use tokio_postgres::Statement;
@@ -46,12 +46,22 @@ pub(super) struct Conn {
     pub(super) statement_timeout: Option<Duration>,
 }
 
-/// The gauge's rarely changed part; a request touches this lock only when
-/// the pool fills or drains.
+/// What a request writes: the count of connections checked out, which is
+/// also the permit to check one out, and the time the pool was full.
+struct Counts {
+    /// A request may take a connection while this is below `size`.
+    in_use: AtomicUsize,
+    /// Nanoseconds since `epoch`: minus each time the pool filled, plus
+    /// each time it drained. The count fills and drains the pool in turn
+    /// (it reaches `size` only from below and leaves it only downwards), so
+    /// this is the time it was full, less the instant it last filled while
+    /// it is full still.
+    full_ns: AtomicI64,
+}
+
+/// What rarely changes.
 #[derive(Default)]
 struct Gauge {
-    full_since: Option<Instant>,
-    full_total: Duration,
     timeouts: u64,
     replans: u64,
 }
@@ -89,14 +99,16 @@ pub(super) struct Statements {
 pub struct Pool {
     pub(super) statements: Statements,
     size: usize,
-    /// Connections checked out, and the permits to check one out: a
-    /// request may take one while this is below `size`.
-    in_use: Padded<AtomicUsize>,
+    counts: Padded<Counts>,
+    /// Time zero of `full_ns`.
+    epoch: Instant,
     /// Requests queued for a permit, and their queue.
     waiting: AtomicUsize,
     queue: Mutex<VecDeque<oneshot::Sender<()>>>,
-    /// Free connections, by the shard they were opened on.
-    idle: PerShard<Mutex<Vec<Conn>>>,
+    /// Free connections, by the shard they were opened on; boxed, as every
+    /// request moves one out and back.
+    #[expect(clippy::vec_box, reason = "a lease moves a pointer in and out, not the connection's 200 bytes")]
+    idle: PerShard<Mutex<Vec<Box<Conn>>>>,
     /// Connections dropped (broken, or abandoned mid-query) that a request
     /// holding a permit opens again.
     missing: AtomicUsize,
@@ -167,25 +179,34 @@ impl Pool {
         let kinds = types.iter().map(|t| t.iter().map(|ty| PgKind::of(ty).unwrap_or(PgKind::Text)).collect()).collect();
         let names = (0..sqls.len()).map(|i| format!("s{i}")).collect();
         let statements = Arc::new(Statements { config: config.clone(), sqls, names, types, kinds });
-        let opened: Vec<Result<Conn, WireError>> = futures_util::stream::iter(0..size)
-            .map(|i| {
+        // Each shard opens its share one after another, as `pgbench -j`
+        // threads do: each new backend starts in step with the thread
+        // that will drive it.
+        let count = shards.count();
+        let opening: Vec<_> = (0..count)
+            .map(|shard| {
                 let statements = statements.clone();
-                let on = shards.handle(i).spawn(async move { statements.open_conn().await });
-                async move { on.await.unwrap_or_else(|e| Err(WireError::Protocol(e.to_string()))) }
+                let share = (shard..size).step_by(count).count();
+                shards.handle(shard).spawn(async move {
+                    let mut conns = Vec::with_capacity(share);
+                    for _ in 0..share {
+                        conns.push(Box::new(statements.open_conn().await?));
+                    }
+                    Ok::<_, WireError>(conns)
+                })
             })
-            .buffer_unordered(8)
-            .collect()
-            .await;
-        let idle = PerShard::new(shards.count(), |_| Mutex::new(Vec::new()));
-        for c in opened {
-            let c = c.map_err(|e| OpenError::Connect(wire_error(&e)))?;
-            idle.get(c.home).lock().expect("not poisoned").push(c);
+            .collect();
+        let idle = PerShard::new(count, |_| Mutex::new(Vec::new()));
+        for (shard, opened) in opening.into_iter().enumerate() {
+            let opened = opened.await.unwrap_or_else(|e| Err(WireError::Protocol(e.to_string())));
+            *idle.get(shard).lock().expect("not poisoned") = opened.map_err(|e| OpenError::Connect(wire_error(&e)))?;
         }
         let statements = Arc::unwrap_or_clone(statements);
         let pool = Pool {
             statements,
             size,
-            in_use: Padded(AtomicUsize::new(0)),
+            counts: Padded(Counts { in_use: AtomicUsize::new(0), full_ns: AtomicI64::new(0) }),
+            epoch: Instant::now(),
             waiting: AtomicUsize::new(0),
             queue: Mutex::default(),
             idle,
@@ -211,7 +232,7 @@ impl Pool {
 
     /// A free connection, this shard's first; the caller holds a permit,
     /// so one is free or one was dropped and may be opened again.
-    async fn take_conn(&self) -> Result<Conn, Failure> {
+    async fn take_conn(&self) -> Result<Box<Conn>, Failure> {
         let here = self.idle.here();
         loop {
             for k in 0..self.idle.count() {
@@ -221,7 +242,7 @@ impl Pool {
             }
             let replace = self.missing.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |m| m.checked_sub(1)).is_ok();
             if replace {
-                return Box::pin(self.statements.open_conn()).await.map_err(|_| {
+                return Box::pin(self.statements.open_conn()).await.map(Box::new).map_err(|_| {
                     self.missing.fetch_add(1, Ordering::SeqCst);
                     Failure::Connection
                 });
@@ -232,7 +253,7 @@ impl Pool {
     }
 
     /// Puts back a connection checked out with a lease.
-    pub(super) fn put_back(&self, conn: Conn) {
+    pub(super) fn put_back(&self, conn: Box<Conn>) {
         self.idle.get(conn.home).lock().expect("not poisoned").push(conn);
     }
 
@@ -243,7 +264,7 @@ impl Pool {
 
     /// Takes a permit if one is free.
     fn try_permit(&self) -> bool {
-        let counter = &self.in_use.0;
+        let counter = &self.counts.0.in_use;
         let mut n = counter.load(Ordering::Relaxed);
         loop {
             if n >= self.size {
@@ -258,7 +279,7 @@ impl Pool {
             self.max_in_use.fetch_max(n + 1, Ordering::Relaxed);
         }
         if n + 1 == self.size {
-            self.full_changed();
+            self.counts.0.full_ns.fetch_sub(self.nanos(), Ordering::Relaxed);
         }
         true
     }
@@ -274,22 +295,14 @@ impl Pool {
     }
 
     fn put_permit(&self) {
-        if self.in_use.0.fetch_sub(1, Ordering::SeqCst) == self.size {
-            self.full_changed();
+        if self.counts.0.in_use.fetch_sub(1, Ordering::SeqCst) == self.size {
+            self.counts.0.full_ns.fetch_add(self.nanos(), Ordering::Relaxed);
         }
     }
 
-    /// The pool just filled or drained.
-    fn full_changed(&self) {
-        // Judged on the count as it is under the lock, so two requests
-        // crossing at once leave the state of the later one.
-        let mut g = self.gauge.lock().expect("not poisoned");
-        let now = Instant::now();
-        if self.in_use.0.load(Ordering::SeqCst) >= self.size {
-            g.full_since.get_or_insert(now);
-        } else if let Some(since) = g.full_since.take() {
-            g.full_total += now - since;
-        }
+    /// Now, in nanoseconds since `epoch`.
+    fn nanos(&self) -> i64 {
+        self.epoch.elapsed().as_nanos() as i64
     }
 
     /// Queues for a permit until `deadline`.
@@ -352,7 +365,7 @@ impl Pool {
 
     /// Connections checked out right now.
     pub fn in_use(&self) -> usize {
-        self.in_use.0.load(Ordering::Relaxed)
+        self.counts.0.in_use.load(Ordering::Relaxed)
     }
 
     /// Connections in the pool.
@@ -360,14 +373,17 @@ impl Pool {
         self.size
     }
 
-    /// How full the pool got so far.
+    /// How full the pool got so far; exact once the load has stopped.
     pub fn stats(&self) -> PoolStats {
         let g = self.gauge.lock().expect("not poisoned");
-        let open_full = g.full_since.map_or(Duration::ZERO, |s| s.elapsed());
+        let mut full = self.counts.0.full_ns.load(Ordering::Relaxed);
+        if self.in_use() >= self.size {
+            full += self.nanos();
+        }
         PoolStats {
             size: self.size,
             max_in_use: self.max_in_use.load(Ordering::Relaxed),
-            full_seconds: (g.full_total + open_full).as_secs_f64(),
+            full_seconds: full.clamp(0, self.nanos()) as f64 / 1e9,
             timeouts: g.timeouts,
             replans: g.replans,
         }
