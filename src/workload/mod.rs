@@ -6,12 +6,12 @@
 //! [`Workload::prepare`] starts the load's threads ([`Shards`]), opens the
 //! pool and checks every query against the database (a query on a missing
 //! table fails here, with the SQLSTATE and the place in the scenario
-//! file). [`Workload::start`] runs one pacing loop per open-loop query, on
-//! a thread of its own, each request its own task, so a request stuck
-//! behind a lock never delays the next one; and one per closed-loop
-//! client. [`Running::stop`] stops the pacers and gives in-flight requests
-//! a grace period; any still running after it is recorded as
-//! `unfinished`.
+//! file). [`Workload::start`] runs, for each open-loop query, one pacing
+//! loop per shard over its share of the schedule, each request its own
+//! task, so a request stuck behind a lock never delays the next one; and
+//! one loop per closed-loop client. [`Running::stop`] stops the pacers and
+//! gives in-flight requests a grace period; any still running after it is
+//! dropped and recorded as `unfinished`.
 
 mod lease;
 mod pacer;
