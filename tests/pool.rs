@@ -1,9 +1,12 @@
 //! The workload's connection pool on a real server: a full pool queues
 //! requests first come first served, each until its deadline; the gauge
 //! says how full it got and for how long; a connection abandoned
-//! mid-query is cancelled and replaced.
+//! mid-query is cancelled and replaced; a request dropped while it waits
+//! (a client-side timeout) takes nothing of the pool with it.
 
+use std::future::Future;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use rehearse::datagen::Value;
@@ -126,5 +129,49 @@ fn a_connection_abandoned_mid_query_is_cancelled_and_replaced() {
         assert!(started.elapsed() < Duration::from_secs(5));
         drop(lease);
         assert_eq!(pool.stats().timeouts, 0);
+    });
+}
+
+/// Polls `f` once.
+async fn poll_once<F: Future + Unpin>(f: &mut F) -> Poll<F::Output> {
+    std::future::poll_fn(|cx| Poll::Ready(std::pin::Pin::new(&mut *f).poll(cx))).await
+}
+
+#[test]
+fn a_request_dropped_while_it_waits_takes_nothing_of_the_pool() {
+    let _turn = heavy();
+    runtime().block_on(async {
+        let cluster = LocalCluster::start(&[]).await.unwrap();
+        let shards = Shards::start(2).unwrap();
+        let (pool, _) = Pool::open(cluster.config(), 1, vec!["SELECT pg_sleep($1)".into()], &shards).await.unwrap();
+        let far = || Instant::now() + Duration::from_secs(30);
+        let soon =
+            || tokio::time::timeout(Duration::from_secs(5), pool.acquire(Instant::now() + Duration::from_secs(1)));
+
+        // Queued behind the one connection, handed it as it comes back,
+        // and dropped before it ran again.
+        let held = pool.acquire(far()).await.unwrap();
+        let mut queued = Box::pin(pool.acquire(far()));
+        assert!(poll_once(&mut queued).await.is_pending());
+        drop(held);
+        drop(queued);
+        let lease = soon().await.expect("the pool lost its connection to a dropped request").unwrap();
+        drop(lease);
+        assert_eq!(pool.in_use(), 0);
+
+        // A connection abandoned mid-query is gone; the request opening its
+        // replacement is dropped before the server answers; the next one
+        // opens it.
+        let (plan, params) = (sleep_plan(), [Value::Float(30.0)]);
+        let mut lease = pool.acquire(far()).await.unwrap();
+        assert!(tokio::time::timeout(Duration::from_millis(100), lease.run(&plan, &params)).await.is_err());
+        drop(lease);
+        let mut reopening = Box::pin(pool.acquire(far()));
+        assert!(poll_once(&mut reopening).await.is_pending());
+        drop(reopening);
+        let mut lease = soon().await.expect("nobody opens the lost connection again").unwrap();
+        lease.run(&sleep_plan(), &[Value::Float(0.0)]).await.unwrap();
+        drop(lease);
+        assert_eq!((pool.in_use(), pool.stats().timeouts), (0, 0));
     });
 }

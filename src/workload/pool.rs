@@ -242,10 +242,10 @@ impl Pool {
             }
             let replace = self.missing.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |m| m.checked_sub(1)).is_ok();
             if replace {
-                return Box::pin(self.statements.open_conn()).await.map(Box::new).map_err(|_| {
-                    self.missing.fetch_add(1, Ordering::SeqCst);
-                    Failure::Connection
-                });
+                let mut reopening = Reopening { missing: &self.missing, opened: false };
+                let conn = Box::pin(self.statements.open_conn()).await;
+                reopening.opened = conn.is_ok();
+                return conn.map(Box::new).map_err(|_| Failure::Connection);
             }
             // A connection is on its way back to a list already searched.
             tokio::task::yield_now().await;
@@ -307,7 +307,7 @@ impl Pool {
 
     /// Queues for a permit until `deadline`.
     async fn queue_for_permit(&self, deadline: Instant) -> Result<(), Failure> {
-        let mut rx = {
+        let mut place = {
             let mut queue = self.queue.lock().expect("not poisoned");
             self.waiting.fetch_add(1, Ordering::SeqCst);
             // A permit returned before the count went up was handed to no
@@ -318,23 +318,16 @@ impl Pool {
             }
             let (tx, rx) = oneshot::channel();
             queue.push_back(tx);
-            rx
+            Queued { pool: self, rx, served: false }
         };
-        match tokio::time::timeout_at(deadline.into(), &mut rx).await {
-            Ok(Ok(())) => Ok(()),
+        match tokio::time::timeout_at(deadline.into(), &mut place.rx).await {
+            Ok(Ok(())) => {
+                place.served = true;
+                Ok(())
+            }
             Ok(Err(_)) => Err(Failure::Connection),
             Err(_) => {
-                {
-                    let mut queue = self.queue.lock().expect("not poisoned");
-                    rx.close();
-                    let before = queue.len();
-                    queue.retain(|tx| !tx.is_closed());
-                    self.waiting.fetch_sub(before - queue.len(), Ordering::SeqCst);
-                }
-                // Handed one just as the deadline passed: it goes back.
-                if rx.try_recv().is_ok() {
-                    self.release_permit();
-                }
+                drop(place);
                 self.gauge.lock().expect("not poisoned").timeouts += 1;
                 Err(Failure::PoolTimeout)
             }
@@ -386,6 +379,49 @@ impl Pool {
             full_seconds: full.clamp(0, self.nanos()) as f64 / 1e9,
             timeouts: g.timeouts,
             replans: g.replans,
+        }
+    }
+}
+
+/// A request's place in the queue for a permit. Dropped before it is
+/// served (its deadline passed, or the request itself was dropped: a
+/// client-side timeout, the run aborting), it leaves the queue, and a
+/// permit handed to it just then goes back.
+struct Queued<'a> {
+    pool: &'a Pool,
+    rx: oneshot::Receiver<()>,
+    served: bool,
+}
+
+impl Drop for Queued<'_> {
+    fn drop(&mut self) {
+        if self.served {
+            return;
+        }
+        {
+            let mut queue = self.pool.queue.lock().expect("not poisoned");
+            self.rx.close();
+            let before = queue.len();
+            queue.retain(|tx| !tx.is_closed());
+            self.pool.waiting.fetch_sub(before - queue.len(), Ordering::SeqCst);
+        }
+        if self.rx.try_recv().is_ok() {
+            self.pool.release_permit();
+        }
+    }
+}
+
+/// A lost connection being opened again: counted missing again unless it
+/// opened, so a request dropped meanwhile leaves it to the next.
+struct Reopening<'a> {
+    missing: &'a AtomicUsize,
+    opened: bool,
+}
+
+impl Drop for Reopening<'_> {
+    fn drop(&mut self) {
+        if !self.opened {
+            self.missing.fetch_add(1, Ordering::SeqCst);
         }
     }
 }
