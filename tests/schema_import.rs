@@ -63,8 +63,13 @@ fn a_pg_dump_schema_loads_keyed_and_constrained() {
         let rows: Vec<(String, u64)> = tables.iter().map(|t| (t.name.clone(), t.rows)).collect();
         // Parents first: orders point at customers.
         assert_eq!(rows, vec![("customers".into(), 500), ("events".into(), 3000), ("orders".into(), 5000)]);
-        // A partitioned table's size is its partitions'.
+        // A partitioned table's size is its partitions'; a plain table's
+        // is its own.
         assert!(tables[1].total_bytes > 0);
+        let size = |f: &str| format!("SELECT {f}('customers')");
+        assert_eq!(tables[0].heap_bytes as f64, scalar(&c, &size("pg_relation_size")).await);
+        assert_eq!(tables[0].total_bytes as f64, scalar(&c, &size("pg_total_relation_size")).await);
+        assert!(tables[0].heap_bytes > 0);
 
         let count = |t: &str| format!("SELECT count(*) FROM {t}");
         assert_eq!(scalar(&c, &count("customers")).await, 500.0);

@@ -447,9 +447,12 @@ async fn measure(
 ) -> Result<LoadedTable, LoadError> {
     let row = admin
         // A partitioned table's rows are in its partitions.
+        // `pg_partition_tree` lists nothing for a table outside any
+        // partition tree, so the table itself is added (once).
         .query_one(
-            "SELECT coalesce(sum(pg_relation_size(relid)), 0)::int8, coalesce(sum(pg_total_relation_size(relid)), 0)::int8 \
-             FROM pg_partition_tree($1::text::regclass)",
+            "SELECT coalesce(sum(pg_relation_size(r)), 0)::int8, coalesce(sum(pg_total_relation_size(r)), 0)::int8 \
+             FROM (SELECT relid AS r FROM pg_partition_tree($1::text::regclass) \
+                   UNION SELECT $1::text::regclass) AS tree",
             &[&q],
         )
         .await
