@@ -25,6 +25,15 @@ fn sleep_plan() -> Plan {
     Plan { statements: vec![(0, 1)], transaction: false, statement_timeout: None }
 }
 
+/// A throwaway server, the load's two shards, and a pool of `size` on
+/// them with `SELECT pg_sleep($1)` prepared as statement 0.
+async fn sleep_pool(size: usize) -> (LocalCluster, Shards, Arc<Pool>) {
+    let cluster = LocalCluster::start(&[]).await.unwrap();
+    let shards = Shards::start(2).unwrap();
+    let (pool, _) = Pool::open(cluster.config(), size, vec!["SELECT pg_sleep($1)".into()], &shards).await.unwrap();
+    (cluster, shards, pool)
+}
+
 /// Holds a connection of `pool` until told to let go; says when it has one.
 fn hold(pool: &Arc<Pool>, got: mpsc::UnboundedSender<&'static str>, name: &'static str) -> oneshot::Sender<()> {
     let (tx, rx) = oneshot::channel::<()>();
@@ -42,9 +51,7 @@ fn hold(pool: &Arc<Pool>, got: mpsc::UnboundedSender<&'static str>, name: &'stat
 fn a_full_pool_serves_its_queue_in_order_and_times_out_at_each_deadline() {
     let _turn = heavy();
     runtime().block_on(async {
-        let cluster = LocalCluster::start(&[]).await.unwrap();
-        let shards = Shards::start(2).unwrap();
-        let (pool, _) = Pool::open(cluster.config(), 2, vec!["SELECT pg_sleep($1)".into()], &shards).await.unwrap();
+        let (_cluster, _shards, pool) = sleep_pool(2).await;
         let (got_tx, mut got) = mpsc::unbounded_channel();
         let release_a = hold(&pool, got_tx.clone(), "a");
         let release_b = hold(&pool, got_tx.clone(), "b");
@@ -99,9 +106,7 @@ fn a_full_pool_serves_its_queue_in_order_and_times_out_at_each_deadline() {
 fn a_connection_abandoned_mid_query_is_cancelled_and_replaced() {
     let _turn = heavy();
     runtime().block_on(async {
-        let cluster = LocalCluster::start(&[]).await.unwrap();
-        let shards = Shards::start(2).unwrap();
-        let (pool, _) = Pool::open(cluster.config(), 1, vec!["SELECT pg_sleep($1)".into()], &shards).await.unwrap();
+        let (cluster, _shards, pool) = sleep_pool(1).await;
         let admin = rehearse::postgres::connect(cluster.config(), &rehearse::postgres::Role::Harness).await.unwrap();
         let sleeping = "SELECT count(*) FROM pg_stat_activity WHERE query = 'SELECT pg_sleep($1)' AND state = 'active'";
 
@@ -141,9 +146,7 @@ async fn poll_once<F: Future + Unpin>(f: &mut F) -> Poll<F::Output> {
 fn a_request_dropped_while_it_waits_takes_nothing_of_the_pool() {
     let _turn = heavy();
     runtime().block_on(async {
-        let cluster = LocalCluster::start(&[]).await.unwrap();
-        let shards = Shards::start(2).unwrap();
-        let (pool, _) = Pool::open(cluster.config(), 1, vec!["SELECT pg_sleep($1)".into()], &shards).await.unwrap();
+        let (_cluster, _shards, pool) = sleep_pool(1).await;
         let far = || Instant::now() + Duration::from_secs(30);
         let soon =
             || tokio::time::timeout(Duration::from_secs(5), pool.acquire(Instant::now() + Duration::from_secs(1)));

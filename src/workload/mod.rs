@@ -316,7 +316,10 @@ impl Issue for Spawner {
     fn issue(&mut self, due: Instant, n: u64) -> impl Future<Output = Option<Instant>> {
         let r = &mut self.request;
         r.draw(n);
-        let (query, clock, params, timeout) = (r.query.clone(), r.clock.clone(), r.params.clone(), r.pool_timeout);
+        // The spawned request owns its parameters; the next draw starts a
+        // buffer of its own.
+        let params = std::mem::take(&mut r.params);
+        let (query, clock, timeout) = (r.query.clone(), r.clock.clone(), r.pool_timeout);
         let abort = self.abort.clone();
         self.tracker.spawn(async move {
             tokio::select! {

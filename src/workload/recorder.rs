@@ -185,7 +185,11 @@ impl QueryRecorder {
     /// A request due in `second` was issued; returns the slot that records
     /// it, to pass to [`QueryRecorder::completed`].
     pub fn issued(&self, second: u64) -> usize {
-        let index = self.cells.here();
+        self.issued_on(self.cells.here(), second)
+    }
+
+    /// A request due in `second` was issued on slot `index`.
+    fn issued_on(&self, index: usize, second: u64) -> usize {
         let cell = self.cells.get(index);
         let mut slot = cell.slot.lock().expect("not poisoned");
         if second > slot.through {
@@ -321,17 +325,7 @@ mod tests {
 
     /// Records a request on `slot` of `r` through the shard-free API.
     fn on(r: &QueryRecorder, slot: usize, second: u64, latency: Duration, outcome: Result<(), Failure>) {
-        let s = slot % r.cells.count();
-        let cell = r.cells.get(s);
-        {
-            let mut slot = cell.slot.lock().unwrap();
-            if second > slot.through {
-                slot.through = second;
-                r.issued_through.fetch_max(second, Ordering::Relaxed);
-            }
-            slot.open.entry(second).or_insert_with(Second::new).inflight += 1;
-            cell.oldest_open.store(slot.oldest_open(), Ordering::Relaxed);
-        }
+        let s = r.issued_on(slot % r.cells.count(), second);
         r.completed(s, Phase::Baseline, second, latency, outcome);
     }
 
