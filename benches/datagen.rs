@@ -58,6 +58,7 @@ fn main() {
         let started = Instant::now();
         let status = Command::new(&pgbench)
             .args(["-i", "-q", "-s", &scale.to_string(), "-h", "127.0.0.1", "-p", &port, "-U", "postgres", "postgres"])
+            .env("PGPASSWORD", cluster.password())
             .status()
             .expect("run pgbench");
         let pgbench_secs = started.elapsed().as_secs_f64();

@@ -74,10 +74,11 @@ fn peak_rss_mb() -> f64 {
 }
 
 /// Runs pgbench with `args` and returns its stdout.
-fn pgbench(port: &str, args: &[&str]) -> String {
+fn pgbench(port: &str, password: &str, args: &[&str]) -> String {
     let program = server_program("pgbench").expect("pgbench next to the server binaries");
     let out = Command::new(program)
         .args(args)
+        .env("PGPASSWORD", password)
         .args(["-h", "127.0.0.1", "-p", port, "-U", "postgres", "postgres"])
         .output()
         .expect("run pgbench");
@@ -173,8 +174,9 @@ fn main() {
         let cluster = LocalCluster::start(&settings).await.expect("a local cluster");
         let config = cluster.config().clone();
         let port = config.get_ports().first().copied().unwrap_or(5432).to_string();
-        let url = format!("postgres://postgres@127.0.0.1:{port}/postgres");
-        pgbench(&port, &["-i", "-q", "-s", &scale.to_string()]);
+        let url = cluster.connect_url();
+        let password = cluster.password().to_string();
+        pgbench(&port, &password, &["-i", "-q", "-s", &scale.to_string()]);
         let admin = connect(&config, &Role::Harness).await.expect("connect");
         admin.batch_execute("SELECT count(*) FROM pgbench_accounts").await.expect("warm the cache");
 
@@ -192,7 +194,7 @@ fn main() {
         let rounds: usize = env_or("REHEARSE_BENCH_ROUNDS", 7);
         let (mut pg, mut plain, mut observed) = (Vec::new(), Vec::new(), Vec::new());
         for _ in 0..rounds {
-            pg.push(tps(&pgbench(&port, &["-S", "-M", "prepared", "-c", "8", "-j", "2", "-T", &t])));
+            pg.push(tps(&pgbench(&port, &password, &["-S", "-M", "prepared", "-c", "8", "-j", "2", "-T", &t])));
             let (r, e, ..) = ours(&scenario, &url, closed.clone(), secs, off).await;
             assert_eq!(e, 0, "closed loop without observer had errors");
             plain.push(r);
@@ -245,6 +247,7 @@ fn main() {
         let prefix = dir.path().join("pgb");
         pgbench(
             &port,
+            &password,
             &[
                 "-S",
                 "-M",

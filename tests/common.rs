@@ -101,6 +101,28 @@ impl Sandbox {
     }
 }
 
+/// Starts `rehearse generate` of `scenario` on the local backend and waits
+/// for the connection string it prints; returns the running process, the
+/// URL and the lines printed before it.
+pub fn start_generate(sandbox: &Sandbox, scenario: &Path) -> (std::process::Child, String, Vec<String>) {
+    use std::io::{BufRead, BufReader};
+    let mut child = sandbox
+        .command(&["generate", scenario.to_str().unwrap(), "--backend", "local", "--quiet"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut printed = Vec::new();
+    loop {
+        let line = lines.next().expect("generate ended before printing a connection string").unwrap();
+        if line.starts_with("postgres://") {
+            return (child, line, printed);
+        }
+        printed.push(line);
+    }
+}
+
 pub fn text(out: &[u8]) -> String {
     String::from_utf8_lossy(out).to_string()
 }

@@ -2,14 +2,11 @@
 //! to connect and keeps the server until Ctrl-C; on a named server it
 //! leaves the tables there and exits.
 
-use std::io::{BufRead, BufReader};
-use std::process::Stdio;
-
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use rehearse::postgres::{LocalCluster, Role, Server, connect};
 
-use crate::common::{Sandbox, heavy, small_scenario, text};
+use crate::common::{Sandbox, heavy, small_scenario, start_generate, text};
 
 const QUERY: &str = "SELECT * FROM items WHERE id = $1";
 
@@ -18,21 +15,7 @@ fn generate_keeps_a_local_server_until_ctrl_c() {
     let _turn = heavy();
     let sandbox = Sandbox::new();
     let path = sandbox.write("s.toml", &small_scenario(QUERY, "SELECT 1"));
-    let mut child = sandbox
-        .command(&["generate", path.to_str().unwrap(), "--backend", "local", "--quiet"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut printed = Vec::new();
-    let url = loop {
-        let line = lines.next().expect("generate ended before printing a connection string").unwrap();
-        if line.starts_with("postgres://") {
-            break line;
-        }
-        printed.push(line);
-    };
+    let (mut child, url, printed) = start_generate(&sandbox, &path);
     assert!(printed.iter().any(|l| l.starts_with("items: 2000 rows")), "{printed:?}");
 
     // The data is there, and the server keeps running for the user.
@@ -55,14 +38,14 @@ fn generate_leaves_its_tables_on_a_named_server() {
     let _turn = heavy();
     let rt = tokio::runtime::Runtime::new().unwrap();
     let cluster = rt.block_on(LocalCluster::start(&[])).unwrap();
-    let port = cluster.config().get_ports()[0];
-    let url = format!("postgres://postgres:pw-not-shown@127.0.0.1:{port}/postgres");
+    let url = cluster.connect_url();
+    let password = cluster.password();
     let sandbox = Sandbox::new();
     let path = sandbox.write("s.toml", &small_scenario(QUERY, "SELECT 1"));
     let out = sandbox.run(&["generate", path.to_str().unwrap(), "--url", &url, "--quiet", "--json", "g.json"]);
     let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
     assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
-    assert!(!stdout.contains("pw-not-shown") && !stderr.contains("pw-not-shown"));
+    assert!(!stdout.contains(password) && !stderr.contains(password));
     let g: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(sandbox.path().join("g.json")).unwrap()).unwrap();
     assert_eq!(g["backend"], "url");

@@ -30,6 +30,7 @@ fn a_load_only_scenario_runs_on_a_pgbench_database_through_a_url() {
     let pgbench = server_program("pgbench").unwrap();
     let init = Command::new(pgbench)
         .args(["-i", "-q", "-s", "1", "-h", "127.0.0.1", "-p", &port, "-U", "postgres", "postgres"])
+        .env("PGPASSWORD", cluster.password())
         .output()
         .unwrap();
     assert!(init.status.success(), "{}", text(&init.stderr));
@@ -71,8 +72,9 @@ duration = "3s"
     let r_client = rt.block_on(connect(replica.config(), &Role::Other("setup".into()))).unwrap();
     rt.block_on(r_client.batch_execute("CREATE TABLE only_on_the_replica AS SELECT generate_series(1, 10) AS n"))
         .unwrap();
-    let replica_url = format!("postgres://postgres:hidden-pw@127.0.0.1:{}/postgres", replica.config().get_ports()[0]);
-    let url = format!("postgres://postgres@127.0.0.1:{port}/postgres");
+    let replica_url = replica.connect_url();
+    let hidden = replica.password();
+    let url = cluster.connect_url();
     let (code, stdout, stderr, report) = rehearse(&sandbox, &path, &["--url", &url, "--replica-url", &replica_url]);
     assert_eq!(code, 0, "{stdout}\n{stderr}");
     let r = report.unwrap();
@@ -102,7 +104,7 @@ duration = "3s"
     assert_eq!(r["workload"]["queries"][2]["target"], "replica");
     let shown = r["workload"]["replica"].as_str().unwrap();
     assert!(shown.ends_with(&format!("{}/postgres", replica.config().get_ports()[0])), "{shown}");
-    assert!(!r.to_string().contains("hidden-pw") && !stderr.contains("hidden-pw"), "replica password printed");
+    assert!(!r.to_string().contains(hidden) && !stderr.contains(hidden), "replica password printed");
 
     // The pgbench tables are the user's: used, never dropped.
     let c = rt.block_on(connect(cluster.config(), &Role::Other("check".into()))).unwrap();
@@ -172,8 +174,7 @@ fn shapes_of_load_transactions_timeouts_and_the_live_line() {
     let _turn = heavy();
     let rt = tokio::runtime::Runtime::new().unwrap();
     let cluster = rt.block_on(LocalCluster::start(&[])).unwrap();
-    let port = cluster.config().get_ports()[0];
-    let url = format!("postgres://postgres@127.0.0.1:{port}/postgres");
+    let url = cluster.connect_url();
     let sandbox = Sandbox::new();
     let path = sandbox.write("shapes.toml", SHAPES);
     let json = sandbox.path().join("r.json");

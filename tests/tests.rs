@@ -4,6 +4,7 @@
 
 mod common;
 
+mod access;
 mod cleanup;
 mod containers;
 mod datagen;
@@ -16,3 +17,4 @@ mod scenario_files;
 mod schema_import;
 mod strategies;
 mod url_backend;
+mod wire_auth;

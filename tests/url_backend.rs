@@ -8,8 +8,6 @@ use tokio_postgres::Client;
 
 use crate::common::{Sandbox, heavy, rehearse, small_scenario};
 
-const PASSWORD: &str = "s3cret-Pa55";
-
 async fn tables(c: &Client) -> Vec<String> {
     c.query("SELECT tablename::text FROM pg_tables WHERE schemaname = 'public' ORDER BY 1", &[])
         .await
@@ -25,7 +23,8 @@ fn a_named_server_is_used_without_leaking_its_password_or_its_tables() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let cluster = rt.block_on(LocalCluster::start(&[])).unwrap();
     let port = cluster.config().get_ports()[0];
-    let url = format!("postgres://postgres:{PASSWORD}@127.0.0.1:{port}/postgres");
+    let url = cluster.connect_url();
+    let password = cluster.password();
     let user = rt.block_on(connect(cluster.config(), &Role::Other("user".into()))).unwrap();
     rt.block_on(user.batch_execute("CREATE TABLE precious (id int); INSERT INTO precious VALUES (1)")).unwrap();
 
@@ -42,7 +41,7 @@ fn a_named_server_is_used_without_leaking_its_password_or_its_tables() {
     assert_eq!(r["postgres"]["backend"], "url");
     assert_eq!(r["postgres"]["target"], format!("postgres://postgres@127.0.0.1:{port}/postgres"));
     for text in [&stdout, &stderr, &r.to_string()] {
-        assert!(!text.contains(PASSWORD), "password printed:\n{text}");
+        assert!(!text.contains(password), "password printed:\n{text}");
     }
     assert_eq!(rt.block_on(tables(&user)), ["precious"], "the harness dropped what it created, and only that");
     let ours: i64 = rt
@@ -60,7 +59,7 @@ fn a_named_server_is_used_without_leaking_its_password_or_its_tables() {
     let (code, _, stderr, _) = rehearse(&sandbox, &path, &["--url", &url]);
     assert_eq!(code, 2, "{stderr}");
     assert!(stderr.contains("table `items` already exists") && stderr.contains("--reuse-existing"), "{stderr}");
-    assert!(!stderr.contains(PASSWORD));
+    assert!(!stderr.contains(password));
     let columns: i64 = rt
         .block_on(user.query_one("SELECT count(*) FROM information_schema.columns WHERE table_name = 'items'", &[]))
         .unwrap()
@@ -76,10 +75,10 @@ fn a_named_server_is_used_without_leaking_its_password_or_its_tables() {
 
     // A server that does not answer is an environment failure.
     let (code, _, stderr, _) =
-        rehearse(&sandbox, &path, &["--url", &format!("postgres://postgres:{PASSWORD}@127.0.0.1:1/x")]);
+        rehearse(&sandbox, &path, &["--url", &format!("postgres://postgres:{password}@127.0.0.1:1/x")]);
     assert_eq!(code, 3, "{stderr}");
     assert!(
-        stderr.contains("cannot connect to postgres://postgres@127.0.0.1:1/x") && !stderr.contains(PASSWORD),
+        stderr.contains("cannot connect to postgres://postgres@127.0.0.1:1/x") && !stderr.contains(password),
         "{stderr}"
     );
     drop(user);

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::docker::{self, MANAGED_LABEL, process_alive};
+use super::processes;
 
 /// What `clean` did.
 #[derive(Debug, Default)]
@@ -51,6 +52,19 @@ pub async fn clean(all: bool, require_docker: bool) -> Cleaned {
     done
 }
 
+/// Ends the server of a cluster directory whose run is gone: its
+/// postmaster (only if the pid `postmaster.pid` names is a postgres
+/// process of that very directory: after a reboot the pid may be anyone's)
+/// and every backend still working there, orphaned or not.
+fn end_orphaned_server(data: &Path) {
+    let postmaster = pid_in(&data.join("postmaster.pid")).filter(|p| processes::is_postgres_of(*p, data));
+    if postmaster.is_none() && processes::cluster_processes(data).is_empty() {
+        return;
+    }
+    let gone = move || postmaster.is_none_or(|p| !process_alive(p));
+    processes::end_cluster(data, postmaster.map(nix::unistd::Pid::from_raw), gone, Duration::from_secs(5));
+}
+
 /// The pid in the first line of `path`, if any.
 fn pid_in(path: &Path) -> Option<i32> {
     std::fs::read_to_string(path).ok()?.lines().next()?.trim().parse().ok()
@@ -67,17 +81,7 @@ fn clean_dirs(tmp: &Path, all: bool, done: &mut Cleaned) {
             done.kept.push(format!("{}: its run, pid {owner}, is still going", dir.display()));
             continue;
         }
-        if let Some(postmaster) = pid_in(&dir.join("data/postmaster.pid")).filter(|p| process_alive(*p)) {
-            // Immediate shutdown of the orphaned server, then wait for it.
-            let pid = nix::unistd::Pid::from_raw(postmaster);
-            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGQUIT);
-            for _ in 0..100 {
-                if !process_alive(postmaster) {
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(50));
-            }
-        }
+        end_orphaned_server(&dir.join("data"));
         match std::fs::remove_dir_all(&dir) {
             Ok(()) => done.dirs.push(dir),
             Err(e) => done.problems.push(format!("cannot remove {}: {e}", dir.display())),

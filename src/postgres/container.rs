@@ -87,14 +87,6 @@ impl LogTail {
     }
 }
 
-/// A password for the container's superuser, new for every container and
-/// never printed.
-fn password() -> String {
-    use rand::RngExt;
-    let mut rng = rand::rng();
-    (0..24).map(|_| char::from(b"abcdefghijklmnopqrstuvwxyz0123456789"[rng.random_range(0..36)])).collect()
-}
-
 impl ContainerServer {
     /// Starts `image` with `settings` as `-c` arguments and waits until the
     /// server accepts a session. The image must be on the machine or
@@ -102,7 +94,7 @@ impl ContainerServer {
     pub async fn start(image: &str, settings: &[(String, String)]) -> Result<Self, ProvisionError> {
         let slot = Slot::new();
         let tail = LogTail::default();
-        let password = password();
+        let password = super::random_password();
         let (name, tag) = split_image(image);
         let mut cmd = vec!["postgres".to_string()];
         for (k, v) in settings {

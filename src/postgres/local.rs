@@ -6,23 +6,34 @@
 //! user (`postgres`, else `nobody`) through a uid/gid switch in the child,
 //! never through sudo.
 //!
+//! Nobody but the harness can enter it. `initdb` sets a password made for
+//! this cluster (from a file only the server's user can read, removed
+//! right after) and `scram-sha-256` for every connection, host and local;
+//! nothing is trusted. The server listens on 127.0.0.1 only and opens no
+//! Unix socket at all, so the socket directory is no way in either. The
+//! password lives in the harness's memory and in the connection settings it
+//! hands its own sessions; `rehearse generate` prints it in the URL it
+//! gives the user, as it does a container's.
+//!
 //! The server runs in a process group of its own, so a Ctrl-C at the
 //! terminal reaches the harness only and the harness decides how the server
-//! ends. [`LocalCluster`]'s `Drop` sends the whole group SIGQUIT (immediate
-//! shutdown: the data is throwaway, so no checkpoint), waits until every
-//! process of the group is gone, and removes the directory. It runs on
-//! success, on error, on Ctrl-C (the run's future is dropped) and during a
-//! panic's unwinding. If the harness itself is SIGKILLed, the kernel sends
-//! the server SIGQUIT through `PR_SET_PDEATHSIG`.
+//! ends. [`LocalCluster`]'s `Drop` sends the postmaster SIGQUIT (immediate
+//! shutdown: the data is throwaway, so no checkpoint), then ends every
+//! process still working in the data directory, orphaned backends
+//! included (see [`super::processes`]), and removes the directory. It runs
+//! on success, on error, on Ctrl-C (the run's future is dropped) and during
+//! a panic's unwinding. If the harness itself is SIGKILLed, the kernel
+//! sends the postmaster SIGQUIT through `PR_SET_PDEATHSIG`, and `rehearse
+//! clean` ends whatever is left.
 
 use std::fs::File;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use nix::sys::signal::{Signal, killpg};
 use nix::unistd::{Gid, Pid, Uid, User};
 
 use super::binaries::{self, Binaries};
@@ -34,10 +45,15 @@ const START_TIMEOUT: Duration = Duration::from_secs(60);
 /// A running throwaway cluster. Dropping it stops the server and removes
 /// its directory.
 pub struct LocalCluster {
-    child: Option<Child>,
+    /// The postmaster; shared with [`Server::stopped`], which looks
+    /// whether it exited.
+    child: Arc<Mutex<Option<Child>>>,
+    /// Its pid, kept after the child is reaped so clean-up can name it.
+    postmaster: Option<Pid>,
     dir: ClusterDir,
     config: tokio_postgres::Config,
     port: u16,
+    password: String,
 }
 
 /// The cluster's temporary directory, removed on drop. Removal is retried:
@@ -130,9 +146,17 @@ impl LocalCluster {
         }
         std::fs::write(dir.0.join("rehearse.pid"), std::process::id().to_string())
             .map_err(io("write the owner file"))?;
-        initdb(&bins, &user, &dir.0).await?;
+        let password = super::random_password();
+        initdb(&bins, &user, &dir.0, &password).await?;
 
-        let mut cluster = LocalCluster { child: None, dir, config: tokio_postgres::Config::new(), port: 0 };
+        let mut cluster = LocalCluster {
+            child: Arc::default(),
+            postmaster: None,
+            dir,
+            config: tokio_postgres::Config::new(),
+            port: 0,
+            password,
+        };
         let mut last_error = None;
         // The port is free when chosen but another process may take it
         // before the server binds it; try a few.
@@ -148,6 +172,22 @@ impl LocalCluster {
 
     fn dir(&self) -> &Path {
         &self.dir.0
+    }
+
+    /// The data directory (`pg_hba.conf`, `postgresql.conf`, the log is
+    /// beside it), for tests that reconfigure the server.
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.0.join("data")
+    }
+
+    /// The superuser's password, made for this cluster.
+    pub fn password(&self) -> &str {
+        &self.password
+    }
+
+    /// The postmaster's process id.
+    pub fn postmaster_pid(&self) -> Option<i32> {
+        self.postmaster.map(Pid::as_raw)
     }
 
     async fn spawn_server(
@@ -187,16 +227,23 @@ impl LocalCluster {
         let child = cmd
             .spawn()
             .map_err(|e| ProvisionError::Io { what: format!("start {}", bins.postgres().display()), source: e })?;
-        self.child = Some(child);
+        self.postmaster = Some(Pid::from_raw(child.id() as i32));
+        *self.child.lock().unwrap_or_else(|p| p.into_inner()) = Some(child);
         self.port = port;
         let mut config = tokio_postgres::Config::new();
-        config.host("127.0.0.1").port(port).user("postgres").dbname("postgres").connect_timeout(Duration::from_secs(5));
+        config
+            .host("127.0.0.1")
+            .port(port)
+            .user("postgres")
+            .password(self.password.as_bytes())
+            .dbname("postgres")
+            .connect_timeout(Duration::from_secs(5));
         self.config = config;
 
         let started = Instant::now();
         loop {
-            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
-                self.child = None;
+            if let Some(status) = self.exit_status() {
+                self.stop();
                 let log = log_tail(&log_path);
                 return Err(ProvisionError::Start {
                     port_in_use: log.contains("could not bind") || log.contains("Address already in use"),
@@ -221,34 +268,34 @@ impl LocalCluster {
         }
     }
 
-    /// Stops the server: SIGQUIT to its process group, then waits until the
-    /// group is empty, escalating to SIGKILL.
+    /// How the postmaster exited, once it has.
+    fn exit_status(&self) -> Option<std::process::ExitStatus> {
+        let mut child = self.child.lock().unwrap_or_else(|p| p.into_inner());
+        child.as_mut().and_then(|c| c.try_wait().ok().flatten())
+    }
+
+    /// Stops the server: SIGQUIT to the postmaster, then SIGKILL to every
+    /// process of the cluster left after a grace period (or at once, when
+    /// the postmaster is gone and nobody else would end them), and waits
+    /// until none is left.
     fn stop(&mut self) {
-        let Some(mut child) = self.child.take() else { return };
-        let group = Pid::from_raw(child.id() as i32);
-        let _ = killpg(group, Signal::SIGQUIT);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        let mut killed = false;
-        loop {
-            let _ = child.try_wait();
-            // Signal 0 probes whether any process of the group is left.
-            let alive = killpg(group, None).is_ok();
-            if !alive {
-                break;
+        let Some(postmaster) = self.postmaster.take() else { return };
+        let child = self.child.clone();
+        let exited = move || {
+            let mut child = child.lock().unwrap_or_else(|p| p.into_inner());
+            match child.as_mut() {
+                Some(c) => c.try_wait().ok().flatten().is_some(),
+                None => true,
             }
-            if Instant::now() > deadline && !killed {
-                let _ = killpg(group, Signal::SIGKILL);
-                killed = true;
-            } else if Instant::now() > deadline + Duration::from_secs(5) {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(10));
+        };
+        super::processes::end_cluster(&self.data_dir(), Some(postmaster), exited, Duration::from_secs(5));
+        if let Some(mut c) = self.child.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            let _ = c.wait();
         }
-        let _ = child.wait();
     }
 }
 
-async fn initdb(bins: &Binaries, user: &Option<RunAs>, dir: &Path) -> Result<(), ProvisionError> {
+async fn initdb(bins: &Binaries, user: &Option<RunAs>, dir: &Path, password: &str) -> Result<(), ProvisionError> {
     // What to check when the unprivileged user cannot work in the directory.
     let hint = |text: &mut String| {
         if let Some(u) = user {
@@ -259,11 +306,17 @@ async fn initdb(bins: &Binaries, user: &Option<RunAs>, dir: &Path) -> Result<(),
             ));
         }
     };
+    // The password reaches initdb in a file only the server's user can
+    // read (the directory is its own, mode 0700), never on a command line.
+    let pwfile = dir.join("pwfile");
+    write_private(&pwfile, password, user)
+        .map_err(|e| ProvisionError::Io { what: "write the password file for initdb".into(), source: e })?;
     let mut cmd = command(&bins.initdb(), user, dir);
-    cmd.arg("-D").arg(dir.join("data")).args([
+    cmd.arg("-D").arg(dir.join("data")).arg(format!("--pwfile={}", pwfile.display())).args([
         "-U",
         "postgres",
-        "--auth=trust",
+        "--auth-host=scram-sha-256",
+        "--auth-local=scram-sha-256",
         "-E",
         "UTF8",
         "--locale=C",
@@ -271,7 +324,9 @@ async fn initdb(bins: &Binaries, user: &Option<RunAs>, dir: &Path) -> Result<(),
     ]);
     let mut cmd = tokio::process::Command::from(cmd);
     cmd.kill_on_drop(true).stdin(Stdio::null());
-    let out = match cmd.output().await {
+    let out = cmd.output().await;
+    let _ = std::fs::remove_file(&pwfile);
+    let out = match out {
         Ok(out) => out,
         Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
             let mut text = format!("cannot start {}: {e}", bins.initdb().display());
@@ -287,6 +342,18 @@ async fn initdb(bins: &Binaries, user: &Option<RunAs>, dir: &Path) -> Result<(),
         }
         hint(&mut text);
         return Err(ProvisionError::Initdb(text));
+    }
+    Ok(())
+}
+
+/// Writes `text` to a new file of mode 0600, owned by `user` when given.
+fn write_private(path: &Path, text: &str, user: &Option<RunAs>) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)?;
+    f.write_all(text.as_bytes())?;
+    if let Some(u) = user {
+        nix::unistd::fchown(&f, Some(u.uid), Some(u.gid))?;
     }
     Ok(())
 }
@@ -316,5 +383,13 @@ impl Server for LocalCluster {
     }
     fn is_throwaway(&self) -> bool {
         true
+    }
+    fn connect_url(&self) -> String {
+        // The password is the cluster's own, made for this run and gone
+        // with it.
+        format!("postgres://postgres:{}@127.0.0.1:{}/postgres", self.password, self.port)
+    }
+    fn stopped(&self) -> Option<String> {
+        self.exit_status().map(|status| format!("the postmaster exited ({status})"))
     }
 }

@@ -16,6 +16,8 @@ mod cleanup;
 mod container;
 pub mod docker;
 mod local;
+pub mod passfile;
+pub mod processes;
 mod sql_error;
 mod url;
 
@@ -31,7 +33,7 @@ pub use cleanup::Cleanup;
 pub use container::ContainerServer;
 pub use docker::{DEFAULT_IMAGE, check_image_ref, official_image};
 pub use local::LocalCluster;
-pub use sql_error::{LOCK_NOT_AVAILABLE, QUERY_CANCELED, SqlError};
+pub use sql_error::{LOCK_NOT_AVAILABLE, QUERY_CANCELED, SqlError, connect_error, describe};
 pub use url::{UrlServer, redacted};
 
 /// A program of the machine's PostgreSQL installation, such as `pgbench`,
@@ -83,6 +85,20 @@ pub trait Server: Send + Sync {
     fn connect_url(&self) -> String {
         self.target()
     }
+    /// Whether the server's process is known to be gone, and how; `None`
+    /// while it runs or where the backend cannot tell (a server the user
+    /// named).
+    fn stopped(&self) -> Option<String> {
+        None
+    }
+}
+
+/// A password for a throwaway server's superuser, new for every server and
+/// never printed but in the URL `rehearse generate` gives its user.
+pub(crate) fn random_password() -> String {
+    use rand::RngExt;
+    let mut rng = rand::rng();
+    (0..24).map(|_| char::from(b"abcdefghijklmnopqrstuvwxyz0123456789"[rng.random_range(0..36)])).collect()
 }
 
 /// Where to get a server.

@@ -39,8 +39,14 @@ impl SqlError {
                 detail: db.detail().map(str::to_string),
                 hint: db.hint().map(str::to_string),
             },
-            None => SqlError { sqlstate: None, message: e.to_string(), position: None, detail: None, hint: None },
+            None => SqlError { sqlstate: None, message: describe(e), position: None, detail: None, hint: None },
         }
+    }
+
+    /// An error the harness itself raises (no SQLSTATE), such as a
+    /// statement abandoned because the server stopped.
+    pub fn harness(message: impl Into<String>) -> Self {
+        SqlError { sqlstate: None, message: message.into(), position: None, detail: None, hint: None }
     }
 
     /// Whether the error is the given SQLSTATE.
@@ -65,6 +71,37 @@ impl fmt::Display for SqlError {
             write!(f, "; HINT: {h}")?;
         }
         Ok(())
+    }
+}
+
+/// A driver error with its whole chain of causes: tokio-postgres' own
+/// message names only the kind ("db error", "error connecting to server").
+pub fn describe(e: &tokio_postgres::Error) -> String {
+    if e.as_db_error().is_some() {
+        return SqlError::from_pg(e).to_string();
+    }
+    let mut text = e.to_string();
+    let mut cause = std::error::Error::source(e);
+    while let Some(c) = cause {
+        text.push_str(&format!(": {c}"));
+        cause = c.source();
+    }
+    text
+}
+
+/// Why a session could not be opened, in the user's terms: the server's
+/// error with its SQLSTATE, or a missing password said as such, with where
+/// the password came from (`password_from`) when the server refused it.
+pub fn connect_error(e: &tokio_postgres::Error, password_from: Option<&str>) -> String {
+    const HOW: &str = "give it in PGPASSWORD, a ~/.pgpass file (PGPASSFILE) or a URL in --url-file";
+    let text = describe(e);
+    if text.contains("password missing") {
+        return format!("the server asks for a password and none was given: {HOW}");
+    }
+    match (e.as_db_error().map(|d| d.code().code()), password_from) {
+        (Some("28P01"), Some(from)) => format!("{text} (the password came from {from})"),
+        (Some("28P01"), None) => format!("{text}; no password was given: {HOW}"),
+        _ => text,
     }
 }
 

@@ -20,6 +20,7 @@ mod pool;
 mod recorder;
 mod shards;
 mod signal;
+mod startup;
 mod stats;
 mod wire;
 
@@ -39,6 +40,7 @@ pub use recorder::QueryRecorder;
 pub use shards::Shards;
 pub use signal::Signal;
 pub use stats::{Failure, LiveSample, QueryPhaseStats, SeriesPoint};
+pub use wire::{WireConn, WireError};
 
 use bytes::BytesMut;
 

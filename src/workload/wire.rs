@@ -11,19 +11,24 @@
 //! statements are prepared with the parameter types tokio-postgres found.
 //!
 //! It supports what the workload needs: trust, password, MD5 and
-//! SCRAM-SHA-256 authentication over TCP or a Unix socket, prepared
-//! statements, simple queries (BEGIN, COMMIT, SET) and cancel requests.
+//! SCRAM-SHA-256 authentication (see [`super::startup`]) over TCP or a Unix
+//! socket, prepared statements, simple queries (BEGIN, COMMIT, SET) and
+//! cancel requests. It reaches the server the way tokio-postgres does, so
+//! that its connections land where the pool's statements were prepared:
+//! each host in order (its `hostaddr` when given), each address a name
+//! resolves to, moving on after any failure, and with
+//! `target_session_attrs=read-write` skipping a server in recovery.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use bytes::{Buf, BytesMut};
 use fallible_iterator::FallibleIterator;
-use postgres_protocol::authentication::{md5_hash, sasl};
-use postgres_protocol::message::backend::{ErrorResponseBody, Message};
+use postgres_protocol::message::backend::{DataRowBody, ErrorResponseBody, Message};
 use postgres_protocol::message::frontend;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpStream, UnixStream};
-use tokio_postgres::config::Host;
+use tokio_postgres::config::{Host, TargetSessionAttrs};
 use tokio_postgres::types::Type;
 
 use crate::datagen::{PgKind, Value};
@@ -48,6 +53,9 @@ pub enum WireError {
     /// connection does not support.
     #[error("protocol: {0}")]
     Protocol(String),
+    /// The server asks for a password and the settings hold none.
+    #[error("the server asks for a password and none was given")]
+    NoPassword,
 }
 
 impl WireError {
@@ -63,29 +71,51 @@ impl WireError {
 /// Where a server listens.
 #[derive(Debug, Clone)]
 enum Addr {
-    Tcp(String, u16),
+    Tcp(std::net::SocketAddr),
     Unix(PathBuf),
 }
 
-enum Stream {
+/// A connection's socket (or, in tests, an in-memory pipe).
+pub(super) enum Stream {
     Tcp(TcpStream),
     Unix(UnixStream),
+    #[cfg(test)]
+    Memory(tokio::io::DuplexStream),
+}
+
+/// The hosts of `config`, in its order, each with its port: a host's own
+/// port, else the one port given, else 5432; its `hostaddr` when given.
+fn hosts(config: &tokio_postgres::Config) -> Result<Vec<(Host, u16)>, WireError> {
+    let (names, addrs, ports) = (config.get_hosts(), config.get_hostaddrs(), config.get_ports());
+    let count = names.len().max(addrs.len());
+    if count == 0 {
+        return Err(WireError::Protocol("the connection settings name no host".into()));
+    }
+    Ok((0..count)
+        .map(|i| {
+            let port = ports.get(i).or_else(|| ports.first()).copied().unwrap_or(5432);
+            let host = match addrs.get(i) {
+                Some(ip) => Host::Tcp(ip.to_string()),
+                None => names[i].clone(),
+            };
+            (host, port)
+        })
+        .collect())
+}
+
+/// Every address a host resolves to, in the resolver's order.
+async fn addresses(host: &Host, port: u16) -> Result<Vec<Addr>, WireError> {
+    Ok(match host {
+        Host::Tcp(name) => tokio::net::lookup_host((name.as_str(), port)).await?.map(Addr::Tcp).collect(),
+        Host::Unix(dir) => vec![Addr::Unix(dir.join(format!(".s.PGSQL.{port}")))],
+    })
 }
 
 impl Addr {
-    fn of(config: &tokio_postgres::Config) -> Result<Addr, WireError> {
-        let port = config.get_ports().first().copied().unwrap_or(5432);
-        match config.get_hosts().first() {
-            Some(Host::Tcp(h)) => Ok(Addr::Tcp(h.clone(), port)),
-            Some(Host::Unix(dir)) => Ok(Addr::Unix(dir.join(format!(".s.PGSQL.{port}")))),
-            None => Err(WireError::Protocol("the connection settings name no host".into())),
-        }
-    }
-
     async fn open(&self) -> Result<Stream, WireError> {
         Ok(match self {
-            Addr::Tcp(host, port) => {
-                let s = TcpStream::connect((host.as_str(), *port)).await?;
+            Addr::Tcp(addr) => {
+                let s = TcpStream::connect(addr).await?;
                 s.set_nodelay(true)?;
                 Stream::Tcp(s)
             }
@@ -99,6 +129,8 @@ impl Stream {
         match self {
             Stream::Tcp(s) => s.write_all(buf).await,
             Stream::Unix(s) => s.write_all(buf).await,
+            #[cfg(test)]
+            Stream::Memory(s) => s.write_all(buf).await,
         }
     }
 
@@ -106,9 +138,16 @@ impl Stream {
         match self {
             Stream::Tcp(s) => read_into(s, buf).await,
             Stream::Unix(s) => read_into(s, buf).await,
+            #[cfg(test)]
+            Stream::Memory(s) => read_into(s, buf).await,
         }
     }
 }
+
+/// How long opening a socket and the whole startup may take when the
+/// settings give no `connect_timeout`: a server that accepts and then says
+/// nothing must not hold a request forever.
+const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 async fn read_into<S: AsyncRead + AsyncWrite + Unpin>(s: &mut S, buf: &mut BytesMut) -> std::io::Result<usize> {
     buf.reserve(8192);
@@ -118,7 +157,7 @@ async fn read_into<S: AsyncRead + AsyncWrite + Unpin>(s: &mut S, buf: &mut Bytes
 /// What a cancel request needs: where, and the backend's key.
 #[derive(Debug, Clone)]
 pub struct CancelKey {
-    addr: Addr,
+    addr: Option<Addr>,
     pid: i32,
     secret: i32,
 }
@@ -126,7 +165,8 @@ pub struct CancelKey {
 impl CancelKey {
     /// Asks the server to cancel whatever the backend is running.
     pub async fn cancel(&self) -> Result<(), WireError> {
-        let mut stream = self.addr.open().await?;
+        let Some(addr) = &self.addr else { return Ok(()) };
+        let mut stream = addr.open().await?;
         let mut out = BytesMut::new();
         frontend::cancel_request(self.pid, self.secret, &mut out);
         stream.write_all(&out).await?;
@@ -137,13 +177,14 @@ impl CancelKey {
 /// One workload connection.
 pub struct WireConn {
     stream: Stream,
-    out: BytesMut,
+    /// Messages waiting to be written.
+    pub(super) out: BytesMut,
     inb: BytesMut,
     key: CancelKey,
     broken: bool,
 }
 
-fn db_error(body: &ErrorResponseBody) -> WireError {
+pub(super) fn db_error(body: &ErrorResponseBody) -> WireError {
     let (mut code, mut message, mut position) = (String::new(), String::new(), None);
     let mut fields = body.fields();
     while let Ok(Some(f)) = fields.next() {
@@ -163,14 +204,52 @@ fn protocol(e: impl std::fmt::Display) -> WireError {
 }
 
 impl WireConn {
-    /// Connects, authenticates and waits until the server is ready.
+    /// Connects, authenticates and waits until the server is ready: each
+    /// host of `config` in turn, as tokio-postgres does, until one takes
+    /// the session. The error is the last host's.
     pub async fn connect(config: &tokio_postgres::Config, application_name: &str) -> Result<WireConn, WireError> {
-        let addr = Addr::of(config)?;
-        let open = addr.open();
-        let stream = match config.get_connect_timeout() {
-            Some(t) => tokio::time::timeout(*t, open).await.map_err(|_| protocol("connect timed out"))??,
-            None => open.await?,
-        };
+        let timeout = config.get_connect_timeout().copied().unwrap_or(DEFAULT_CONNECT_TIMEOUT);
+        let mut last = None;
+        for (host, port) in hosts(config)? {
+            let addrs = match addresses(&host, port).await {
+                Ok(a) => a,
+                Err(e) => {
+                    last = Some(e);
+                    continue;
+                }
+            };
+            for addr in addrs {
+                let attempt = Self::connect_to(&addr, config, application_name);
+                match tokio::time::timeout(timeout, attempt).await {
+                    Ok(Ok(conn)) => return Ok(conn),
+                    Ok(Err(e)) => last = Some(e),
+                    Err(_) => last = Some(protocol(format!("no session within {}s", timeout.as_secs_f64()))),
+                }
+            }
+        }
+        Err(last.unwrap_or_else(|| protocol("no address to connect to")))
+    }
+
+    /// One address: the socket, the startup, and the session check.
+    async fn connect_to(addr: &Addr, config: &tokio_postgres::Config, app: &str) -> Result<WireConn, WireError> {
+        let stream = addr.open().await?;
+        let mut conn = Self::start(stream, Some(addr.clone()), config, app).await?;
+        if config.get_target_session_attrs() == TargetSessionAttrs::ReadWrite
+            && conn.simple_value("SHOW transaction_read_only").await?.as_deref() == Some("on")
+        {
+            return Err(protocol("the server is read-only and target_session_attrs=read-write"));
+        }
+        Ok(conn)
+    }
+
+    /// The startup over an open `stream`: the startup message, then
+    /// authentication and the session's parameters.
+    async fn start(
+        stream: Stream,
+        addr: Option<Addr>,
+        config: &tokio_postgres::Config,
+        application_name: &str,
+    ) -> Result<WireConn, WireError> {
         let user = config.get_user().unwrap_or("postgres");
         let db = config.get_dbname().unwrap_or(user);
         let mut conn = WireConn {
@@ -183,52 +262,28 @@ impl WireConn {
         let params = [("user", user), ("database", db), ("application_name", application_name)];
         frontend::startup_message(params, &mut conn.out)?;
         conn.flush().await?;
-        let password = config.get_password().unwrap_or(b"");
-        let mut scram: Option<sasl::ScramSha256> = None;
+        super::startup::run(&mut conn, user, config.get_password()).await?;
+        Ok(conn)
+    }
+
+    /// Records the backend's cancel key.
+    pub(super) fn set_key(&mut self, pid: i32, secret: i32) {
+        self.key.pid = pid;
+        self.key.secret = secret;
+    }
+
+    /// Runs `sql` as a simple query and returns the first column of its
+    /// first row.
+    async fn simple_value(&mut self, sql: &str) -> Result<Option<String>, WireError> {
+        frontend::query(sql, &mut self.out)?;
+        self.flush().await?;
+        let mut value = None;
         loop {
-            match conn.next().await? {
-                Message::AuthenticationOk => {}
-                Message::AuthenticationCleartextPassword => {
-                    frontend::password_message(password, &mut conn.out)?;
-                    conn.flush().await?;
-                }
-                Message::AuthenticationMd5Password(body) => {
-                    let hash = md5_hash(user.as_bytes(), password, body.salt());
-                    frontend::password_message(hash.as_bytes(), &mut conn.out)?;
-                    conn.flush().await?;
-                }
-                Message::AuthenticationSasl(body) => {
-                    let mut mechanisms = body.mechanisms();
-                    let mut has_scram = false;
-                    while let Some(m) = mechanisms.next()? {
-                        has_scram |= m == sasl::SCRAM_SHA_256;
-                    }
-                    if !has_scram {
-                        return Err(protocol("the server offers no SASL mechanism this connection supports"));
-                    }
-                    let s = sasl::ScramSha256::new(password, sasl::ChannelBinding::unsupported());
-                    frontend::sasl_initial_response(sasl::SCRAM_SHA_256, s.message(), &mut conn.out)?;
-                    conn.flush().await?;
-                    scram = Some(s);
-                }
-                Message::AuthenticationSaslContinue(body) => {
-                    let s = scram.as_mut().ok_or_else(|| protocol("SASL continue before SASL start"))?;
-                    s.update(body.data())?;
-                    frontend::sasl_response(s.message(), &mut conn.out)?;
-                    conn.flush().await?;
-                }
-                Message::AuthenticationSaslFinal(body) => {
-                    let s = scram.as_mut().ok_or_else(|| protocol("SASL final before SASL start"))?;
-                    s.finish(body.data())?;
-                }
-                Message::BackendKeyData(body) => {
-                    conn.key.pid = body.process_id();
-                    conn.key.secret = body.secret_key();
-                }
-                Message::ReadyForQuery(_) => return Ok(conn),
+            match self.next().await? {
+                Message::DataRow(row) if value.is_none() => value = first_column(&row),
                 Message::ErrorResponse(body) => return Err(db_error(&body)),
-                Message::ParameterStatus(_) | Message::NoticeResponse(_) => {}
-                _ => return Err(protocol("unexpected message during startup")),
+                Message::ReadyForQuery(_) => return Ok(value),
+                _ => {}
             }
         }
     }
@@ -281,7 +336,7 @@ impl WireConn {
         self.until_ready().await
     }
 
-    async fn flush(&mut self) -> Result<(), WireError> {
+    pub(super) async fn flush(&mut self) -> Result<(), WireError> {
         let result = self.stream.write_all(&self.out).await;
         self.out.clear();
         result.map_err(|e| self.broke(e))
@@ -305,7 +360,7 @@ impl WireConn {
     }
 
     /// The next message from the server.
-    async fn next(&mut self) -> Result<Message, WireError> {
+    pub(super) async fn next(&mut self) -> Result<Message, WireError> {
         loop {
             match Message::parse(&mut self.inb) {
                 Ok(Some(m)) => return Ok(m),
@@ -360,3 +415,14 @@ impl WireConn {
         Ok((self.inb.len() > len).then_some((header[0], len + 1)))
     }
 }
+
+/// The text of a data row's first column.
+fn first_column(row: &DataRowBody) -> Option<String> {
+    let mut ranges = row.ranges();
+    let range = ranges.next().ok().flatten().flatten()?;
+    row.buffer().get(range).map(|b| String::from_utf8_lossy(b).into_owned())
+}
+
+#[cfg(test)]
+#[path = "wire_tests.rs"]
+mod tests;
