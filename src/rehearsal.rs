@@ -63,9 +63,11 @@ fn say(opts: &RunOptions, clock: Option<&PhaseClock>, line: impl AsRef<str>) {
 /// Server settings: the scenario's, plus enough connections for the pool
 /// and the harness's own sessions when the scenario does not say.
 pub(crate) fn settings(scenario: &Scenario) -> Vec<(String, String)> {
-    let mut s = scenario.postgres.settings.clone();
+    let mut s = scenario.postgres.pairs();
     if !s.iter().any(|(k, _)| k == "max_connections") {
-        let needed = scenario.workload.pool_size + scenario.interference.len() + 16;
+        // Room for a second run's sessions too: a killed run's backends may
+        // linger a moment.
+        let needed = scenario.sessions_needed() + 10;
         s.push(("max_connections".into(), needed.max(100).to_string()));
     }
     s
@@ -247,7 +249,7 @@ pub async fn rehearse(scenario: &Scenario, opts: &RunOptions) -> anyhow::Result<
             version: version.version,
             version_num: version.version_num,
             target: server.target(),
-            settings: Named(scenario.postgres.settings.clone()),
+            settings: Named(scenario.postgres.pairs()),
             settings_applied: server.is_throwaway(),
         },
         tables,

@@ -104,6 +104,7 @@ impl Sandbox {
 /// Starts `rehearse generate` of `scenario` on the local backend and waits
 /// for the connection string it prints; returns the running process, the
 /// URL and the lines printed before it.
+#[allow(clippy::zombie_processes, reason = "the caller waits for it")]
 pub fn start_generate(sandbox: &Sandbox, scenario: &Path) -> (std::process::Child, String, Vec<String>) {
     use std::io::{BufRead, BufReader};
     let mut child = sandbox

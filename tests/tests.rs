@@ -13,6 +13,7 @@ mod load_engine;
 mod migration_steps;
 mod pool;
 mod report_render;
+mod scenario_errors;
 mod scenario_files;
 mod schema_import;
 mod strategies;

@@ -231,7 +231,8 @@ impl ValueGen {
             }
             Kind::Bytes => Value::Bytes(rng.random::<[u8; 16]>().to_vec()),
             Kind::Const(v) => v.clone(),
-            Kind::Zipf { lo, dist } => Value::Int(lo + dist.sample(rng) as i64 - 1),
+            // Rank 1 is `lo`; the rank stays within the width validation allowed.
+            Kind::Zipf { lo, dist } => Value::Int(lo + (dist.sample(rng) as i64 - 1)),
             Kind::Increasing { lo, hi, rows } => {
                 if *rows <= 1 {
                     Value::Timestamp(rng.random_range(*lo..*hi))

@@ -2,6 +2,10 @@
 //! `2024-01-01 12:30:00`, `2024-01-01T12:30:00Z`), turned into the units
 //! Postgres stores: days and microseconds since 2000-01-01 UTC.
 
+use std::ops::RangeInclusive;
+
+use super::limits;
+
 /// Days from 1970-01-01 to 2000-01-01, the Postgres epoch.
 const PG_EPOCH_DAYS: i64 = 10_957;
 
@@ -45,17 +49,46 @@ pub fn format_timestamp(micros: i64) -> String {
     format!("{}T{:02}:{:02}:{:02}.{us:06}Z", format_date(days as i32), s / 3600, s / 60 % 60, s % 60)
 }
 
-fn parse_date_part(s: &str) -> Option<(i64, u32, u32)> {
-    let mut it = s.splitn(3, '-');
-    let y: i64 = it.next()?.parse().ok()?;
-    let m: u32 = it.next()?.parse().ok()?;
-    let d: u32 = it.next()?.parse().ok()?;
-    ((1..=12).contains(&m) && (1..=31).contains(&d)).then_some((y, m, d))
+/// Days in month `m` of year `y` (proleptic Gregorian).
+fn days_in_month(y: i64, m: u32) -> u32 {
+    match m {
+        2 if (y % 4 == 0 && y % 100 != 0) || y % 400 == 0 => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
 }
 
-/// Days since 2000-01-01 of a `YYYY-MM-DD` date.
+/// `YYYY-MM-DD` as (year, month, day), or why not: a day the calendar
+/// has (2023-02-30 has none), in a year of `years`.
+fn parse_date_part(s: &str, years: &RangeInclusive<i64>) -> Result<(i64, u32, u32), String> {
+    let mut it = s.splitn(3, '-');
+    let mut field = |what: &str| {
+        let text = it.next().unwrap_or("");
+        let digits = !text.is_empty() && text.len() <= 8 && text.bytes().all(|b| b.is_ascii_digit());
+        if !digits {
+            return Err(format!("invalid date `{s}`: expected YYYY-MM-DD ({what} `{text}`)"));
+        }
+        Ok(text.parse::<i64>().expect("digits"))
+    };
+    let (y, m, d) = (field("year")?, field("month")?, field("day")?);
+    if !years.contains(&y) {
+        return Err(format!("`{s}`: the year must be from {} to {}", years.start(), years.end()));
+    }
+    if !(1..=12).contains(&m) {
+        return Err(format!("date `{s}`: there is no month {m}"));
+    }
+    let (m, d) = (m as u32, d as u32);
+    if !(1..=days_in_month(y, m) as i64).contains(&i64::from(d)) {
+        return Err(format!("date `{s}` does not exist: that month has {} days", days_in_month(y, m)));
+    }
+    Ok((y, m, d))
+}
+
+/// Days since 2000-01-01 of a `YYYY-MM-DD` date, in Postgres' range of
+/// dates' years.
 pub fn parse_date(s: &str) -> Result<i32, String> {
-    let (y, m, d) = parse_date_part(s.trim()).ok_or_else(|| format!("invalid date `{s}`: expected YYYY-MM-DD"))?;
+    let (y, m, d) = parse_date_part(s.trim(), &limits::DATE_YEARS)?;
     Ok((days_from_civil(y, m, d) - PG_EPOCH_DAYS) as i32)
 }
 
@@ -69,7 +102,7 @@ pub fn parse_timestamp(s: &str) -> Result<i64, String> {
         Some((d, t)) => (d, Some(t)),
         None => (t, None),
     };
-    let (y, m, d) = parse_date_part(date).ok_or_else(bad)?;
+    let (y, m, d) = parse_date_part(date, &limits::TIMESTAMP_YEARS)?;
     let mut micros_of_day = 0i64;
     if let Some(time) = time {
         let parts: Vec<&str> = time.split(':').collect();
@@ -79,7 +112,7 @@ pub fn parse_timestamp(s: &str) -> Result<i64, String> {
         let h: i64 = parts[0].parse().map_err(|_| bad())?;
         let mi: i64 = parts[1].parse().map_err(|_| bad())?;
         let se: f64 = parts.get(2).map_or(Ok(0.0), |p| p.parse()).map_err(|_| bad())?;
-        if !(0..24).contains(&h) || !(0..60).contains(&mi) || !(0.0..61.0).contains(&se) {
+        if !(0..24).contains(&h) || !(0..60).contains(&mi) || !(0.0..60.0).contains(&se) {
             return Err(bad());
         }
         micros_of_day = (h * 3600 + mi * 60) * 1_000_000 + (se * 1e6) as i64;
@@ -119,5 +152,28 @@ mod tests {
         assert!(parse_date("2024-13-01").is_err());
         assert!(parse_timestamp("yesterday").is_err());
         assert!(parse_timestamp("2024-01-01 25:00").is_err());
+        assert!(parse_timestamp("2024-01-01 10:00:nan").is_err());
+    }
+
+    #[test]
+    fn only_days_the_calendar_has() {
+        assert!(parse_date("2023-02-30").unwrap_err().contains("does not exist"));
+        assert!(parse_date("2023-02-29").is_err());
+        assert!(parse_date("2024-02-29").is_ok(), "a leap year");
+        assert!(parse_date("1900-02-29").is_err(), "not a leap year");
+        assert!(parse_date("2000-02-29").is_ok());
+        assert!(parse_date("2024-04-31").is_err());
+        assert!(parse_timestamp("2023-02-30 10:00").unwrap_err().contains("does not exist"));
+    }
+
+    #[test]
+    fn years_stay_within_postgres_range() {
+        assert!(parse_timestamp("294276-12-31").is_ok());
+        assert!(parse_timestamp("294277-01-01").unwrap_err().contains("year"));
+        assert!(parse_timestamp("99999999-01-01").is_err());
+        assert!(parse_date("5874897-12-31").is_ok());
+        assert!(parse_date("99999999-01-01").is_err());
+        assert!(parse_date("0000-01-01").is_err());
+        assert!(parse_date("+2024-01-01").is_err());
     }
 }

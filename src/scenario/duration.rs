@@ -39,11 +39,12 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
             "s" => 1.0,
             "m" | "min" => 60.0,
             "h" => 3600.0,
+            "d" => 86400.0,
             "" => {
                 return Err(format!("invalid duration `{text}`: missing unit (use ms, s, m or h, e.g. \"500ms\")"));
             }
             other => {
-                return Err(format!("invalid duration `{text}`: unknown unit `{other}` (use ms, s, m or h)"));
+                return Err(format!("invalid duration `{text}`: unknown unit `{other}` (use ms, s, m, h or d)"));
             }
         };
         total += number * scale;
@@ -80,7 +81,7 @@ impl<'de> serde::Deserialize<'de> for Dur {
 }
 
 /// Formats a duration the way reports show it: `850µs`, `12.3ms`, `9.87s`,
-/// `2m05s`.
+/// `2m05s`, `3h20m`.
 pub fn human(d: Duration) -> String {
     let secs = d.as_secs_f64();
     if secs < 1e-3 {
@@ -96,9 +97,12 @@ pub fn human(d: Duration) -> String {
         }
     } else if secs < 60.0 {
         format!("{secs:.2}s")
-    } else {
+    } else if secs < 3600.0 {
         let whole = secs.round() as u64;
         format!("{}m{:02}s", whole / 60, whole % 60)
+    } else {
+        let minutes = (secs / 60.0).round() as u64;
+        format!("{}h{:02}m", minutes / 60, minutes % 60)
     }
 }
 
@@ -130,5 +134,6 @@ mod tests {
         assert_eq!(human(Duration::from_micros(12_340)), "12.3ms");
         assert_eq!(human(Duration::from_millis(9_870)), "9.87s");
         assert_eq!(human(Duration::from_secs(125)), "2m05s");
+        assert_eq!(human(Duration::from_secs(7 * 86400)), "168h00m");
     }
 }

@@ -10,11 +10,14 @@
 
 pub mod calendar;
 pub mod duration;
+pub mod limits;
 mod raw;
 pub mod source;
+pub mod sql_parse;
 pub mod sql_split;
 mod validate;
 mod validate_external;
+mod validate_generator;
 mod validate_workload;
 mod workload;
 
@@ -29,7 +32,7 @@ pub use workload::{Arrival, Load, ParamSpec, QuerySpec, RateProfile, Target, Wor
 #[derive(Debug, thiserror::Error)]
 pub enum ScenarioError {
     /// The file could not be read.
-    #[error("cannot read scenario {}", path.display())]
+    #[error("cannot read scenario {}: {source}", path.display())]
     Read {
         /// The path given.
         path: PathBuf,
@@ -62,10 +65,42 @@ impl Default for LoadOptions {
 
 /// Reads and validates a scenario file.
 pub fn load(path: &Path, options: &LoadOptions) -> Result<Scenario, ScenarioError> {
-    let text =
-        std::fs::read_to_string(path).map_err(|source| ScenarioError::Read { path: path.to_path_buf(), source })?;
+    let text = read_text(path, limits::MAX_SCENARIO_BYTES, "scenario")?;
     parse(path, text, options)
 }
+
+/// Reads a text file of the user's: a plain file (not a device or a pipe,
+/// which could be endless), at most `max` bytes, in UTF-8 (a byte that is
+/// not is reported with its line and column).
+pub(crate) fn read_text(path: &Path, max: u64, what: &str) -> Result<String, ScenarioError> {
+    use std::io::Read;
+    let read = |source| ScenarioError::Read { path: path.to_path_buf(), source };
+    let meta = std::fs::metadata(path).map_err(read)?;
+    if !meta.is_file() {
+        return Err(read(std::io::Error::other(format!("the {what} is not a plain file"))));
+    }
+    if meta.len() > max {
+        let message = format!("the {what} is {} MB; at most {} MB is read", meta.len() >> 20, max >> 20);
+        return Err(read(std::io::Error::other(message)));
+    }
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    std::fs::File::open(path).map_err(read)?.take(max + 1).read_to_end(&mut bytes).map_err(read)?;
+    String::from_utf8(bytes).map_err(|e| {
+        let valid = e.utf8_error().valid_up_to();
+        let bytes = e.into_bytes();
+        let prefix = String::from_utf8_lossy(&bytes[..valid]).into_owned();
+        let at = source::SourceFile::new(path, prefix).location(valid);
+        ScenarioError::Invalid {
+            at,
+            message: format!("byte 0x{:02x} is not UTF-8: the {what} must be UTF-8 text", bytes[valid]),
+        }
+    })
+}
+
+/// Sessions the harness opens on the server beside the pool and the
+/// interference: the observer, the migration, its lock watcher, the setup
+/// session, the server watch, and a spare for clean-up.
+pub const HARNESS_SESSIONS: usize = 6;
 
 /// Validates a scenario from its text; `path` is used in messages.
 pub fn parse(path: &Path, text: String, options: &LoadOptions) -> Result<Scenario, ScenarioError> {
@@ -105,6 +140,12 @@ pub struct Scenario {
 }
 
 impl Scenario {
+    /// Sessions a rehearsal opens on the primary at once: the pool, one per
+    /// interference, and the harness's own ([`HARNESS_SESSIONS`]).
+    pub fn sessions_needed(&self) -> usize {
+        self.workload.pool_size + self.interference.len() + HARNESS_SESSIONS
+    }
+
     /// The strategy called `name`, or the first when `name` is `None`.
     pub fn strategy(&self, name: Option<&str>) -> Option<&Strategy> {
         match name {
@@ -119,11 +160,29 @@ impl Scenario {
 pub struct PostgresSpec {
     /// Server settings, passed as `-c name=value` where the harness starts
     /// the server.
-    pub settings: Vec<(String, String)>,
+    pub settings: Vec<Setting>,
     /// The container images to rehearse on, from `image = "…"`, or from
     /// `version = "12"` / `versions = ["12", "16"]` as `postgres:<version>`.
     /// Empty when the scenario names none.
     pub images: Vec<String>,
+}
+
+/// One server setting of `[postgres] settings`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Setting {
+    /// Its name, e.g. `shared_buffers`.
+    pub name: String,
+    /// Its value as the server is given it, e.g. `1GB`.
+    pub value: String,
+    /// Where the file sets it.
+    pub at: Location,
+}
+
+impl PostgresSpec {
+    /// The settings as (name, value) pairs.
+    pub fn pairs(&self) -> Vec<(String, String)> {
+        self.settings.iter().map(|s| (s.name.clone(), s.value.clone())).collect()
+    }
 }
 
 /// A schema file, such as `pg_dump --schema-only` writes, cut into its
@@ -363,6 +422,9 @@ pub struct InterferenceSpec {
     pub at: Duration,
     /// What it runs.
     pub sql: SqlText,
+    /// `optional = true`: its failure is reported but does not fail the
+    /// verdict.
+    pub optional: bool,
 }
 
 /// `[timeline]`: when the migration starts and how long the load runs.

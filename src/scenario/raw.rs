@@ -62,7 +62,7 @@ pub struct RawTable {
 #[serde(deny_unknown_fields)]
 pub struct RawWorkload {
     pub pool_size: Spanned<i64>,
-    pub pool_timeout: Dur,
+    pub pool_timeout: Spanned<Dur>,
     #[serde(default)]
     pub query: Vec<Spanned<RawQuery>>,
 }
@@ -90,7 +90,7 @@ pub struct RawQuery {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawRampPoint {
-    pub at: Dur,
+    pub at: Spanned<Dur>,
     pub rate: Spanned<f64>,
 }
 
@@ -99,18 +99,20 @@ pub struct RawRampPoint {
 #[serde(deny_unknown_fields)]
 pub struct RawInterference {
     pub name: Spanned<String>,
-    pub at: Dur,
+    pub at: Spanned<Dur>,
     pub sql: Spanned<String>,
+    #[serde(default)]
+    pub optional: bool,
 }
 
 /// `[timeline]`
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawTimeline {
-    pub migrate_at: Option<Dur>,
-    pub cooldown: Option<Dur>,
-    pub max_duration: Option<Dur>,
-    pub duration: Option<Dur>,
+    pub migrate_at: Option<Spanned<Dur>>,
+    pub cooldown: Option<Spanned<Dur>>,
+    pub max_duration: Option<Spanned<Dur>>,
+    pub duration: Option<Spanned<Dur>>,
 }
 
 /// `[[strategy]]`
@@ -128,14 +130,14 @@ pub struct RawStrategy {
 pub struct RawStep {
     pub name: Option<String>,
     pub sql: Spanned<String>,
-    pub lock_timeout: Option<Dur>,
-    pub statement_timeout: Option<Dur>,
+    pub lock_timeout: Option<Spanned<Dur>>,
+    pub statement_timeout: Option<Spanned<Dur>>,
     pub retries: Option<u32>,
-    pub backoff: Option<Dur>,
+    pub backoff: Option<Spanned<Dur>>,
     #[serde(default)]
     pub repeat: bool,
-    pub pause: Option<Dur>,
-    pub transaction: Option<bool>,
+    pub pause: Option<Spanned<Dur>>,
+    pub transaction: Option<Spanned<bool>>,
 }
 
 /// `[thresholds]`

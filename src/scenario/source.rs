@@ -96,6 +96,8 @@ impl SqlText {
         let index = (pos as usize).saturating_sub(1);
         match self.text.char_indices().nth(index) {
             Some((byte, _)) => source.location(start + byte),
+            // Just past the end: "at end of input".
+            None if index == self.text.chars().count() => source.location(start + self.text.len()),
             None => self.at.clone(),
         }
     }

@@ -1,5 +1,7 @@
 //! Raw scenario → validated [`Scenario`]. Every error names the file, line
-//! and column of the value at fault.
+//! and column of the value at fault. Every SQL text is parsed here by
+//! Postgres' own parser, so a syntax error is found before any server
+//! starts; and every value is held to the caps of [`super::limits`].
 
 use std::collections::HashSet;
 use std::ops::Range;
@@ -8,19 +10,21 @@ use std::time::Duration;
 
 use toml::Spanned;
 
-use super::calendar::{parse_date, parse_timestamp};
-use super::raw::{RawGen, RawGenTable, RawScenario, RawStep};
+use super::duration::{Dur, human};
+use super::limits;
+use super::raw::{RawInterference, RawPostgres, RawScenario, RawStep, RawStrategy, RawTable};
 use super::source::{SourceFile, SqlText};
+use super::sql_parse;
 use super::{
-    ColumnOverride, FakeKind, GenSpec, InterferenceSpec, Literal, LoadOptions, PostgresSpec, Scenario, ScenarioError,
-    StepSpec, Strategy, TableSpec, Thresholds, ValueSpec,
+    ColumnOverride, InterferenceSpec, LoadOptions, PostgresSpec, Scenario, ScenarioError, Setting, StepSpec, Strategy,
+    TableSpec, Thresholds,
 };
 
 pub(super) struct Validator {
     pub(super) src: Arc<SourceFile>,
     scale: f64,
     /// (name, scaled rows) of every table, for `key_of`.
-    tables: Vec<(String, u64)>,
+    pub(super) tables: Vec<(String, u64)>,
 }
 
 pub(super) fn validate(src: Arc<SourceFile>, opts: &LoadOptions) -> Result<Scenario, ScenarioError> {
@@ -40,13 +44,40 @@ impl Validator {
         Err(ScenarioError::Invalid { at: self.src.location(span.start), message: message.into() })
     }
 
+    /// A SQL text, parsed: a syntax error points at its character in the
+    /// file (or at the string's start when the string held escapes).
     pub(super) fn sql(&self, s: Spanned<String>, what: &str) -> Result<SqlText, ScenarioError> {
         let span = s.span();
         let text = s.into_inner();
         if text.trim().is_empty() {
             return self.err(span, format!("{what} is empty"));
         }
-        Ok(SqlText::new(&self.src, text, span))
+        let sql = SqlText::new(&self.src, text, span.clone());
+        match sql_parse::parse(&sql.text) {
+            Err(e) => Err(ScenarioError::Invalid {
+                at: sql.location_of(e.position),
+                message: format!("{what}: {}", e.message),
+            }),
+            Ok(p) if p.is_empty() => self.err(span, format!("{what} holds no SQL statement, only comments")),
+            Ok(_) => Ok(sql),
+        }
+    }
+
+    /// A SQL text that must be exactly one statement (a query, a statement
+    /// of a transaction: each is prepared on its own).
+    pub(super) fn one_statement(&self, s: Spanned<String>, what: &str) -> Result<SqlText, ScenarioError> {
+        let span = s.span();
+        let sql = self.sql(s, what)?;
+        let count = sql_parse::parse(&sql.text).map(|p| p.len()).unwrap_or(1);
+        if count > 1 {
+            return self.err(
+                span,
+                format!(
+                    "{what} holds {count} statements; a query is one (give several as `transaction = [\"…\", \"…\"]`)"
+                ),
+            );
+        }
+        Ok(sql)
     }
 
     pub(super) fn name(
@@ -66,81 +97,33 @@ impl Validator {
         Ok(name)
     }
 
-    fn scenario(&mut self, raw: RawScenario) -> Result<Scenario, ScenarioError> {
-        let images = self.images(&raw.postgres)?;
-        let mut settings = Vec::new();
-        for (name, value) in raw.postgres.settings {
-            let span = value.span();
-            let text = match value.into_inner() {
-                toml::Value::String(s) => s,
-                toml::Value::Integer(i) => i.to_string(),
-                toml::Value::Float(f) => f.to_string(),
-                toml::Value::Boolean(b) => if b { "on" } else { "off" }.to_string(),
-                _ => return self.err(span, format!("setting `{name}` must be a string, number or boolean")),
-            };
-            if !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.') {
-                return self.err(span, format!("`{name}` is not a server setting name"));
-            }
-            settings.push((name, text));
+    /// A duration no longer than `max`.
+    pub(super) fn at_most(&self, d: &Spanned<Dur>, max: Duration, what: &str) -> Result<Duration, ScenarioError> {
+        let value = d.get_ref().0;
+        if value > max {
+            return self.err(d.span(), format!("{what} is {}; it may be at most {}", human(value), human(max)));
         }
+        Ok(value)
+    }
 
-        // Names and sizes first: generators refer to tables by name.
+    fn scenario(&mut self, raw: RawScenario) -> Result<Scenario, ScenarioError> {
+        let postgres = self.postgres(raw.postgres)?;
         let mut seen = HashSet::new();
+        // Names and sizes first: generators refer to tables by name.
         for t in &raw.tables {
             let t = t.get_ref();
             let name = self.name(t.name.clone(), "table", &mut seen)?;
-            let declared = *t.rows.get_ref();
-            if declared < 0 {
-                return self.err(t.rows.span(), "rows must be 0 or more");
-            }
-            let scaled = ((declared as f64) * self.scale).round() as u64;
-            let rows = if declared > 0 { scaled.max(1) } else { 0 };
+            let rows = self.rows(&name, &t.rows)?;
             self.tables.push((name, rows));
         }
-        let schema_rows: Vec<(String, Spanned<i64>)> = match (&raw.schema, raw.rows) {
-            (Some(_), Some(rows)) if rows.get_ref().is_empty() => {
-                return self.err(rows.span(), "`rows` names no table to fill");
-            }
-            (Some(_), Some(rows)) => rows.into_inner().into_iter().collect(),
-            (Some(schema), None) => {
-                return self.err(schema.span(), "`schema` needs `rows = { table = count, … }`: the tables to fill");
-            }
-            (None, Some(rows)) => return self.err(rows.span(), "`rows` goes with `schema = \"file.sql\"`"),
-            (None, None) => Vec::new(),
-        };
-        for (name, n) in &schema_rows {
-            let name = self.name(Spanned::new(n.span(), name.clone()), "table", &mut seen)?;
-            if *n.get_ref() < 0 {
-                return self.err(n.span(), "rows must be 0 or more");
-            }
-            let scaled = ((*n.get_ref() as f64) * self.scale).round() as u64;
-            self.tables.push((name, if *n.get_ref() > 0 { scaled.max(1) } else { 0 }));
-        }
+        let schema_rows = self.schema_rows(&raw.schema, raw.rows, &mut seen)?;
         let schema = match raw.schema {
             Some(path) => Some(self.schema_file(path)?),
             None => None,
         };
         let mut tables = Vec::new();
         for (i, t) in raw.tables.into_iter().enumerate() {
-            let t = t.into_inner();
-            let bloat = t.bloat.as_ref().map_or(0.0, |b| *b.get_ref());
-            if !(0.0..1.0).contains(&bloat) {
-                return self.err(t.bloat.expect("set").span(), "bloat is a fraction of the rows, from 0 up to (not) 1");
-            }
-            let mut columns = Vec::new();
-            for (column, spec) in t.columns {
-                let at = self.src.location(spec.span().start);
-                columns.push(ColumnOverride { column, spec: self.value_spec(spec)?, at });
-            }
-            tables.push(TableSpec {
-                name: self.tables[i].0.clone(),
-                rows: self.tables[i].1,
-                declared_rows: *t.rows.get_ref() as u64,
-                ddl: self.sql(t.ddl, "ddl")?,
-                columns,
-                from_schema: false,
-                bloat,
-            });
+            tables.push(self.table(t.into_inner(), i)?);
         }
         for (name, n) in schema_rows {
             let (_, rows) = self.tables.iter().find(|(t, _)| *t == name).expect("named above");
@@ -154,49 +137,24 @@ impl Validator {
                 bloat: 0.0,
             });
         }
-
         let load_only = raw.strategies.is_empty();
         let workload = self.workload(raw.workload, load_only)?;
-
-        let mut seen = HashSet::new();
-        let mut interference = Vec::new();
-        for i in raw.interference {
-            let i = i.into_inner();
-            interference.push(InterferenceSpec {
-                name: self.name(i.name, "interference", &mut seen)?,
-                at: i.at.0,
-                sql: self.sql(i.sql, "sql")?,
-            });
-        }
-
+        let interference = self.interference(raw.interference)?;
         let timeline = self.timeline(raw.timeline, load_only)?;
-
-        let mut seen = HashSet::new();
-        let mut strategies = Vec::new();
-        for s in raw.strategies {
-            let span = s.span();
-            let s = s.into_inner();
-            let name = self.name(s.name, "strategy", &mut seen)?;
-            if s.steps.is_empty() {
-                return self.err(span, format!("strategy `{name}` has no steps"));
-            }
-            let steps = s.steps.into_iter().map(|st| self.step(st)).collect::<Result<_, _>>()?;
-            strategies.push(Strategy { name, description: s.description, steps });
-        }
-
+        let strategies = self.strategies(raw.strategies)?;
         let th = raw.thresholds;
-        if let Some(rate) = &th.max_error_rate {
-            if !(0.0..=1.0).contains(rate.get_ref()) {
-                return self.err(rate.span(), "max_error_rate is a fraction between 0 and 1");
-            }
+        if let Some(rate) = &th.max_error_rate
+            && !(0.0..=1.0).contains(rate.get_ref())
+        {
+            return self.err(rate.span(), "max_error_rate is a fraction between 0 and 1");
         }
-        Ok(Scenario {
+        let scenario = Scenario {
             name: raw.name,
             description: raw.description,
             path: self.src.path.clone(),
             seed: raw.seed.unwrap_or(0),
             scale: self.scale,
-            postgres: PostgresSpec { settings, images },
+            postgres,
             tables,
             schema,
             workload,
@@ -208,10 +166,144 @@ impl Validator {
                 max_p99: th.max_p99.map(|d| d.0),
                 max_error_rate: th.max_error_rate.map(|r| r.into_inner()),
             },
+        };
+        self.connections(&scenario)?;
+        Ok(scenario)
+    }
+
+    /// A table's row count after `--scale`, within [`limits::MAX_ROWS`].
+    fn rows(&self, table: &str, declared: &Spanned<i64>) -> Result<u64, ScenarioError> {
+        let n = *declared.get_ref();
+        if n < 0 {
+            return self.err(declared.span(), "rows must be 0 or more");
+        }
+        let scaled = (n as f64 * self.scale).round();
+        if scaled > limits::MAX_ROWS as f64 {
+            let scale = if self.scale == 1.0 { String::new() } else { format!(" × --scale {}", self.scale) };
+            return self.err(
+                declared.span(),
+                format!(
+                    "table `{table}`: {n} rows{scale} is {scaled:e}; a PostgreSQL table (32 TB at most) holds at most about 1e12 rows"
+                ),
+            );
+        }
+        Ok(if n > 0 { (scaled as u64).max(1) } else { 0 })
+    }
+
+    /// `rows = { … }` beside `schema = "…"`.
+    fn schema_rows(
+        &mut self,
+        schema: &Option<Spanned<String>>,
+        rows: Option<Spanned<std::collections::BTreeMap<String, Spanned<i64>>>>,
+        seen: &mut HashSet<String>,
+    ) -> Result<Vec<(String, Spanned<i64>)>, ScenarioError> {
+        let list: Vec<(String, Spanned<i64>)> = match (schema, rows) {
+            (Some(_), Some(rows)) if rows.get_ref().is_empty() => {
+                return self.err(rows.span(), "`rows` names no table to fill");
+            }
+            (Some(_), Some(rows)) => rows.into_inner().into_iter().collect(),
+            (Some(schema), None) => {
+                return self.err(schema.span(), "`schema` needs `rows = { table = count, … }`: the tables to fill");
+            }
+            (None, Some(rows)) => return self.err(rows.span(), "`rows` goes with `schema = \"file.sql\"`"),
+            (None, None) => Vec::new(),
+        };
+        for (name, n) in &list {
+            let name = self.name(Spanned::new(n.span(), name.clone()), "table", seen)?;
+            let rows = self.rows(&name, n)?;
+            self.tables.push((name, rows));
+        }
+        Ok(list)
+    }
+
+    fn table(&self, t: RawTable, i: usize) -> Result<TableSpec, ScenarioError> {
+        let bloat = t.bloat.as_ref().map_or(0.0, |b| *b.get_ref());
+        if !(0.0..1.0).contains(&bloat) {
+            return self.err(t.bloat.expect("set").span(), "bloat is a fraction of the rows, from 0 up to (not) 1");
+        }
+        let mut columns = Vec::new();
+        for (column, spec) in t.columns {
+            let at = self.src.location(spec.span().start);
+            columns.push(ColumnOverride { column, spec: self.value_spec(spec)?, at });
+        }
+        let (name, rows) = self.tables[i].clone();
+        Ok(TableSpec {
+            ddl: self.sql(t.ddl, &format!("the ddl of table `{name}`"))?,
+            name,
+            rows,
+            declared_rows: *t.rows.get_ref() as u64,
+            columns,
+            from_schema: false,
+            bloat,
         })
     }
 
-    fn step(&self, st: Spanned<RawStep>) -> Result<StepSpec, ScenarioError> {
+    /// `[postgres]`: images and settings.
+    fn postgres(&self, raw: RawPostgres) -> Result<PostgresSpec, ScenarioError> {
+        let images = self.images(&raw)?;
+        let mut settings = Vec::new();
+        for (name, value) in raw.settings {
+            let span = value.span();
+            let text = match value.into_inner() {
+                toml::Value::String(s) => s,
+                toml::Value::Integer(i) => i.to_string(),
+                toml::Value::Float(f) if f.is_finite() => f.to_string(),
+                toml::Value::Boolean(b) => if b { "on" } else { "off" }.to_string(),
+                _ => return self.err(span, format!("setting `{name}` must be a string, number or boolean")),
+            };
+            let valid_name = !name.is_empty()
+                && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.')
+                && !name.starts_with('.')
+                && !name.ends_with('.');
+            if !valid_name {
+                return self.err(span, format!("`{name}` is not a server setting name"));
+            }
+            if text.contains('\0') || text.len() > 4096 {
+                return self.err(span, format!("setting `{name}`: not a value a server setting can take"));
+            }
+            settings.push(Setting { name, value: text, at: self.src.location(span.start) });
+        }
+        Ok(PostgresSpec { settings, images })
+    }
+
+    fn interference(&self, raw: Vec<Spanned<RawInterference>>) -> Result<Vec<InterferenceSpec>, ScenarioError> {
+        let mut seen = HashSet::new();
+        let mut interference = Vec::new();
+        for i in raw {
+            let i = i.into_inner();
+            let name = self.name(i.name, "interference", &mut seen)?;
+            interference.push(InterferenceSpec {
+                at: self.at_most(&i.at, limits::MAX_RUN, "an interference's `at`")?,
+                sql: self.sql(i.sql, &format!("the sql of interference `{name}`"))?,
+                optional: i.optional,
+                name,
+            });
+        }
+        Ok(interference)
+    }
+
+    fn strategies(&self, raw: Vec<Spanned<RawStrategy>>) -> Result<Vec<Strategy>, ScenarioError> {
+        let mut seen = HashSet::new();
+        let mut strategies = Vec::new();
+        for s in raw {
+            let span = s.span();
+            let s = s.into_inner();
+            let name = self.name(s.name, "strategy", &mut seen)?;
+            if s.steps.is_empty() {
+                return self.err(span, format!("strategy `{name}` has no steps"));
+            }
+            let steps = s
+                .steps
+                .into_iter()
+                .enumerate()
+                .map(|(i, st)| self.step(st, &format!("step {} of strategy `{name}`", i + 1)))
+                .collect::<Result<_, _>>()?;
+            strategies.push(Strategy { name, description: s.description, steps });
+        }
+        Ok(strategies)
+    }
+
+    fn step(&self, st: Spanned<RawStep>, what: &str) -> Result<StepSpec, ScenarioError> {
         let span = st.span();
         let st = st.into_inner();
         if st.retries.is_some_and(|r| r > 0) && st.lock_timeout.is_none() {
@@ -223,218 +315,59 @@ impl Validator {
         if st.pause.is_some() && !st.repeat {
             return self.err(span, "`pause` is the pause between runs of a repeated step; set `repeat = true`");
         }
-        let sql = self.sql(st.sql, "sql")?;
-        let transactional = st.transaction.unwrap_or_else(|| !needs_own_transaction(&sql.text));
+        let timeout = |d: &Option<Spanned<Dur>>, key: &str| match d {
+            Some(d) if d.get_ref().0.is_zero() => self.err(d.span(), format!("{key} must be more than 0")),
+            Some(d) => self.at_most(d, limits::MAX_PG_TIMEOUT, key).map(Some),
+            None => Ok(None),
+        };
+        let pause = |d: &Option<Spanned<Dur>>, key: &str| match d {
+            Some(d) => self.at_most(d, limits::MAX_PAUSE, key),
+            None => Ok(Duration::ZERO),
+        };
+        let (lock_timeout, statement_timeout) =
+            (timeout(&st.lock_timeout, "lock_timeout")?, timeout(&st.statement_timeout, "statement_timeout")?);
+        let (backoff, repeat_pause) = (pause(&st.backoff, "backoff")?, pause(&st.pause, "pause")?);
+        let sql = self.sql(st.sql, &format!("the sql of {what}"))?;
+        let own = sql_parse::parse(&sql.text).is_ok_and(|p| p.needs_own_transaction());
+        let transactional = match st.transaction {
+            Some(t) if *t.get_ref() && own => {
+                return self.err(
+                    t.span(),
+                    format!("{what} cannot run inside a transaction block (CONCURRENTLY, VACUUM, …): drop `transaction = true`"),
+                );
+            }
+            Some(t) => *t.get_ref(),
+            None => !own,
+        };
         Ok(StepSpec {
             name: st.name,
-            lock_timeout: st.lock_timeout.map(|d| d.0),
-            statement_timeout: st.statement_timeout.map(|d| d.0),
+            lock_timeout,
+            statement_timeout,
             retries: st.retries.unwrap_or(0),
-            backoff: st.backoff.map_or(Duration::ZERO, |d| d.0),
-            repeat: st.repeat.then(|| st.pause.map_or(Duration::ZERO, |d| d.0)),
+            backoff,
+            repeat: st.repeat.then_some(repeat_pause),
             transactional,
             sql,
         })
     }
 
-    pub(super) fn value_spec(&self, g: Spanned<RawGen>) -> Result<ValueSpec, ScenarioError> {
-        let span = g.span();
-        match g.into_inner() {
-            RawGen::Named(name) => Ok(ValueSpec { kind: self.named_gen(&name, span)?, nulls: 0.0 }),
-            RawGen::Table(t) => self.gen_table(*t, span),
-        }
-    }
-
-    fn named_gen(&self, name: &str, span: Range<usize>) -> Result<GenSpec, ScenarioError> {
-        if let Some(kind) = FakeKind::from_name(name) {
-            return Ok(GenSpec::Fake(kind));
-        }
-        Ok(match name {
-            "sequence" => GenSpec::Sequence { start: 1 },
-            "uuid" => GenSpec::Uuid,
-            "bool" | "boolean" => GenSpec::Bool,
-            "words" | "text" => GenSpec::Words { min: 1, max: 5 },
-            "timestamp" => GenSpec::default_timestamp(),
-            "date" => GenSpec::default_date(),
-            _ => {
-                let mut known: Vec<&str> = FakeKind::NAMES.iter().map(|(n, _)| *n).collect();
-                known.extend(["sequence", "uuid", "bool", "words", "timestamp", "date"]);
-                return self.err(
-                    span,
-                    format!(
-                        "unknown generator `{name}`; known: {}, or a table such as {{ int = [1, 100] }}",
-                        known.join(", ")
-                    ),
-                );
-            }
-        })
-    }
-
-    fn timestamp_range(&self, lo: &str, hi: &str, span: Range<usize>) -> Result<GenSpec, ScenarioError> {
-        let lo_us = parse_timestamp(lo).or_else(|e| self.err(span.clone(), e))?;
-        let hi_us = parse_timestamp(hi).or_else(|e| self.err(span.clone(), e))?;
-        if lo_us >= hi_us {
-            return self.err(span, format!("timestamp range [{lo}, {hi}] is empty"));
-        }
-        Ok(GenSpec::Timestamp { lo: lo_us, hi: hi_us })
-    }
-
-    fn gen_table(&self, t: RawGenTable, span: Range<usize>) -> Result<ValueSpec, ScenarioError> {
-        let nulls = t.nulls.unwrap_or(0.0);
-        if !(0.0..=1.0).contains(&nulls) {
-            return self.err(span, "nulls is a fraction between 0 and 1");
-        }
-        let set: Vec<&str> = [
-            ("int", t.int.is_some()),
-            ("float", t.float.is_some()),
-            ("key_of", t.key_of.is_some()),
-            ("one_of", t.one_of.is_some()),
-            ("words", t.words.is_some()),
-            ("timestamp", t.timestamp.is_some()),
-            ("date", t.date.is_some()),
-            ("sequence", t.sequence.is_some()),
-            ("fake", t.fake.is_some()),
-            ("value", t.value.is_some()),
-            ("zipf", t.zipf.is_some()),
-            ("json", t.json.is_some()),
-            ("array", t.array.is_some()),
-        ]
-        .into_iter()
-        .filter_map(|(k, on)| on.then_some(k))
-        .collect();
-        if set.len() != 1 {
-            let found = if set.is_empty() { "none".to_string() } else { set.join(" and ") };
-            return self.err(
-                span,
-                format!(
-                    "a generator needs exactly one of int, float, key_of, one_of, words, timestamp, date, sequence, fake, value, zipf, json, array; found {found}"
+    /// A scenario that sets `max_connections` leaves room for the pool,
+    /// the interference sessions and the harness's own.
+    fn connections(&self, s: &Scenario) -> Result<(), ScenarioError> {
+        let Some(setting) = s.postgres.settings.iter().find(|x| x.name == "max_connections") else { return Ok(()) };
+        let Ok(max) = setting.value.trim().parse::<u64>() else { return Ok(()) };
+        let needed = s.sessions_needed() as u64;
+        if max < needed {
+            return Err(ScenarioError::Invalid {
+                at: setting.at.clone(),
+                message: format!(
+                    "max_connections = {max} is too few: the pool ({}), the interference sessions ({}) and the harness's own ({}) need {needed}",
+                    s.workload.pool_size,
+                    s.interference.len(),
+                    super::HARNESS_SESSIONS
                 ),
-            );
+            });
         }
-        if t.weights.is_some() && t.one_of.is_none() {
-            return self.err(span, "`weights` goes with `one_of`");
-        }
-        if t.skew.is_some() && t.zipf.is_none() && t.key_of.is_none() {
-            return self.err(span, "`skew` goes with `zipf` or `key_of`");
-        }
-        if let Some(skew) = t.skew
-            && !(skew.is_finite() && skew > 0.0)
-        {
-            return self.err(span, format!("skew must be above 0 (1.0 is classic Zipf), not {skew}"));
-        }
-        if t.increasing.is_some() && t.timestamp.is_none() {
-            return self.err(span, "`increasing` goes with `timestamp`");
-        }
-        if t.len.is_some() && t.array.is_none() {
-            return self.err(span, "`len` goes with `array`");
-        }
-        let kind = if let Some([lo, hi]) = t.int {
-            if lo > hi {
-                return self.err(span, format!("int range [{lo}, {hi}] is empty"));
-            }
-            GenSpec::Int { lo, hi }
-        } else if let Some([lo, hi]) = t.float {
-            if !(lo < hi && lo.is_finite() && hi.is_finite()) {
-                return self.err(span, format!("float range [{lo}, {hi}] is empty"));
-            }
-            GenSpec::Float { lo, hi }
-        } else if let Some(table) = t.key_of {
-            let Some((_, rows)) = self.tables.iter().find(|(n, _)| *n == table) else {
-                let names: Vec<&str> = self.tables.iter().map(|(n, _)| n.as_str()).collect();
-                return self.err(
-                    span,
-                    format!("key_of = \"{table}\": no [[table]] named `{table}` (tables: {})", names.join(", ")),
-                );
-            };
-            if *rows == 0 {
-                return self.err(span, format!("key_of = \"{table}\": that table has no rows"));
-            }
-            match t.skew {
-                Some(skew) => GenSpec::Zipf { lo: 1, hi: *rows as i64, skew },
-                None => GenSpec::KeyOf { table, rows: *rows },
-            }
-        } else if let Some(values) = t.one_of {
-            if values.is_empty() {
-                return self.err(span, "one_of needs at least one value");
-            }
-            let values = values.into_iter().map(|v| self.literal(v, span.clone())).collect::<Result<Vec<_>, _>>()?;
-            if let Some(w) = &t.weights {
-                if w.len() != values.len()
-                    || w.iter().any(|x| !(x.is_finite() && *x >= 0.0))
-                    || w.iter().sum::<f64>() <= 0.0
-                {
-                    return self.err(span, "weights needs one non-negative weight per value, not all zero");
-                }
-            }
-            GenSpec::OneOf { values, weights: t.weights }
-        } else if let Some([min, max]) = t.words {
-            if min > max || max == 0 {
-                return self.err(span, format!("words range [{min}, {max}] is empty"));
-            }
-            GenSpec::Words { min, max }
-        } else if let Some([lo, hi]) = t.timestamp {
-            match (self.timestamp_range(&lo, &hi, span)?, t.increasing) {
-                (GenSpec::Timestamp { lo, hi }, Some(true)) => GenSpec::Increasing { lo, hi },
-                (range, _) => range,
-            }
-        } else if let Some([lo, hi]) = t.zipf {
-            if lo > hi {
-                return self.err(span, format!("zipf range [{lo}, {hi}] is empty"));
-            }
-            GenSpec::Zipf { lo, hi, skew: t.skew.unwrap_or(1.0) }
-        } else if let Some(fields) = t.json {
-            let mut shape = Vec::with_capacity(fields.len());
-            for (key, g) in fields {
-                shape.push((key, self.value_spec(g)?));
-            }
-            GenSpec::Json(shape)
-        } else if let Some(of) = t.array {
-            let [min, max] = t.len.unwrap_or([0, 3]);
-            if min > max || max > 10_000 {
-                return self.err(span, format!("array len [{min}, {max}] must be a range within [0, 10000]"));
-            }
-            GenSpec::Array { of: Box::new(self.value_spec(*of)?), min, max }
-        } else if let Some([lo, hi]) = t.date {
-            let lo_d = parse_date(&lo).or_else(|e| self.err(span.clone(), e))?;
-            let hi_d = parse_date(&hi).or_else(|e| self.err(span.clone(), e))?;
-            if lo_d >= hi_d {
-                return self.err(span, format!("date range [{lo}, {hi}] is empty"));
-            }
-            GenSpec::Date { lo: lo_d, hi: hi_d }
-        } else if let Some(start) = t.sequence {
-            GenSpec::Sequence { start }
-        } else if let Some(name) = t.fake {
-            match FakeKind::from_name(&name) {
-                Some(kind) => GenSpec::Fake(kind),
-                None => {
-                    let known: Vec<&str> = FakeKind::NAMES.iter().map(|(n, _)| *n).collect();
-                    return self.err(span, format!("unknown fake kind `{name}`; known: {}", known.join(", ")));
-                }
-            }
-        } else {
-            let value = t.value.expect("exactly one kind is set");
-            GenSpec::Const(self.literal(value, span)?)
-        };
-        Ok(ValueSpec { kind, nulls })
+        Ok(())
     }
-
-    fn literal(&self, v: toml::Value, span: Range<usize>) -> Result<Literal, ScenarioError> {
-        Ok(match v {
-            toml::Value::String(s) => Literal::Text(s),
-            toml::Value::Integer(i) => Literal::Int(i),
-            toml::Value::Float(f) => Literal::Float(f),
-            toml::Value::Boolean(b) => Literal::Bool(b),
-            other => return self.err(span, format!("`{other}` is not a value a generator can produce")),
-        })
-    }
-}
-
-/// Statements Postgres refuses to run inside a transaction block.
-fn needs_own_transaction(sql: &str) -> bool {
-    let upper = sql.to_ascii_uppercase();
-    let first = upper.split_whitespace().next().unwrap_or("");
-    upper.split(|c: char| !c.is_ascii_alphanumeric() && c != '_').any(|w| w == "CONCURRENTLY")
-        || matches!(first, "VACUUM" | "CLUSTER")
-        || upper.trim_start().starts_with("CREATE DATABASE")
-        || upper.trim_start().starts_with("DROP DATABASE")
 }

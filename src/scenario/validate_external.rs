@@ -19,9 +19,12 @@ impl Validator {
             Some(dir) if named.is_relative() => dir.join(&named),
             _ => named.clone(),
         };
-        let text = match std::fs::read_to_string(&resolved) {
+        let text = match super::read_text(&resolved, super::limits::MAX_SCHEMA_BYTES, "schema file") {
             Ok(t) => t,
-            Err(e) => return self.err(span, format!("cannot read schema {}: {e}", resolved.display())),
+            Err(super::ScenarioError::Read { source, .. }) => {
+                return self.err(span, format!("cannot read schema {}: {source}", resolved.display()));
+            }
+            Err(e) => return Err(e),
         };
         let source = SourceFile::new(&resolved, text);
         let mut statements = Vec::new();

@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use toml::Spanned;
 
-use super::duration::Dur;
+use super::duration::{Dur, human};
+use super::limits;
 use super::raw::{RawQuery, RawTimeline, RawWorkload};
 use super::validate::Validator;
 use super::{Arrival, Load, ParamSpec, QuerySpec, RateProfile, ScenarioError, Target, Timeline, WorkloadSpec};
@@ -24,15 +25,16 @@ impl Validator {
         if !(1..=10_000).contains(&pool_size) {
             return self.err(w.pool_size.span(), "pool_size must be between 1 and 10000");
         }
-        if w.pool_timeout.0.is_zero() {
-            return self.err(span, "pool_timeout must be more than 0");
+        if w.pool_timeout.get_ref().0.is_zero() {
+            return self.err(w.pool_timeout.span(), "pool_timeout must be more than 0");
         }
+        let pool_timeout = self.at_most(&w.pool_timeout, limits::MAX_PAUSE, "pool_timeout")?;
         if load_only && w.query.is_empty() {
             return self.err(span, "a scenario without [[strategy]] runs load only, so it needs a [[workload.query]]");
         }
         let mut seen = HashSet::new();
         let queries = w.query.into_iter().map(|q| self.query(q, &mut seen)).collect::<Result<_, _>>()?;
-        Ok(WorkloadSpec { pool_size: pool_size as usize, pool_timeout: w.pool_timeout.0, queries })
+        Ok(WorkloadSpec { pool_size: pool_size as usize, pool_timeout, queries })
     }
 
     fn query(&self, q: Spanned<RawQuery>, seen: &mut HashSet<String>) -> Result<QuerySpec, ScenarioError> {
@@ -40,14 +42,16 @@ impl Validator {
         let q = q.into_inner();
         let name = self.name(q.name, "query", seen)?;
         let (statements, transaction) = match (q.sql, q.transaction) {
-            (Some(sql), None) => (vec![self.sql(sql, "sql")?], false),
+            (Some(sql), None) => (vec![self.one_statement(sql, &format!("the sql of query `{name}`"))?], false),
             (None, Some(list)) => {
                 let list_span = list.span();
                 let list = list.into_inner();
                 if list.is_empty() {
                     return self.err(list_span, "transaction needs at least one statement");
                 }
-                (list.into_iter().map(|s| self.sql(s, "statement")).collect::<Result<_, _>>()?, true)
+                let what = |i: usize| format!("statement {} of query `{name}`", i + 1);
+                let statements = list.into_iter().enumerate().map(|(i, s)| self.one_statement(s, &what(i)));
+                (statements.collect::<Result<_, _>>()?, true)
             }
             (Some(sql), Some(_)) => {
                 return self.err(sql.span(), "give either `sql` (one statement) or `transaction = [...]`, not both");
@@ -57,8 +61,8 @@ impl Validator {
             }
         };
         let load = self.load(&q.rate, q.ramp, &q.arrival, &q.clients, &q.think_time, span.clone(), &name)?;
-        let statement_timeout = self.positive(q.statement_timeout, "statement_timeout")?;
-        let timeout = self.positive(q.timeout, "timeout")?;
+        let statement_timeout = self.positive(q.statement_timeout, limits::MAX_PG_TIMEOUT, "statement_timeout")?;
+        let timeout = self.positive(q.timeout, limits::MAX_PAUSE, "timeout")?;
         let target = match q.target.as_ref().map(|t| (t.get_ref().as_str(), t.span())) {
             None | Some(("primary", _)) => Target::Primary,
             Some(("replica", _)) => Target::Replica,
@@ -74,7 +78,9 @@ impl Validator {
                 self.value_spec(p).map(|spec| ParamSpec { spec, at })
             })
             .collect::<Result<_, _>>()?;
-        let spec = QuerySpec { name, statements, transaction, params, load, statement_timeout, timeout, target };
+        let read_only = statements.iter().all(|s| super::sql_parse::parse(&s.text).is_ok_and(|p| p.is_read_only()));
+        let spec =
+            QuerySpec { name, statements, transaction, params, load, statement_timeout, timeout, target, read_only };
         if target == Target::Replica && !spec.is_read() {
             let at = q.target.expect("replica was given").span();
             return self.err(at, format!("query `{}` writes or locks rows, so it cannot run on a replica", spec.name));
@@ -110,7 +116,10 @@ impl Validator {
             if !(1..=10_000).contains(c.get_ref()) {
                 return self.err(c.span(), "clients must be between 1 and 10000");
             }
-            let think_time = think_time.as_ref().map_or(Duration::ZERO, |t| t.get_ref().0);
+            let think_time = match think_time {
+                Some(t) => self.at_most(t, limits::MAX_PAUSE, "think_time")?,
+                None => Duration::ZERO,
+            };
             return Ok(Load::Closed { clients: *c.get_ref() as usize, think_time });
         }
         if let Some(t) = think_time {
@@ -147,10 +156,11 @@ impl Validator {
             if !(rate.is_finite() && (0.0..=MAX_RATE).contains(&rate)) {
                 return self.err(p.rate.span(), "a ramp's rate is from 0 to 1e6 requests per second");
             }
-            if points.last().is_some_and(|(last, _)| p.at.0 <= *last) {
+            let at = self.at_most(&p.at, limits::MAX_RUN, "a ramp point's `at`")?;
+            if points.last().is_some_and(|(last, _)| at <= *last) {
                 return self.err(at_span, "a ramp's points must be in increasing `at` order");
             }
-            points.push((p.at.0, rate));
+            points.push((at, rate));
         }
         if points.is_empty() {
             return self
@@ -162,46 +172,49 @@ impl Validator {
         Ok(RateProfile { points })
     }
 
-    fn positive(&self, d: Option<Spanned<Dur>>, what: &str) -> Result<Option<Duration>, ScenarioError> {
+    fn positive(&self, d: Option<Spanned<Dur>>, max: Duration, what: &str) -> Result<Option<Duration>, ScenarioError> {
         match d {
             Some(d) if d.get_ref().0.is_zero() => self.err(d.span(), format!("{what} must be more than 0")),
-            d => Ok(d.map(|d| d.into_inner().0)),
+            Some(d) => self.at_most(&d, max, what).map(Some),
+            None => Ok(None),
         }
     }
 
     /// `[timeline]`: `migrate_at`, `cooldown` and `max_duration` with a
-    /// migration; `duration` alone without one.
+    /// migration; `duration` alone without one. The whole run is at most
+    /// [`limits::MAX_RUN`].
     pub(super) fn timeline(&self, raw: Spanned<RawTimeline>, load_only: bool) -> Result<Timeline, ScenarioError> {
         let span = raw.span();
         let t = raw.into_inner();
         if load_only {
             let migration_keys =
-                [("migrate_at", t.migrate_at), ("cooldown", t.cooldown), ("max_duration", t.max_duration)];
+                [("migrate_at", &t.migrate_at), ("cooldown", &t.cooldown), ("max_duration", &t.max_duration)];
             if let Some((key, _)) = migration_keys.iter().find(|(_, v)| v.is_some()) {
                 return self.err(
                     span,
                     format!("[timeline] {key} needs a migration, but there is no [[strategy]]: a load-only scenario gives `duration`"),
                 );
             }
-            return match t.duration {
-                Some(d) if !d.0.is_zero() => Ok(Timeline {
+            return match &t.duration {
+                Some(d) if !d.get_ref().0.is_zero() => Ok(Timeline {
                     migrate_at: Duration::ZERO,
                     cooldown: Duration::ZERO,
                     max_duration: Duration::ZERO,
-                    duration: Some(d.0),
+                    duration: Some(self.at_most(d, limits::MAX_RUN, "[timeline] duration")?),
                 }),
-                Some(_) => self.err(span, "[timeline] duration must be more than 0"),
+                Some(d) => self.err(d.span(), "[timeline] duration must be more than 0"),
                 None => self.err(span, "a scenario without [[strategy]] runs load only: [timeline] needs `duration`"),
             };
         }
-        if t.duration.is_some() {
+        if let Some(d) = &t.duration {
             return self.err(
-                span,
+                d.span(),
                 "[timeline] duration is for load-only scenarios; with a [[strategy]] the run lasts until the migration ends plus `cooldown`",
             );
         }
         let missing = |key: &str| format!("[timeline] needs `{key}` (the scenario has a [[strategy]])");
-        let (Some(migrate_at), Some(cooldown), Some(max_duration)) = (t.migrate_at, t.cooldown, t.max_duration) else {
+        let (Some(migrate_at), Some(cooldown), Some(max_duration)) = (&t.migrate_at, &t.cooldown, &t.max_duration)
+        else {
             let key = if t.migrate_at.is_none() {
                 "migrate_at"
             } else if t.cooldown.is_none() {
@@ -211,9 +224,23 @@ impl Validator {
             };
             return self.err(span, missing(key));
         };
-        if max_duration.0.is_zero() {
-            return self.err(span, "[timeline] max_duration must be more than 0");
+        if max_duration.get_ref().0.is_zero() {
+            return self.err(max_duration.span(), "[timeline] max_duration must be more than 0");
         }
-        Ok(Timeline { migrate_at: migrate_at.0, cooldown: cooldown.0, max_duration: max_duration.0, duration: None })
+        let (m, c, x) = (migrate_at.get_ref().0, cooldown.get_ref().0, max_duration.get_ref().0);
+        if m + c + x > limits::MAX_RUN {
+            let whole = human(m + c + x);
+            // Point at the largest of the three.
+            let largest =
+                [migrate_at, cooldown, max_duration].into_iter().max_by_key(|d| d.get_ref().0).expect("three");
+            return self.err(
+                largest.span(),
+                format!(
+                    "migrate_at + max_duration + cooldown is {whole}; a rehearsal may run at most {}",
+                    human(limits::MAX_RUN)
+                ),
+            );
+        }
+        Ok(Timeline { migrate_at: m, cooldown: c, max_duration: x, duration: None })
     }
 }

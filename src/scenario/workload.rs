@@ -105,13 +105,16 @@ pub struct QuerySpec {
     pub timeout: Option<Duration>,
     /// Where it runs.
     pub target: Target,
+    /// Whether every statement only reads (see
+    /// [`super::sql_parse::Parsed::is_read_only`]).
+    pub read_only: bool,
 }
 
 impl QuerySpec {
-    /// Whether the query only reads: every statement starts with SELECT,
-    /// WITH or TABLE and takes no row locks.
+    /// Whether the query only reads: every statement is a SELECT that
+    /// takes no row locks and writes nothing, as its parse tree shows.
     pub fn is_read(&self) -> bool {
-        self.statements.iter().all(|s| is_read_sql(&s.text))
+        self.read_only
     }
 
     /// The open-loop rate at the start, `None` for a closed loop.
@@ -121,18 +124,6 @@ impl QuerySpec {
             Load::Closed { .. } => None,
         }
     }
-}
-
-fn is_read_sql(sql: &str) -> bool {
-    let s = sql.trim_start().to_ascii_lowercase();
-    (s.starts_with("select") || s.starts_with("with") || s.starts_with("table"))
-        && !s.contains("for update")
-        && !s.contains("for share")
-        && !s.contains("for no key update")
-        && !s.contains("for key share")
-        && !s.contains("insert ")
-        && !s.contains("update ")
-        && !s.contains("delete ")
 }
 
 /// The generator of one query parameter, and where the file names it.
@@ -147,16 +138,6 @@ pub struct ParamSpec {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn reads_are_told_from_writes_and_row_locks() {
-        assert!(is_read_sql("  SELECT * FROM t WHERE id = $1"));
-        assert!(is_read_sql("with x as (select 1) select * from x"));
-        assert!(!is_read_sql("SELECT * FROM t WHERE id = $1 FOR UPDATE"));
-        assert!(!is_read_sql("select * from t for no key update"));
-        assert!(!is_read_sql("UPDATE t SET a = 1"));
-        assert!(!is_read_sql("with d as (delete from t returning *) select * from d"));
-    }
 
     #[test]
     fn a_profile_knows_its_start_and_peak() {

@@ -60,7 +60,7 @@ fn name(m: &Message) -> &'static str {
     }
 }
 
-fn need<'a>(password: Option<&'a [u8]>) -> Result<&'a [u8], WireError> {
+fn need(password: Option<&[u8]>) -> Result<&[u8], WireError> {
     password.ok_or(WireError::NoPassword)
 }
 
