@@ -8,6 +8,8 @@ mod access;
 mod cleanup;
 mod containers;
 mod datagen;
+mod fuzz;
+mod fuzz_engine;
 mod generate;
 mod load_engine;
 mod migration_steps;
