@@ -81,7 +81,7 @@ fn main() {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/pgbench_accounts.toml");
         let scenario = scenario::load(&path, &scenario::LoadOptions { scale: scale as f64 / 100.0 }).expect("scenario");
         let streams = std::env::var("REHEARSE_BENCH_STREAMS").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
-        let opts = LoadOptions { streams, reuse_existing: false, progress: false };
+        let opts = LoadOptions { streams, reuse_existing: false, progress: false, data_dir: None };
         let cleanup = Cleanup::new(None, false);
         let started = Instant::now();
         let tables = datagen::load(&config, &cluster.target(), &admin, &scenario, &opts, &cleanup)

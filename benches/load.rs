@@ -53,7 +53,7 @@ use std::time::Instant;
 
 use rehearse::observe::Observer;
 use rehearse::postgres::{BackendChoice, LocalCluster, Role, Server, connect, server_program, server_version};
-use rehearse::rehearsal::{RunOptions, rehearse};
+use rehearse::rehearsal::{RunOn, RunOptions, rehearse};
 use rehearse::scenario::{self, Arrival, GenSpec, Load, RateProfile, Scenario};
 use rehearse::workload::{PhaseClock, Workload};
 
@@ -104,9 +104,8 @@ async fn ours(scenario: &Scenario, url: &str, load: Load, secs: u64, observe: Du
     let mut s = scenario.clone();
     s.workload.queries[0].load = load;
     s.timeline.duration = Some(Duration::from_secs(secs));
+    let on = RunOn { choice: BackendChoice::Url(url.to_string()), why: "url: the benchmark's cluster".into() };
     let opts = RunOptions {
-        backend: BackendChoice::Url(url.to_string()),
-        chosen: "url: the benchmark's cluster".into(),
         strategy: None,
         reuse_existing: false,
         keep_tables: false,
@@ -115,7 +114,7 @@ async fn ours(scenario: &Scenario, url: &str, load: Load, secs: u64, observe: Du
         load_streams: 1,
         progress: false,
     };
-    let report = rehearse(&s, &opts).await.expect("rehearsal");
+    let report = rehearse(&s, &on, &opts).await.expect("rehearsal");
     let b = &report.phases.baseline;
     let q = b.queries.get("select_abalance").expect("the query");
     let ms = |v: Option<f64>| v.unwrap_or(f64::NAN);

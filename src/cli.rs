@@ -13,9 +13,10 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::datagen::LoadError;
-use crate::postgres::{self, BackendChoice, ProvisionError};
+use crate::postgres::{self, ProvisionError};
+use crate::preflight::PreflightError;
 use crate::rehearsal::{RunOptions, UsageError, rehearse_all};
-use crate::report::{render, render_side_by_side, to_json_many};
+use crate::report::{JsonOut, JsonPathError, render, render_side_by_side, to_json_many};
 use crate::scenario::{self, LoadOptions, ScenarioError};
 use crate::workload::WorkloadError;
 
@@ -225,7 +226,7 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
 /// the environment is.
 pub fn exit_code(err: &anyhow::Error) -> i32 {
     for cause in err.chain() {
-        if cause.is::<ScenarioError>() || cause.is::<UsageError>() {
+        if cause.is::<ScenarioError>() || cause.is::<UsageError>() || cause.is::<JsonPathError>() {
             return EXIT_BAD_INPUT;
         }
         if let Some(e) = cause.downcast_ref::<ProvisionError>() {
@@ -235,6 +236,9 @@ pub fn exit_code(err: &anyhow::Error) -> i32 {
             return e.exit_code();
         }
         if let Some(e) = cause.downcast_ref::<WorkloadError>() {
+            return e.exit_code();
+        }
+        if let Some(e) = cause.downcast_ref::<PreflightError>() {
             return e.exit_code();
         }
     }
@@ -306,10 +310,12 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Command::Generate(args) => {
             let requested = args.server.requested()?;
             let scenario = scenario::load(&args.scenario, &LoadOptions { scale: args.scale })?;
+            let out = args.json.as_deref().map(JsonOut::open).transpose()?;
             let opts = crate::datagen::LoadOptions {
                 streams: args.load_streams.unwrap_or_else(default_streams),
                 reuse_existing: false,
                 progress: !args.quiet,
+                data_dir: None,
             };
             crate::generate::generate(&scenario, &requested, &args.server.pg_images, &opts, |g| {
                 for t in &g.tables {
@@ -322,13 +328,9 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
                     );
                 }
                 println!("{}", g.connect);
-                if let Some(path) = &args.json {
+                if let Some(out) = out {
                     let json = serde_json::to_string_pretty(g).expect("serializes");
-                    if path.as_os_str() == "-" {
-                        println!("{json}");
-                    } else {
-                        std::fs::write(path, json + "\n").with_context(|| format!("writing {}", path.display()))?;
-                    }
+                    out.write(&json).context("writing the JSON")?;
                 }
                 Ok(())
             })
@@ -364,9 +366,11 @@ async fn run_rehearsal(args: RunArgs) -> anyhow::Result<i32> {
         return Err(UsageError("--reuse-existing and --keep-tables apply to --backend url".into()).into());
     }
     let scenario = scenario::load(&args.scenario, &LoadOptions { scale: args.scale })?;
+    let out = args.json.as_deref().map(JsonOut::open).transpose()?;
+    if let Some(url) = &args.replica_url {
+        warn_if_password_in("--replica-url", url);
+    }
     let opts = RunOptions {
-        backend: BackendChoice::Local,
-        chosen: String::new(),
         strategy: args.strategy,
         reuse_existing: args.reuse_existing,
         keep_tables: args.keep_tables,
@@ -380,18 +384,19 @@ async fn run_rehearsal(args: RunArgs) -> anyhow::Result<i32> {
         [one] => (render(one), one.to_json()),
         many => (render_side_by_side(many), to_json_many(many)),
     };
-    let json_to_stdout = args.json.as_ref().is_some_and(|p| p.as_os_str() == "-");
-    if json_to_stdout {
+    if out.as_ref().is_some_and(JsonOut::is_stdout) {
         eprint!("{summary}");
     } else {
         print!("{summary}");
     }
-    if let Some(path) = &args.json {
-        if json_to_stdout {
-            println!("{json}");
-        } else {
-            std::fs::write(path, json + "\n").with_context(|| format!("writing {}", path.display()))?;
-        }
+    if let Some(out) = out {
+        out.write(&json).context("writing the JSON report")?;
     }
-    Ok(if reports.iter().all(|r| r.verdict.pass) { EXIT_PASS } else { EXIT_FAIL })
+    Ok(if reports.iter().any(|r| r.fault.is_some()) {
+        EXIT_ENVIRONMENT
+    } else if reports.iter().all(|r| r.verdict.pass) {
+        EXIT_PASS
+    } else {
+        EXIT_FAIL
+    })
 }

@@ -52,7 +52,8 @@ pub async fn generate(
     let cleanup = Cleanup::new((!server.is_throwaway()).then(|| config.clone()), true);
     let admin = postgres::connect(&config, &Role::Harness).await.context("connecting to the server")?;
     let version = postgres::server_version(&admin).await.context("reading the server version")?;
-    let tables = datagen::load(&config, &server.target(), &admin, scenario, opts, &cleanup).await?;
+    let opts = LoadOptions { data_dir: server.data_dir(), ..opts.clone() };
+    let tables = datagen::load(&config, &server.target(), &admin, scenario, &opts, &cleanup).await?;
     drop(admin);
     let _ = cleanup.finish().await;
     let generated = Generated {

@@ -1,10 +1,14 @@
 //! Interference: statements that run at a given time on connections of
 //! their own, such as the long analytical report whose lock the migration
 //! queues behind. Each is started at its `at`, and one still running when
-//! the rehearsal ends is cancelled and reported as such.
+//! the rehearsal ends is cancelled and reported as such; one whose cancel
+//! is not answered within a few seconds (a server that does not answer) is
+//! abandoned, never waited for without end. One that fails fails the
+//! verdict, unless the scenario marks it `optional`: a rehearsal of an
+//! outage whose cause never ran has not rehearsed it.
 
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use tokio_postgres::{CancelToken, NoTls};
@@ -22,12 +26,44 @@ pub struct InterferenceReport {
     pub started_s: Option<f64>,
     /// Seconds from the start of the load; `null` if it never ended.
     pub ended_s: Option<f64>,
-    /// `ok`, `failed`, `cancelled` (still running at the end of the run)
-    /// or `not_started`.
-    pub outcome: String,
+    /// How it ended.
+    pub outcome: InterferenceOutcome,
     /// Its error, if it failed.
     pub error: Option<SqlError>,
+    /// Whether its failure is allowed (`optional = true`).
+    pub optional: bool,
 }
+
+/// How an interfering statement ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InterferenceOutcome {
+    /// It completed.
+    Ok,
+    /// It failed with an error.
+    Failed,
+    /// It was still running at the end of the run and was cancelled.
+    Cancelled,
+    /// It was still running and its cancel was not answered: abandoned.
+    Abandoned,
+    /// Its time never came.
+    NotStarted,
+}
+
+impl std::fmt::Display for InterferenceOutcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            InterferenceOutcome::Ok => "ok",
+            InterferenceOutcome::Failed => "FAILED",
+            InterferenceOutcome::Cancelled => "cancelled at the end of the run",
+            InterferenceOutcome::Abandoned => "abandoned (its cancel was not answered)",
+            InterferenceOutcome::NotStarted => "never started",
+        })
+    }
+}
+
+/// How long a cancelled statement may take to end.
+const CANCEL_GRACE: Duration = Duration::from_secs(3);
 
 /// Interfering statements, connected and waiting for their time. Dropping
 /// it abandons them (their sessions close; see `postgres::Cleanup` for a
@@ -51,8 +87,9 @@ impl Interference {
                 name: spec.name.clone(),
                 started_s: None,
                 ended_s: None,
-                outcome: "not_started".into(),
+                outcome: InterferenceOutcome::NotStarted,
                 error: None,
+                optional: spec.optional,
             }));
             let (r, clock, sql, at) = (report.clone(), clock.clone(), spec.sql.text.clone(), spec.at);
             let cancel = client.cancel_token();
@@ -63,9 +100,9 @@ impl Interference {
                 let mut r = r.lock().expect("not poisoned");
                 r.ended_s = Some(clock.offset(Instant::now()));
                 match result {
-                    Ok(_) => r.outcome = "ok".into(),
+                    Ok(_) => r.outcome = InterferenceOutcome::Ok,
                     Err(e) => {
-                        r.outcome = "failed".into();
+                        r.outcome = InterferenceOutcome::Failed;
                         r.error = Some(SqlError::from_pg(&e));
                     }
                 }
@@ -75,19 +112,22 @@ impl Interference {
         Ok(Interference { running })
     }
 
-    /// Cancels what still runs and reports every statement.
+    /// Cancels what still runs and reports every statement. Each cancel is
+    /// given a few seconds to be answered.
     pub async fn finish(mut self) -> Vec<InterferenceReport> {
         let mut reports = Vec::new();
-        for (cancel, report, task) in std::mem::take(&mut self.running) {
+        for (cancel, report, mut task) in std::mem::take(&mut self.running) {
             let started = report.lock().expect("not poisoned").started_s.is_some();
-            let done = task.is_finished();
             if !started {
                 task.abort();
-            } else if !done {
-                let _ = cancel.cancel_query(NoTls).await;
-                let _ = task.await;
+            } else if !task.is_finished() {
+                let _ = tokio::time::timeout(CANCEL_GRACE, cancel.cancel_query(NoTls)).await;
+                let ended = tokio::time::timeout(CANCEL_GRACE, &mut task).await.is_ok();
+                task.abort();
                 let mut r = report.lock().expect("not poisoned");
-                r.outcome = "cancelled".into();
+                // Cancelled now, not the error the cancel made it return.
+                r.error = None;
+                r.outcome = if ended { InterferenceOutcome::Cancelled } else { InterferenceOutcome::Abandoned };
             }
             reports.push(report.lock().expect("not poisoned").clone());
         }

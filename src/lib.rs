@@ -24,6 +24,7 @@
 //!   statements or transactions, through a pool, with per-phase HDR
 //!   histograms and a per-second series;
 //! - [`interference`]: statements such as a long report, started on time;
+//! - [`preflight`]: every statement tried on the server before the load;
 //! - [`migration`]: the strategy's steps, with lock waits, locks taken and
 //!   rewrites per step;
 //! - [`observe`]: the lock observer (who blocked whom, how long, how many);
@@ -41,6 +42,7 @@ pub mod live;
 pub mod migration;
 pub mod observe;
 pub mod postgres;
+pub mod preflight;
 pub mod rehearsal;
 pub mod report;
 pub mod scenario;

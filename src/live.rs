@@ -1,7 +1,9 @@
 //! The live view: while the load runs, one line updated every second with
-//! the phase and elapsed time, requests per second, p99 over the last
-//! second, failures, backends waiting on locks and connections of the pool
-//! in use. On a terminal it is an indicatif line redrawn in place; when
+//! the phase and elapsed time, requests completed per second (after a
+//! stall the backlog completes at once, so this can exceed the offered
+//! rate), p99 over the last second, failures, sessions waiting on locks
+//! (`-` when the observer has no fresh sample: a stale figure is not
+//! shown) and connections of the pool in use. On a terminal it is an indicatif line redrawn in place; when
 //! stderr is not a terminal (CI logs) the same line is printed every
 //! [`PLAIN_EVERY`] seconds instead, so a long run does not flood the log.
 //!
@@ -37,8 +39,9 @@ pub struct Sources {
     pub workload: Arc<Workload>,
     /// Time zero and the phases.
     pub clock: Arc<PhaseClock>,
-    /// Backends waiting on a lock in the observer's latest sample.
-    pub waiting: Box<dyn Fn() -> usize + Send + Sync>,
+    /// Sessions waiting on a lock in the observer's latest sample; `None`
+    /// when that sample is stale.
+    pub waiting: Box<dyn Fn() -> Option<usize> + Send + Sync>,
     /// A load-only run has no phases to name.
     pub load_only: bool,
 }
@@ -121,8 +124,8 @@ fn merge(into: &mut LiveSample, from: &LiveSample) {
     into.errors += from.errors;
 }
 
-/// `[during 12s] 1,234 req/s · p99 3.1ms (last 1s) · failures 0 (total 3)
-/// · waiting on locks 2 · pool 7/50`
+/// `[during 12s] 1,234 completed/s · p99 3.1ms (last 1s) · failures 0
+/// (total 3) · waiting on locks 2 · pool 7/50`
 fn line(src: &Sources, now: Instant, s: &LiveSample, window: Duration, failures: u64) -> String {
     let phase = match (src.load_only, src.clock.phase_of(now)) {
         (true, _) => "load",
@@ -138,11 +141,11 @@ fn line(src: &Sources, now: Instant, s: &LiveSample, window: Duration, failures:
         format!("{:.1}ms", s.ok.value_at_quantile(0.99) as f64 / 1000.0)
     };
     let (in_use, size) = src.workload.pool_gauge();
+    let waiting = (src.waiting)().map_or_else(|| "-".to_string(), |n| n.to_string());
     format!(
-        "[{phase} {elapsed:.0}s] {:.0} req/s · p99 {p99} (last {:.0}s) · failures {} (total {failures}) · waiting on locks {} · pool {in_use}/{size}",
+        "[{phase} {elapsed:.0}s] {:.0} completed/s · p99 {p99} (last {:.0}s) · failures {} (total {failures}) · waiting on locks {waiting} · pool {in_use}/{size}",
         s.count as f64 / secs,
         secs,
         s.errors,
-        (src.waiting)(),
     )
 }

@@ -1,8 +1,14 @@
-//! One rehearsal, end to end: provision a server, load the data, start the
-//! observer, the interference and the load, apply the migration at
-//! `migrate_at`, keep the load running for `cooldown`, then stop
-//! everything and judge. Whatever the harness started is released when
-//! this future completes or is dropped (Ctrl-C) or unwinds (a panic).
+//! One rehearsal, end to end: provision a server, create the tables, try
+//! every statement on them, load the data, start the observer, the
+//! interference and the load, apply the migration at `migrate_at`, keep the
+//! load running for `cooldown`, then stop everything and judge. Whatever
+//! the harness started is released when this future completes or is
+//! dropped (Ctrl-C) or unwinds (a panic).
+//!
+//! A watch on the server runs throughout. When the server stops or
+//! restarts under the run, the timeline stops where it is, every wait is
+//! cut short, and the report covers the run up to the fault, says so, and
+//! fails; the command exits 3.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -12,24 +18,20 @@ use anyhow::Context;
 use crate::datagen::{self, LoadOptions};
 use crate::interference::Interference;
 use crate::live::{self, LiveView};
-use crate::migration;
+use crate::migration::{self, MigrationReport};
 use crate::observe::Observer;
-use crate::postgres::{self, BackendArg, BackendChoice, Cleanup, Role, Server};
-use crate::report::{
-    self, Named, PhaseReport, Phases, PostgresInfo, QueryInfo, Report, ThresholdsInfo, Timeline, WorkloadInfo,
-};
+use crate::postgres::{self, BackendArg, BackendChoice, Cleanup, Fault, Role, Server, ServerWatch};
+use crate::preflight::{self, DryRun};
+use crate::report::{self, FaultReport, Judged, Named, PhaseReport, Phases, PostgresInfo, QueryInfo, Report};
+use crate::report::{ThresholdsInfo, Timeline, WorkloadInfo};
 use crate::scenario::duration::human;
 use crate::scenario::{Load, Scenario, Strategy, Target};
 use crate::units::{millis, secs};
-use crate::workload::{Phase, PhaseClock, Workload};
+use crate::workload::{Phase, PhaseClock, Signal, Workload};
 
 /// How to run a rehearsal.
 #[derive(Debug, Clone)]
 pub struct RunOptions {
-    /// Where the server comes from.
-    pub backend: BackendChoice,
-    /// Why that backend, in one line (see [`postgres::Plan`]).
-    pub chosen: String,
     /// The strategy to apply; the scenario's first when `None`.
     pub strategy: Option<String>,
     /// Use existing tables as they are (`--reuse-existing`).
@@ -44,6 +46,15 @@ pub struct RunOptions {
     pub load_streams: usize,
     /// Progress bars and event lines on stderr.
     pub progress: bool,
+}
+
+/// The server a rehearsal runs on, and why that one.
+#[derive(Debug, Clone)]
+pub struct RunOn {
+    /// Where the server comes from.
+    pub choice: BackendChoice,
+    /// Why that backend, in one line (see [`postgres::Plan`]).
+    pub why: String,
 }
 
 /// The user asked for something the scenario does not have.
@@ -98,7 +109,8 @@ fn strategy<'a>(scenario: &'a Scenario, name: Option<&str>) -> Result<Option<&'a
 
 /// Chooses the backend and images (see [`postgres::plan`]), then runs one
 /// rehearsal per server, one after another (side by side they would skew
-/// each other's latencies), and returns their reports.
+/// each other's latencies), and returns their reports. A server that
+/// faults ends its own rehearsal, not the others'.
 pub async fn rehearse_all(
     scenario: &Scenario,
     backend: &BackendArg,
@@ -119,20 +131,40 @@ pub async fn rehearse_all(
             };
             say(opts, None, format!("rehearsal {} of {} on {on}", i + 1, plan.runs.len()));
         }
-        let opts = RunOptions { backend: choice.clone(), chosen: plan.why.clone(), ..opts.clone() };
-        let mut report = rehearse(scenario, &opts).await?;
+        let on = RunOn { choice: choice.clone(), why: plan.why.clone() };
+        let mut report = rehearse(scenario, &on, opts).await?;
         report.warnings.extend(plan.warnings.iter().cloned());
         reports.push(report);
     }
     Ok(reports)
 }
 
-/// Runs the rehearsal of `scenario` and returns its report. Without a
-/// `[[strategy]]` it runs the load alone for `[timeline] duration`, and
-/// the whole run is the `baseline` phase.
-pub async fn rehearse(scenario: &Scenario, opts: &RunOptions) -> anyhow::Result<Report> {
+/// Starts (or reaches) the server; a setting the server refused is the
+/// scenario's error, at its place in the file.
+async fn provision(scenario: &Scenario, on: &RunOn) -> anyhow::Result<Box<dyn Server>> {
+    match postgres::provision(&on.choice, &settings(scenario)).await {
+        Ok(server) => Ok(server),
+        Err(e) => match postgres::settings_fault(&e, &scenario.postgres.settings) {
+            Some(bad) => Err(bad.into()),
+            None => Err(e.into()),
+        },
+    }
+}
+
+/// An error of the setup, or the server's stop if that is what it was.
+fn stopped_or(server: &dyn Server, during: &str, e: anyhow::Error) -> anyhow::Error {
+    match server.exit_probe().and_then(|probe| probe()) {
+        Some(detail) => postgres::ProvisionError::Stopped { during: during.into(), detail }.into(),
+        None => e,
+    }
+}
+
+/// Runs the rehearsal of `scenario` on the server `on` names and returns
+/// its report. Without a `[[strategy]]` it runs the load alone for
+/// `[timeline] duration`, and the whole run is the `baseline` phase.
+pub async fn rehearse(scenario: &Scenario, on: &RunOn, opts: &RunOptions) -> anyhow::Result<Report> {
     let strategy = strategy(scenario, opts.strategy.as_deref())?;
-    let server = postgres::provision(&opts.backend, &settings(scenario)).await?;
+    let server = provision(scenario, on).await?;
     say(opts, None, format!("{} server at {}", server.backend(), server.target()));
     if std::env::var("REHEARSE_FAULT").as_deref() == Ok("panic-after-provision") {
         // Fault injection for the clean-up tests: a panic while the server runs.
@@ -147,22 +179,92 @@ pub async fn rehearse(scenario: &Scenario, opts: &RunOptions) -> anyhow::Result<
     let replica = replica(scenario, opts, &mut warnings).await?;
     let admin = postgres::connect(&config, &Role::Harness).await.context("connecting to the server")?;
     let version = postgres::server_version(&admin).await.context("reading the server version")?;
-
-    let load_opts =
-        LoadOptions { streams: opts.load_streams, reuse_existing: opts.reuse_existing, progress: opts.progress };
-    let tables = datagen::load(&config, &server.target(), &admin, scenario, &load_opts, &cleanup).await?;
+    if !server.is_throwaway() {
+        postgres::check_room(&admin, scenario.sessions_needed(), &server.target()).await?;
+    }
+    let load_opts = LoadOptions {
+        streams: opts.load_streams,
+        reuse_existing: opts.reuse_existing,
+        progress: opts.progress,
+        data_dir: server.data_dir(),
+    };
+    let setup = async {
+        let created = datagen::create(&admin, &config, &server.target(), scenario, &load_opts, &cleanup).await?;
+        let dry_run = match (server.is_throwaway(), created.reused.is_empty()) {
+            (true, _) => DryRun::Anything,
+            (false, true) => DryRun::Only(created.names()),
+            (false, false) => DryRun::Nothing,
+        };
+        let notes = preflight::check(&admin, scenario, strategy, &dry_run, replica.is_some()).await?;
+        let tables = datagen::fill(&config, &admin, scenario, created, &load_opts).await?;
+        Ok::<_, anyhow::Error>((tables, notes))
+    };
+    let (tables, notes) = setup.await.map_err(|e| stopped_or(server.as_ref(), "the data load", e))?;
+    warnings.extend(notes);
     let replica_config = replica.as_ref().map(|r| r.config());
-    let workload = Arc::new(Workload::prepare(&config, replica_config, &scenario.workload, scenario.seed).await?);
+    let workload = Workload::prepare(&config, replica_config, &scenario.workload, scenario.seed)
+        .await
+        .map_err(|e| stopped_or(server.as_ref(), "the workload's setup", e.into()))?;
+    let watch = ServerWatch::start(&config, server.exit_probe()).await.context("starting the server watch")?;
+    let timed = timeline(scenario, strategy, &config, &version, Arc::new(workload), &watch, opts).await?;
+    // Close the harness's own sessions before the clean-up drops tables.
+    drop(admin);
+    warnings.extend(cleanup.finish().await);
+    let server_info = PostgresInfo {
+        backend: server.backend(),
+        chosen: on.why.clone(),
+        image: server.image().map(str::to_string),
+        version: version.version,
+        version_num: version.version_num,
+        target: server.target(),
+        settings: Named(scenario.postgres.pairs()),
+        settings_applied: server.is_throwaway(),
+    };
+    let replica = replica.as_ref().map(|r| r.target());
+    Ok(assemble(scenario, strategy, server_info, tables, replica, timed, warnings))
+}
 
+/// What the timeline measured.
+struct Timed {
+    clock: Arc<PhaseClock>,
+    end: Instant,
+    migration: Option<MigrationReport>,
+    fault: Option<Fault>,
+    results: Vec<crate::workload::QueryResult>,
+    pool: crate::workload::PoolStats,
+    interference: Vec<crate::interference::InterferenceReport>,
+    locks: crate::observe::LockSummary,
+}
+
+/// Sleeps until `until`; false when the server faulted first.
+async fn wait_until(until: Instant, fault: &Signal) -> bool {
+    tokio::select! {
+        _ = tokio::time::sleep_until(until.into()) => true,
+        _ = fault.fired() => false,
+    }
+}
+
+/// The load, the observer, the interference and the migration, on the
+/// clock; stopped early by a fault of the server.
+async fn timeline(
+    scenario: &Scenario,
+    strategy: Option<&Strategy>,
+    config: &tokio_postgres::Config,
+    version: &postgres::ServerVersion,
+    workload: Arc<Workload>,
+    watch: &ServerWatch,
+    opts: &RunOptions,
+) -> anyhow::Result<Timed> {
     // Time zero, and the load's first request due at once; the observer
     // and the interference sessions connect while it runs.
     let t = scenario.timeline;
+    let fault = watch.signal();
     let clock = Arc::new(PhaseClock::new(Instant::now()));
     let running = workload.clone().start(clock.clone());
-    let observer = Observer::start(&config, version.version_num, opts.observe_interval, clock.start())
+    let observer = Observer::start(config, version.version_num, opts.observe_interval, clock.start())
         .await
         .context("starting the lock observer")?;
-    let interference = Interference::start(&config, &scenario.interference, clock.clone())
+    let interference = Interference::start(config, &scenario.interference, clock.clone())
         .await
         .context("connecting the interference sessions")?;
     say(opts, Some(&clock), load_line(scenario, strategy));
@@ -174,52 +276,65 @@ pub async fn rehearse(scenario: &Scenario, opts: &RunOptions) -> anyhow::Result<
             load_only: strategy.is_none(),
         })
     });
-
-    let migration = match (strategy, t.duration) {
-        (Some(strategy), _) => {
-            tokio::time::sleep_until((clock.start() + t.migrate_at).into()).await;
+    let migration = match strategy {
+        Some(strategy) if wait_until(clock.start() + t.migrate_at, &fault).await => {
             say(opts, Some(&clock), format!("migration `{}` started", strategy.name));
-            let migration = migration::apply(&config, strategy, &observer, &clock, t.max_duration)
+            let m = migration::apply(config, strategy, &observer, &clock, t.max_duration, &fault)
                 .await
                 .context("opening the migration's connection")?;
+            let took = human(Duration::from_secs_f64(m.total_ms / 1000.0));
             say(
                 opts,
                 Some(&clock),
-                format!(
-                    "migration {} after {}; load continues for {}",
-                    migration.outcome,
-                    human(Duration::from_secs_f64(migration.total_ms / 1000.0)),
-                    human(t.cooldown)
-                ),
+                format!("migration {} after {took}; load continues for {}", m.outcome, human(t.cooldown)),
             );
-            tokio::time::sleep(t.cooldown).await;
-            Some(migration)
+            wait_until(Instant::now() + t.cooldown, &fault).await;
+            Some(m)
         }
-        (None, duration) => {
-            tokio::time::sleep_until((clock.start() + duration.unwrap_or_default()).into()).await;
+        Some(_) => None,
+        None => {
+            wait_until(clock.start() + t.duration.unwrap_or_default(), &fault).await;
             None
         }
     };
-    let end = Instant::now();
+    let fault = watch.fault();
+    let end = fault.as_ref().map_or_else(Instant::now, |f| f.at);
     if let Some(live) = live {
         live.finish().await;
     }
-    let grace = scenario.workload.pool_timeout + Duration::from_secs(3);
+    if let Some(f) = &fault {
+        say(opts, Some(&clock), format!("the server failed: {}; stopping the run", f.detail));
+    }
+    // Requests in flight on a server that failed will not answer: a second
+    // for them, else what the pool lets them wait.
+    let grace =
+        if fault.is_some() { Duration::from_secs(1) } else { scenario.workload.pool_timeout + Duration::from_secs(3) };
     let (results, pool) = running.stop(grace).await;
     let interference = interference.finish().await;
     let locks = observer.finish().await;
     say(opts, Some(&clock), "load stopped");
-    // Close the harness's own sessions before the clean-up drops tables.
-    drop((admin, workload));
-    warnings.extend(cleanup.finish().await);
+    Ok(Timed { clock, end, migration, fault, results, pool, interference, locks })
+}
 
-    let (mig_start, mig_end) = clock.migration_window();
+/// The report of a run.
+fn assemble(
+    scenario: &Scenario,
+    strategy: Option<&Strategy>,
+    postgres: PostgresInfo,
+    tables: Vec<datagen::LoadedTable>,
+    replica: Option<String>,
+    timed: Timed,
+    warnings: Vec<String>,
+) -> Report {
+    let Timed { clock, end, migration, fault, results, pool, interference, locks } = timed;
+    let t = scenario.timeline;
     let end_s = clock.offset(end);
+    let (mig_start, mig_end) = clock.migration_window();
     let (mig_start, mig_end) = match &migration {
-        Some(_) => (mig_start.map_or(0.0, secs), mig_end.map_or(0.0, secs)),
+        Some(_) => (mig_start.map_or(0.0, secs), mig_end.map_or(end_s, secs)),
         None => (end_s, end_s),
     };
-    let bounds = [(0.0, mig_start), (mig_start, mig_end), (mig_end, end_s)];
+    let bounds = [(0.0, mig_start), (mig_start, mig_end), (mig_end, end_s.max(mig_end))];
     let phase = |p: Phase| {
         let (start_s, end_s) = bounds[p.index()];
         PhaseReport {
@@ -230,34 +345,43 @@ pub async fn rehearse(scenario: &Scenario, opts: &RunOptions) -> anyhow::Result<
         }
     };
     let phases = Phases { baseline: phase(Phase::Baseline), during: phase(Phase::During), after: phase(Phase::After) };
+    let fault = fault.map(|f| {
+        let at_s = clock.offset(f.at);
+        FaultReport {
+            kind: f.kind,
+            at_s,
+            phase: clock.phase_of(f.at),
+            during_migration: migration.as_ref().is_some_and(|m| at_s >= m.started_s && at_s <= m.ended_s + 0.5),
+            detail: f.detail,
+        }
+    });
     let ms = millis;
     let thresholds = ThresholdsInfo {
         max_lock_wait_ms: scenario.thresholds.max_lock_wait.map(ms),
         max_p99_ms: scenario.thresholds.max_p99.map(ms),
         max_error_rate: scenario.thresholds.max_error_rate,
     };
-    let verdict = report::evaluate(&thresholds, migration.as_ref(), &locks, &phases);
-    Ok(Report {
+    let verdict = report::evaluate(&Judged {
+        thresholds: &thresholds,
+        migration: migration.as_ref(),
+        has_strategy: strategy.is_some(),
+        locks: &locks,
+        phases: &phases,
+        interference: &interference,
+        fault: fault.as_ref(),
+    });
+    Report {
         scenario: scenario.name.clone(),
         strategy: strategy.map(|s| s.name.clone()),
         seed: scenario.seed,
         scale: scenario.scale,
-        postgres: PostgresInfo {
-            backend: server.backend(),
-            chosen: opts.chosen.clone(),
-            image: server.image().map(str::to_string),
-            version: version.version,
-            version_num: version.version_num,
-            target: server.target(),
-            settings: Named(scenario.postgres.pairs()),
-            settings_applied: server.is_throwaway(),
-        },
+        postgres,
         tables,
         workload: WorkloadInfo {
             pool_size: scenario.workload.pool_size,
             pool_timeout_ms: ms(scenario.workload.pool_timeout),
-            replica: replica.as_ref().map(|r| r.target()),
             queries: scenario.workload.queries.iter().map(|q| QueryInfo::new(q, replica.is_some())).collect(),
+            replica,
         },
         timeline: Timeline {
             migrate_at_s: strategy.map(|_| t.migrate_at.as_secs_f64()),
@@ -271,9 +395,10 @@ pub async fn rehearse(scenario: &Scenario, opts: &RunOptions) -> anyhow::Result<
         locks,
         series: Named(results.into_iter().map(|q| (q.name, q.series)).collect()),
         thresholds,
+        fault,
         verdict,
         warnings,
-    })
+    }
 }
 
 /// The event line that opens the load.

@@ -46,7 +46,7 @@ columns = {{ status = {{ one_of = ["pending", "paid"], weights = [3, 1] }} }}
 }
 
 fn options(streams: usize) -> LoadOptions {
-    LoadOptions { streams, reuse_existing: false, progress: false }
+    LoadOptions { streams, reuse_existing: false, progress: false, data_dir: None }
 }
 
 async fn load_into(cluster: &LocalCluster, db: &str, seed: u64, streams: usize) -> Client {

@@ -226,7 +226,7 @@ fn shapes_of_load_transactions_timeouts_and_the_live_line() {
 
     // The live line, printed at 5 s.
     let live = stderr.lines().find(|l| l.starts_with("[load 5s]")).unwrap_or_else(|| panic!("no live line:\n{stderr}"));
-    for part in ["req/s", "p99 ", "failures ", "waiting on locks ", "pool "] {
+    for part in ["completed/s", "p99 ", "failures ", "waiting on locks ", "pool "] {
         assert!(live.contains(part), "{part} missing from {live}");
     }
     assert!(live.ends_with("/12"), "pool in use of 12: {live}");

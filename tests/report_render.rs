@@ -4,15 +4,16 @@
 use std::collections::BTreeMap;
 
 use rehearse::datagen::LoadedTable;
-use rehearse::interference::InterferenceReport;
+use rehearse::interference::{InterferenceOutcome, InterferenceReport};
 use rehearse::migration::{LockTaken, MigrationReport, Outcome, StepReport};
-use rehearse::observe::{BlockEdge, LockSummary};
-use rehearse::postgres::{BackendKind, SqlError};
+use rehearse::observe::{BlockEdge, Gap, GapSummary, LockSummary};
+use rehearse::postgres::{BackendKind, FaultKind, SqlError};
 use rehearse::report::{
-    Named, PhaseReport, Phases, PostgresInfo, QueryInfo, Report, ThresholdsInfo, Timeline, WorkloadInfo, evaluate,
-    render, render_side_by_side, to_json_many,
+    Check, FaultReport, Judged, LoopKind, Named, PhaseReport, Phases, PostgresInfo, QueryInfo, QueryKind, Report,
+    ThresholdsInfo, Timeline, Verdict, WorkloadInfo, evaluate, render, render_side_by_side, to_json_many,
 };
-use rehearse::workload::{PoolStats, QueryPhaseStats, SeriesPoint};
+use rehearse::scenario::{Arrival, Target};
+use rehearse::workload::{Phase, PoolStats, QueryPhaseStats, SeriesPoint};
 
 fn stats(count: u64, errors: u64, p50: f64, p99: f64, max: f64, kinds: &[(&str, u64)]) -> QueryPhaseStats {
     QueryPhaseStats {
@@ -65,6 +66,7 @@ fn naive() -> Report {
             ended_s: 20.22,
             duration_ms: 10210.0,
             lock_wait_ms: 10190.0,
+            unsampled_ms: 0.0,
             attempts: 1,
             batches: None,
             rows: 0,
@@ -83,13 +85,17 @@ fn naive() -> Report {
         first_s: 10.0,
         last_s: 20.2,
         blocker_query: q.into(),
+        max_blockers: 1,
     };
     let locks = LockSummary {
         interval_ms: 20.0,
         samples: 1510,
         failed_samples: 0,
+        gaps: GapSummary::default(),
         longest_wait_ms: 10180.0,
         longest_wait_role: Some("migration".into()),
+        longest_wait_spans_gap: false,
+        longest_wait_lower_bound: false,
         workload_longest_wait_ms: 10170.0,
         max_waiting: 51,
         max_waiting_at_s: Some(10.1),
@@ -124,8 +130,7 @@ fn naive() -> Report {
     };
     let thresholds =
         ThresholdsInfo { max_lock_wait_ms: Some(1000.0), max_p99_ms: Some(250.0), max_error_rate: Some(0.001) };
-    let verdict = evaluate(&thresholds, Some(&migration), &locks, &phases);
-    Report {
+    let mut r = Report {
         scenario: "add-column-default".into(),
         strategy: Some("naive".into()),
         seed: 42,
@@ -156,7 +161,10 @@ fn naive() -> Report {
             pool_size: 50,
             pool_timeout_ms: 2000.0,
             replica: None,
-            queries: vec![open_query("get_order", "read", 400.0), open_query("new_order", "write", 50.0)],
+            queries: vec![
+                open_query("get_order", QueryKind::Read, 400.0),
+                open_query("new_order", QueryKind::Write, 50.0),
+            ],
         },
         timeline: Timeline {
             migrate_at_s: Some(10.0),
@@ -166,8 +174,9 @@ fn naive() -> Report {
                 name: "cs-report".into(),
                 started_s: Some(5.0),
                 ended_s: Some(20.2),
-                outcome: "ok".into(),
+                outcome: InterferenceOutcome::Ok,
                 error: None,
+                optional: false,
             }],
         },
         phases,
@@ -186,23 +195,39 @@ fn naive() -> Report {
             }],
         )]),
         thresholds,
-        verdict,
+        fault: None,
+        verdict: Verdict { pass: true, violations: vec![] },
         warnings: vec![],
-    }
+    };
+    r.verdict = judge(&r);
+    r
 }
 
-fn open_query(name: &str, kind: &str, rate: f64) -> QueryInfo {
+/// The verdict on `r` as it stands.
+fn judge(r: &Report) -> Verdict {
+    evaluate(&Judged {
+        thresholds: &r.thresholds,
+        migration: r.migration.as_ref(),
+        has_strategy: r.strategy.is_some(),
+        locks: &r.locks,
+        phases: &r.phases,
+        interference: &r.timeline.interference,
+        fault: r.fault.as_ref(),
+    })
+}
+
+fn open_query(name: &str, kind: QueryKind, rate: f64) -> QueryInfo {
     QueryInfo {
         name: name.into(),
-        kind: kind.into(),
-        loop_kind: "open".into(),
+        kind,
+        loop_kind: LoopKind::Open,
         rate: Some(rate),
         peak_rate: Some(rate),
-        arrival: Some("uniform".into()),
+        arrival: Some(Arrival::Uniform),
         clients: None,
         think_time_ms: None,
         statements: 1,
-        target: "primary".into(),
+        target: Target::Primary,
         statement_timeout_ms: None,
         timeout_ms: None,
     }
@@ -228,7 +253,7 @@ fn two_servers() -> Vec<Report> {
     m.total_ms = 1_250.0;
     b.locks.workload_longest_wait_ms = 1_190.0;
     b.pool.timeouts = 0;
-    b.verdict = evaluate(&b.thresholds, b.migration.as_ref(), &b.locks, &b.phases);
+    b.verdict = judge(&b);
     vec![a, b]
 }
 
@@ -260,7 +285,7 @@ fn terminal_summary_of_a_failed_step() {
         detail: None,
         hint: None,
     });
-    r.verdict = evaluate(&r.thresholds, r.migration.as_ref(), &r.locks, &r.phases);
+    r.verdict = judge(&r);
     let text = render(&r);
     assert!(text.contains("MIGRATION  FAILED"));
     assert!(text.contains("error: ERROR 42704: type \"nosuchtype\" does not exist (at character 42)"));
@@ -312,4 +337,64 @@ fn the_json_has_every_documented_field() {
     assert!(s["error"].is_null());
     assert_eq!(has("migration.outcome"), "ok");
     assert!(has("verdict.violations").as_array().unwrap().len() >= 3);
+}
+
+/// The outage cut short: the server killed during the migration, the
+/// report interference failed, and samples missing.
+fn cut_short() -> Report {
+    let mut r = naive();
+    r.fault = Some(FaultReport {
+        kind: FaultKind::ServerStopped,
+        at_s: 14.2,
+        phase: Phase::During,
+        during_migration: true,
+        detail: "the postmaster exited (signal: 9 (SIGKILL))".into(),
+    });
+    let m = r.migration.as_mut().unwrap();
+    m.outcome = Outcome::Interrupted;
+    m.steps[0].error = Some(SqlError::harness("the server stopped while the statement ran; it was abandoned"));
+    m.steps[0].unsampled_ms = 4200.0;
+    r.locks.failed_samples = 3;
+    r.locks.gaps =
+        GapSummary { count: 1, seconds: 4.2, longest_s: 4.2, longest: vec![Gap { start_s: 10.0, end_s: 14.2 }] };
+    r.locks.longest_wait_lower_bound = true;
+    let i = &mut r.timeline.interference[0];
+    i.outcome = InterferenceOutcome::Failed;
+    i.error = Some(SqlError {
+        sqlstate: Some("42703".into()),
+        message: "column \"stauts\" does not exist".into(),
+        position: Some(8),
+        detail: None,
+        hint: None,
+    });
+    r.verdict = judge(&r);
+    r
+}
+
+#[test]
+fn terminal_summary_of_a_run_the_server_cut_short() {
+    let r = cut_short();
+    assert!(!r.verdict.pass);
+    let checks: Vec<Check> = r.verdict.violations.iter().map(|v| v.threshold).collect();
+    assert!(checks.contains(&Check::Server) && checks.contains(&Check::Interference), "{checks:?}");
+    insta::assert_snapshot!("cut_short", render(&r));
+    let v = serde_json::to_value(&r).unwrap();
+    assert_eq!(v["fault"]["kind"], "server_stopped");
+    assert_eq!(v["fault"]["phase"], "during");
+    assert_eq!(v["migration"]["outcome"], "interrupted");
+    assert_eq!(v["timeline"]["interference"][0]["outcome"], "failed");
+    assert_eq!(v["locks"]["gaps"]["count"], 1);
+}
+
+#[test]
+fn an_optional_interference_that_fails_does_not_fail_the_verdict() {
+    let mut r = cut_short();
+    r.fault = None;
+    r.migration = naive().migration;
+    r.timeline.interference[0].optional = true;
+    let checks: Vec<Check> = judge(&r).violations.iter().map(|v| v.threshold).collect();
+    assert!(!checks.contains(&Check::Interference), "{checks:?}");
+    r.timeline.interference[0].optional = false;
+    let checks: Vec<Check> = judge(&r).violations.iter().map(|v| v.threshold).collect();
+    assert!(checks.contains(&Check::Interference), "{checks:?}");
 }

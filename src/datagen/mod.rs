@@ -8,7 +8,9 @@
 //! touched unless the user asks to rehearse against it as it is.
 
 mod copy;
+mod create;
 mod deferred;
+mod disk;
 mod generate;
 mod infer;
 mod schema;
@@ -22,6 +24,7 @@ use serde::Serialize;
 use tokio_postgres::Client;
 
 pub use copy::{CHUNK_ROWS, CopyColumn, CopyPlan};
+pub use create::create;
 pub use generate::{DataRng, ValueGen, rng_for};
 pub use infer::{ColumnInfo, infer};
 pub use value::{EncodeError, PgKind, Value};
@@ -38,6 +41,26 @@ pub struct LoadOptions {
     pub reuse_existing: bool,
     /// Draw a progress bar per table on stderr.
     pub progress: bool,
+    /// Where the server keeps its data on this machine, when the harness
+    /// knows: the load checks the free space there first.
+    pub data_dir: Option<std::path::PathBuf>,
+}
+
+/// The scenario's tables as [`create`] left them, empty: those it created
+/// (or the schema file did), and those that existed and are used as they
+/// are; each with its name as `regclass` prints it.
+pub struct Created<'a> {
+    /// Tables to fill, parents first.
+    pub created: Vec<(&'a TableSpec, String)>,
+    /// Existing tables, used as they are.
+    pub reused: Vec<(&'a TableSpec, String)>,
+}
+
+impl Created<'_> {
+    /// The names of the tables the harness fills.
+    pub fn names(&self) -> Vec<String> {
+        self.created.iter().map(|(_, q)| q.clone()).collect()
+    }
 }
 
 /// A table as the rehearsal found or built it.
@@ -136,6 +159,25 @@ pub enum LoadError {
         /// Where `rows` names it.
         at: Location,
     },
+    /// The disk where the server keeps its data cannot hold the tables.
+    #[error(
+        "the tables need about {} on disk ({} of rows, {} of indexes, {} for the write-ahead log and the cluster), but {} has only {} free: free some space, put TMPDIR on a larger disk, or lower --scale",
+        gb(*needed), gb(*heap), gb(*indexes), gb(*wal), path.display(), gb(*free)
+    )]
+    Disk {
+        /// Bytes needed in all.
+        needed: u64,
+        /// Of that, the tables' rows.
+        heap: u64,
+        /// Of that, their indexes.
+        indexes: u64,
+        /// Of that, room for WAL.
+        wal: u64,
+        /// Bytes free.
+        free: u64,
+        /// Where.
+        path: std::path::PathBuf,
+    },
     /// The server refused the load.
     #[error("loading table `{table}`: {error}")]
     Db {
@@ -151,6 +193,7 @@ impl LoadError {
     /// breaks the table's own constraints), 3 for the environment.
     pub fn exit_code(&self) -> i32 {
         match self {
+            LoadError::Disk { .. } => 3,
             LoadError::Db { error, .. } => {
                 let class = error.sqlstate.as_deref().map(|s| &s[..2]);
                 if matches!(class, Some("22" | "23" | "42")) { 2 } else { 3 }
@@ -160,11 +203,21 @@ impl LoadError {
     }
 }
 
+/// Bytes as gigabytes (or megabytes, when under one), for messages.
+fn gb(bytes: u64) -> String {
+    if bytes >= 1_000_000_000 {
+        format!("{:.1} GB", bytes as f64 / 1e9)
+    } else {
+        format!("{:.0} MB", bytes as f64 / 1e6)
+    }
+}
+
 fn db(table: &str) -> impl Fn(tokio_postgres::Error) -> LoadError + '_ {
     move |e| LoadError::Db { table: table.to_string(), error: SqlError::from_pg(&e) }
 }
 
-/// Creates and fills the scenario's tables on the server of `config`.
+/// Creates and fills the scenario's tables on the server of `config`:
+/// [`create`], then [`fill`].
 pub async fn load(
     config: &tokio_postgres::Config,
     target: &str,
@@ -173,44 +226,23 @@ pub async fn load(
     opts: &LoadOptions,
     cleanup: &Cleanup,
 ) -> Result<Vec<LoadedTable>, LoadError> {
-    if let Some(schema) = &scenario.schema {
-        if cleanup.on_named_server() {
-            return Err(LoadError::SchemaOnNamedServer);
-        }
-        schema::build(config, schema).await?;
-    }
-    let mut created: Vec<(&TableSpec, String)> = Vec::new();
-    let mut reused = Vec::new();
-    for t in &scenario.tables {
-        if t.from_schema {
-            let q: Option<String> =
-                admin.query_one("SELECT to_regclass($1)::text", &[&t.name]).await.map_err(db(&t.name))?.get(0);
-            let q = q.ok_or_else(|| LoadError::NotInSchema { table: t.name.clone(), at: t.ddl.at.clone() })?;
-            created.push((t, q));
-            continue;
-        }
-        let existing: Option<String> =
-            admin.query_one("SELECT to_regclass($1)::text", &[&t.name]).await.map_err(db(&t.name))?.get(0);
-        match existing {
-            Some(_) if !opts.reuse_existing => {
-                return Err(LoadError::Exists { table: t.name.clone(), target: target.to_string() });
-            }
-            Some(q) => reused.push((t, q)),
-            None => {
-                admin.batch_execute(&t.ddl.text).await.map_err(|e| {
-                    let error = SqlError::from_pg(&e);
-                    LoadError::Ddl { table: t.name.clone(), at: t.ddl.location_of(error.position), error }
-                })?;
-                let q: Option<String> =
-                    admin.query_one("SELECT to_regclass($1)::text", &[&t.name]).await.map_err(db(&t.name))?.get(0);
-                let q = q.ok_or_else(|| LoadError::NotCreated { table: t.name.clone(), at: t.ddl.at.clone() })?;
-                cleanup.created(&q);
-                created.push((t, q));
-            }
-        }
-    }
+    let created = create(admin, config, target, scenario, opts, cleanup).await?;
+    fill(config, admin, scenario, created, opts).await
+}
 
-    parents_first(admin, &mut created).await.map_err(db("(foreign keys)"))?;
+/// Fills the tables [`create`] made (their indexes and constraints taken
+/// off during the load and put back after), and measures every table,
+/// reused ones included. Before any row moves, the size the tables will
+/// take is estimated and checked against the free space where the server
+/// keeps its data, when the harness knows where that is.
+pub async fn fill(
+    config: &tokio_postgres::Config,
+    admin: &Client,
+    scenario: &Scenario,
+    tables: Created<'_>,
+    opts: &LoadOptions,
+) -> Result<Vec<LoadedTable>, LoadError> {
+    let Created { created, reused } = tables;
     // Tables by scenario name and by regclass text (foreign keys name the
     // latter), with their row counts.
     let mut sizes: Vec<(String, u64)> = scenario.tables.iter().map(|t| (t.name.clone(), t.rows)).collect();
@@ -226,16 +258,20 @@ pub async fn load(
     }
     let names: Vec<String> = created.iter().map(|(_, q)| q.clone()).collect();
     let deferred = deferred::take_off(admin, &names, scenario.schema.is_some()).await.map_err(db("(indexes)"))?;
-
+    if let Some(dir) = &opts.data_dir {
+        disk::check(&plans, &deferred, dir).map_err(|e| *e)?;
+    }
     let bars = MultiProgress::with_draw_target(if opts.progress {
         ProgressDrawTarget::stderr()
     } else {
         ProgressDrawTarget::hidden()
     });
-    let style =
-        ProgressStyle::with_template("{prefix:>14} [{bar:28}] {human_pos}/{human_len} rows {per_sec:>14} {msg}")
-            .expect("valid template")
-            .progress_chars("=> ");
+    let style = ProgressStyle::with_template("{prefix:>14} [{bar:28}] {human_pos}/{human_len} rows {rate:>14} {msg}")
+        .expect("valid template")
+        .with_key("rate", |state: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+            let _ = write!(w, "{} rows/s", crate::units::thousands(state.per_sec().round() as u64));
+        })
+        .progress_chars("=> ");
     let mut loaded = Vec::new();
     for ((t, q), (plan, deferred)) in created.iter().zip(plans.into_iter().zip(&deferred)) {
         let bar = bars.add(ProgressBar::new(plan.rows).with_style(style.clone()).with_prefix(t.name.clone()));
@@ -246,7 +282,7 @@ pub async fn load(
             .await
             .map_err(db(&t.name))?
             .get(0);
-        fill(config, plan.clone(), opts.streams.max(1), plain, &bar).await?;
+        copy_table(config, plan.clone(), opts.streams.max(1), plain, &bar).await?;
         let copied = started.elapsed();
         // Identity and serial columns were filled explicitly; move their
         // sequences past the generated keys so the workload's inserts fit.
@@ -314,30 +350,6 @@ async fn bloat(admin: &Client, t: &TableSpec, q: &str, plan: &CopyPlan) -> Resul
     Ok(n)
 }
 
-/// Orders `tables` so that a table comes after every table its foreign
-/// keys point at (cycles keep their order), stable otherwise.
-async fn parents_first(admin: &Client, tables: &mut Vec<(&TableSpec, String)>) -> Result<(), tokio_postgres::Error> {
-    let edges: Vec<(String, String)> = admin
-        .query(
-            "SELECT conrelid::regclass::text, confrelid::regclass::text FROM pg_constraint \
-             WHERE contype = 'f' AND conrelid <> confrelid",
-            &[],
-        )
-        .await?
-        .iter()
-        .map(|r| (r.get(0), r.get(1)))
-        .collect();
-    let mut pending = std::mem::take(tables);
-    while !pending.is_empty() {
-        let ready = pending.iter().position(|(_, q)| {
-            !edges.iter().any(|(child, parent)| child == q && pending.iter().any(|(_, p)| p == parent))
-        });
-        // A cycle: take the first; its foreign keys come back after all data.
-        tables.push(pending.remove(ready.unwrap_or(0)));
-    }
-    Ok(())
-}
-
 /// Decides the generator of every column of a freshly created table.
 async fn plan(
     admin: &Client,
@@ -403,8 +415,8 @@ async fn plan(
     Ok(Arc::new(plan))
 }
 
-/// Runs the COPY streams of one table and fixes its sequences.
-async fn fill(
+/// Runs the COPY streams of one table.
+async fn copy_table(
     config: &tokio_postgres::Config,
     plan: Arc<CopyPlan>,
     streams: usize,

@@ -2,6 +2,10 @@
 //! locks it holds (from `pg_locks`, before its transaction commits) and the
 //! relations it rewrote (their `relfilenode` changed). For a step that runs
 //! outside a transaction, a side session polls the step's backend instead.
+//!
+//! A lock on a relation the step itself dropped (the old index of a
+//! rewrite, a dropped table) is named from the catalog as it was before the
+//! step, so the report says `orders_pkey`, not `dropped relation 16392`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -21,50 +25,77 @@ pub struct LockTaken {
     pub mode: String,
 }
 
-/// User relations (tables, materialized views, indexes) and their
-/// relfilenodes.
-pub type Relfilenodes = BTreeMap<i64, (String, i64)>;
+/// The user relations (of every kind: tables, partitioned tables, indexes,
+/// sequences, views, materialized views) by oid: their names and
+/// relfilenodes, as one snapshot of the catalog.
+#[derive(Debug, Clone, Default)]
+pub struct Catalog(BTreeMap<i64, (String, i64)>);
 
 const USER_RELATIONS: &str =
     "c.relnamespace NOT IN ('pg_catalog'::regnamespace, 'information_schema'::regnamespace, 'pg_toast'::regnamespace)";
 
-/// Reads the relfilenode of every user relation.
-pub async fn relfilenodes(client: &Client) -> Result<Relfilenodes, tokio_postgres::Error> {
+/// Reads the catalog's user relations.
+pub async fn catalog(client: &Client) -> Result<Catalog, tokio_postgres::Error> {
     let rows = client
         .query(
-            &format!("SELECT c.oid::int8, c.oid::regclass::text, c.relfilenode::int8 FROM pg_class c WHERE c.relkind IN ('r', 'm', 'i') AND {USER_RELATIONS}"),
+            &format!(
+                "SELECT c.oid::int8, c.oid::regclass::text, c.relfilenode::int8 FROM pg_class c WHERE {USER_RELATIONS}"
+            ),
             &[],
         )
         .await?;
-    Ok(rows.iter().map(|r| (r.get(0), (r.get(1), r.get(2)))).collect())
+    Ok(Catalog(rows.iter().map(|r| (r.get(0), (r.get(1), r.get(2)))).collect()))
 }
 
-/// Relations whose storage changed between two readings.
-pub fn rewritten(before: &Relfilenodes, after: &Relfilenodes) -> Vec<String> {
+impl Catalog {
+    /// The name of relation `oid` in this snapshot.
+    fn name(&self, oid: i64) -> Option<&str> {
+        self.0.get(&oid).map(|(n, _)| n.as_str())
+    }
+}
+
+/// Relations with storage whose storage changed between two readings.
+pub fn rewritten(before: &Catalog, after: &Catalog) -> Vec<String> {
     before
+        .0
         .iter()
-        .filter_map(|(oid, (name, node))| match after.get(oid) {
-            Some((_, n)) if n != node => Some(name.clone()),
+        .filter_map(|(oid, (name, node))| match after.0.get(oid) {
+            Some((_, n)) if *node != 0 && n != node => Some(name.clone()),
             _ => None,
         })
         .collect()
 }
 
 fn lock_query(pid: &str) -> String {
+    // A relation gone from the catalog (dropped by the step) has no row in
+    // pg_class: its oid is named from the snapshot taken before the step.
     format!(
-        "SELECT coalesce(c.oid::regclass::text, 'dropped relation ' || l.relation), l.mode FROM pg_locks l \
+        "SELECT l.relation::int8, c.oid::regclass::text, l.mode FROM pg_locks l \
          LEFT JOIN pg_class c ON c.oid = l.relation \
          WHERE l.pid = {pid} AND l.locktype = 'relation' AND l.granted \
            AND (c.oid IS NULL OR {USER_RELATIONS})"
     )
 }
 
-/// The relation locks the session holds now. A relation the step dropped
-/// (an index rebuilt by a rewrite, a dropped table) shows as `dropped
-/// relation OID`.
-pub async fn own_locks(client: &Client) -> Result<BTreeSet<LockTaken>, tokio_postgres::Error> {
+/// Names each lock's relation: as the catalog has it now, else as it was
+/// in `before`, else by its oid.
+fn name_locks(rows: &[tokio_postgres::Row], before: &Catalog) -> BTreeSet<LockTaken> {
+    rows.iter()
+        .map(|r| {
+            let oid: i64 = r.get(0);
+            let now: Option<String> = r.get(1);
+            let relation = now
+                .or_else(|| before.name(oid).map(str::to_string))
+                .unwrap_or_else(|| format!("dropped relation {oid}"));
+            LockTaken { relation, mode: r.get(2) }
+        })
+        .collect()
+}
+
+/// The relation locks the session holds now.
+pub async fn own_locks(client: &Client, before: &Catalog) -> Result<BTreeSet<LockTaken>, tokio_postgres::Error> {
     let rows = client.query(&lock_query("pg_backend_pid()"), &[]).await?;
-    Ok(rows.iter().map(|r| LockTaken { relation: r.get(0), mode: r.get(1) }).collect())
+    Ok(name_locks(&rows, before))
 }
 
 /// Samples the relation locks of another backend from a session of its
@@ -75,37 +106,56 @@ pub async fn own_locks(client: &Client) -> Result<BTreeSet<LockTaken>, tokio_pos
 pub struct LockWatcher {
     stop: CancellationToken,
     task: tokio::task::JoinHandle<BTreeSet<LockTaken>>,
+    seen: std::sync::Arc<std::sync::Mutex<BTreeSet<LockTaken>>>,
 }
 
 /// Time between samples of a [`LockWatcher`].
 const WATCH_EVERY: Duration = Duration::from_millis(2);
 
 impl LockWatcher {
-    /// Connects, prepares, and starts sampling backend `pid`.
-    pub async fn start(config: &tokio_postgres::Config, pid: i32) -> Result<LockWatcher, tokio_postgres::Error> {
+    /// Connects, prepares, and starts sampling backend `pid`; `before` names
+    /// relations the step drops.
+    pub async fn start(
+        config: &tokio_postgres::Config,
+        pid: i32,
+        before: Catalog,
+    ) -> Result<LockWatcher, tokio_postgres::Error> {
         let client = connect(config, &Role::Harness).await?;
         let stmt = client.prepare(&lock_query("$1")).await?;
         let stop = CancellationToken::new();
         let token = stop.clone();
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(BTreeSet::new()));
+        let shared = seen.clone();
         let task = tokio::spawn(async move {
-            let mut seen = BTreeSet::new();
             loop {
-                // A failed sample (the connection broke) ends the watch with
-                // what was seen so far.
-                let Ok(rows) = client.query(&stmt, &[&pid]).await else { return seen };
-                seen.extend(rows.iter().map(|r| LockTaken { relation: r.get(0), mode: r.get(1) }));
+                // A sample that fails (the connection broke) or does not
+                // answer ends the watch with what was seen so far.
+                let params: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&pid];
+                let rows = tokio::select! {
+                    r = client.query(&stmt, &params) => r,
+                    _ = token.cancelled() => break,
+                };
+                let Ok(rows) = rows else { break };
+                shared.lock().expect("not poisoned").extend(name_locks(&rows, &before));
                 tokio::select! {
                     _ = tokio::time::sleep(WATCH_EVERY) => {}
-                    _ = token.cancelled() => return seen,
+                    _ = token.cancelled() => break,
                 }
             }
+            std::mem::take(&mut *shared.lock().expect("not poisoned"))
         });
-        Ok(LockWatcher { stop, task })
+        Ok(LockWatcher { stop, task, seen })
     }
 
     /// Stops sampling and returns every lock seen.
-    pub async fn stop(self) -> BTreeSet<LockTaken> {
+    pub async fn stop(mut self) -> BTreeSet<LockTaken> {
         self.stop.cancel();
-        self.task.await.unwrap_or_default()
+        match tokio::time::timeout(Duration::from_secs(1), &mut self.task).await {
+            Ok(seen) => seen.unwrap_or_default(),
+            Err(_) => {
+                self.task.abort();
+                std::mem::take(&mut *self.seen.lock().expect("not poisoned"))
+            }
+        }
     }
 }

@@ -10,8 +10,8 @@ mod capture;
 mod lock_mode;
 mod step;
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
@@ -23,7 +23,7 @@ pub use lock_mode::LockMode;
 use crate::observe::Observer;
 use crate::postgres::{Role, SqlError, connect};
 use crate::scenario::Strategy;
-use crate::workload::PhaseClock;
+use crate::workload::{PhaseClock, Signal};
 
 /// How the migration ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -35,6 +35,8 @@ pub enum Outcome {
     Failed,
     /// It was still running at `max_duration` and was cancelled.
     Cancelled,
+    /// It was abandoned: the server stopped, or did not answer a cancel.
+    Interrupted,
 }
 
 impl std::fmt::Display for Outcome {
@@ -43,6 +45,7 @@ impl std::fmt::Display for Outcome {
             Outcome::Ok => "ok",
             Outcome::Failed => "failed",
             Outcome::Cancelled => "cancelled",
+            Outcome::Interrupted => "interrupted",
         })
     }
 }
@@ -81,8 +84,12 @@ pub struct StepReport {
     pub ended_s: f64,
     /// Wall time, in milliseconds, retries and pauses included.
     pub duration_ms: f64,
-    /// Time its backend waited for locks, in milliseconds.
+    /// Wall-clock time its session waited for locks, in milliseconds: at
+    /// most its duration.
     pub lock_wait_ms: f64,
+    /// Time of the step the lock observer has no samples for, in
+    /// milliseconds: the lock wait may be longer by up to this much.
+    pub unsampled_ms: f64,
     /// Executions, retries after a lock timeout included.
     pub attempts: u32,
     /// For a repeated step, how many batches ran (the last one affected 0
@@ -107,9 +114,32 @@ struct Session<'a> {
     clock: &'a PhaseClock,
     deadline: Instant,
     expired: Arc<AtomicBool>,
+    /// Fired when the migration must stop waiting on the server; why.
+    abandon: Signal,
+    why: Arc<Mutex<String>>,
 }
 
+/// How long a cancelled statement may take to end before it is abandoned.
+const CANCEL_GRACE: Duration = Duration::from_secs(10);
+
 impl Session<'_> {
+    /// Awaits `call` on the server, unless the migration is abandoned
+    /// first.
+    async fn bounded<T>(
+        &self,
+        call: impl std::future::Future<Output = Result<T, tokio_postgres::Error>>,
+    ) -> Result<T, SqlError> {
+        tokio::select! {
+            r = call => r.map_err(|e| SqlError::from_pg(&e)),
+            _ = self.abandon.fired() => Err(SqlError::harness(self.why.lock().expect("not poisoned").clone())),
+        }
+    }
+
+    /// Whether the migration was abandoned.
+    fn abandoned(&self) -> bool {
+        self.abandon.is_fired()
+    }
+
     /// Whether `max_duration` has passed (the watchdog may not have fired
     /// yet at the very deadline).
     fn expired(&self) -> bool {
@@ -125,28 +155,40 @@ impl Session<'_> {
 }
 
 /// Applies `strategy`, marking the migration's start and end on `clock`.
-/// Only a failure to open the migration's connection is an error.
+/// Only a failure to open the migration's connection is an error. When
+/// `server_gone` fires, the statement running is abandoned.
 pub async fn apply(
     config: &tokio_postgres::Config,
     strategy: &Strategy,
     observer: &Observer,
     clock: &PhaseClock,
     max_duration: Duration,
+    server_gone: &Signal,
 ) -> Result<MigrationReport, tokio_postgres::Error> {
     let client = connect(config, &Role::Migration).await?;
     let pid: i32 = client.query_one("SELECT pg_backend_pid()", &[]).await?.get(0);
     let started = clock.mark_migration_start();
     let deadline = started + max_duration;
     let expired = Arc::new(AtomicBool::new(false));
+    let (abandon, why) = (Signal::new(), Arc::new(Mutex::new(String::new())));
     let watchdog = {
-        let (cancel, expired) = (client.cancel_token(), expired.clone());
+        let (cancel, expired, abandon, why) = (client.cancel_token(), expired.clone(), abandon.clone(), why.clone());
+        let gone = server_gone.clone();
         tokio::spawn(async move {
-            tokio::time::sleep_until(deadline.into()).await;
-            expired.store(true, Ordering::SeqCst);
-            let _ = cancel.cancel_query(NoTls).await;
+            let reason = tokio::select! {
+                _ = gone.fired() => "the server stopped while the statement ran; it was abandoned".to_string(),
+                _ = async {
+                    tokio::time::sleep_until(deadline.into()).await;
+                    expired.store(true, Ordering::SeqCst);
+                    let _ = tokio::time::timeout(CANCEL_GRACE, cancel.cancel_query(NoTls)).await;
+                    tokio::time::sleep(CANCEL_GRACE).await;
+                } => format!("the statement did not end within {}s of its cancel; it was abandoned", CANCEL_GRACE.as_secs()),
+            };
+            *why.lock().expect("not poisoned") = reason;
+            abandon.fire();
         })
     };
-    let session = Session { client, config, pid, observer, clock, deadline, expired };
+    let session = Session { client, config, pid, observer, clock, deadline, expired, abandon, why };
     let mut steps = Vec::new();
     let mut outcome = Outcome::Ok;
     for (i, spec) in strategy.steps.iter().enumerate() {
@@ -154,7 +196,13 @@ pub async fn apply(
         let failed = report.error.is_some();
         steps.push(report);
         if failed {
-            outcome = if session.expired() { Outcome::Cancelled } else { Outcome::Failed };
+            outcome = if session.abandoned() {
+                Outcome::Interrupted
+            } else if session.expired() {
+                Outcome::Cancelled
+            } else {
+                Outcome::Failed
+            };
             break;
         }
         let more = i + 1 < strategy.steps.len();

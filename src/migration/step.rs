@@ -53,6 +53,7 @@ pub(super) async fn run(s: &Session<'_>, index: usize, spec: &StepSpec) -> StepR
         ended_s: 0.0,
         duration_ms: 0.0,
         lock_wait_ms: 0.0,
+        unsampled_ms: 0.0,
         attempts: 0,
         batches: spec.repeat.map(|_| 0),
         rows: 0,
@@ -74,13 +75,7 @@ pub(super) async fn run(s: &Session<'_>, index: usize, spec: &StepSpec) -> StepR
                     break;
                 }
                 if !s.pause(pause).await {
-                    report.error = Some(SqlError {
-                        sqlstate: None,
-                        message: "the migration reached max_duration between batches".into(),
-                        position: None,
-                        detail: None,
-                        hint: None,
-                    });
+                    report.error = Some(SqlError::harness("the migration reached max_duration between batches"));
                     break;
                 }
             }
@@ -115,9 +110,11 @@ async fn execute_with_retries(
         report.attempts += 1;
         let began = Instant::now();
         let result = execute(s, spec).await;
-        report.lock_wait_ms += ms(s.observer.migration_wait(began, Instant::now()));
+        let waited = s.observer.migration_wait(began, Instant::now());
+        report.lock_wait_ms += ms(waited.wait);
+        report.unsampled_ms += ms(waited.unobserved);
         match result {
-            Err(e) if e.is(LOCK_NOT_AVAILABLE) && retries_left > 0 && !s.expired() => {
+            Err(e) if e.is(LOCK_NOT_AVAILABLE) && retries_left > 0 && !s.expired() && !s.abandoned() => {
                 retries_left -= 1;
                 if !s.pause(spec.backoff).await {
                     return Err(e);
@@ -134,16 +131,15 @@ async fn execute(s: &Session<'_>, spec: &StepSpec) -> Result<Execution, SqlError
 
 async fn execute_in_transaction(s: &Session<'_>, spec: &StepSpec) -> Result<Execution, SqlError> {
     let c = &s.client;
-    let err = |e: tokio_postgres::Error| SqlError::from_pg(&e);
-    c.batch_execute(&format!("BEGIN; {}", settings(spec, "LOCAL"))).await.map_err(err)?;
+    s.bounded(c.batch_execute(&format!("BEGIN; {}", settings(spec, "LOCAL")))).await?;
     let attempt = async {
-        let before = capture::relfilenodes(c).await?;
-        let messages = c.simple_query(&spec.sql.text).await?;
+        let before = s.bounded(capture::catalog(c)).await?;
+        let messages = s.bounded(c.simple_query(&spec.sql.text)).await?;
         // Read inside the transaction, before COMMIT releases them.
-        let locks = capture::own_locks(c).await?;
-        let after = capture::relfilenodes(c).await?;
-        c.batch_execute("COMMIT").await?;
-        Ok::<_, tokio_postgres::Error>(Execution {
+        let locks = s.bounded(capture::own_locks(c, &before)).await?;
+        let after = s.bounded(capture::catalog(c)).await?;
+        s.bounded(c.batch_execute("COMMIT")).await?;
+        Ok::<_, SqlError>(Execution {
             rows: rows_affected(&messages),
             locks,
             rewrote: capture::rewritten(&before, &after),
@@ -152,27 +148,26 @@ async fn execute_in_transaction(s: &Session<'_>, spec: &StepSpec) -> Result<Exec
     match attempt.await {
         Ok(exec) => Ok(exec),
         Err(e) => {
-            let _ = c.batch_execute("ROLLBACK").await;
-            Err(err(e))
+            let _ = s.bounded(c.batch_execute("ROLLBACK")).await;
+            Err(e)
         }
     }
 }
 
 async fn execute_alone(s: &Session<'_>, spec: &StepSpec) -> Result<Execution, SqlError> {
     let c = &s.client;
-    let err = |e: tokio_postgres::Error| SqlError::from_pg(&e);
     let set = settings(spec, "SESSION");
     if !set.is_empty() {
-        c.batch_execute(&set).await.map_err(err)?;
+        s.bounded(c.batch_execute(&set)).await?;
     }
-    let before = capture::relfilenodes(c).await.map_err(err)?;
-    let watcher = capture::LockWatcher::start(s.config, s.pid).await.map_err(err)?;
-    let result = c.simple_query(&spec.sql.text).await;
+    let before = s.bounded(capture::catalog(c)).await?;
+    let watcher = s.bounded(capture::LockWatcher::start(s.config, s.pid, before.clone())).await?;
+    let result = s.bounded(c.simple_query(&spec.sql.text)).await;
     let locks = watcher.stop().await;
     if !set.is_empty() {
-        let _ = c.batch_execute("RESET lock_timeout; RESET statement_timeout").await;
+        let _ = s.bounded(c.batch_execute("RESET lock_timeout; RESET statement_timeout")).await;
     }
-    let messages = result.map_err(err)?;
-    let after = capture::relfilenodes(c).await.map_err(err)?;
+    let messages = result?;
+    let after = s.bounded(capture::catalog(c)).await?;
     Ok(Execution { rows: rows_affected(&messages), locks, rewrote: capture::rewritten(&before, &after) })
 }

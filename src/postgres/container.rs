@@ -44,6 +44,9 @@ pub struct ContainerServer {
     image: String,
     config: tokio_postgres::Config,
     target: String,
+    /// The Docker engine's root directory, where the container's data is,
+    /// when the engine is on this machine.
+    root: Option<std::path::PathBuf>,
 }
 
 /// Removes every container of one start, by label, when dropped, even if
@@ -136,7 +139,8 @@ impl ContainerServer {
         }
         let short: String = container.id().chars().take(12).collect();
         let target = format!("postgres://postgres@{host}:{port}/postgres (container {short} of {image})");
-        Ok(ContainerServer { container: Some(container), _slot: slot, image: image.to_string(), config, target })
+        let root = super::docker::root_dir().await.filter(|p| p.is_dir());
+        Ok(ContainerServer { container: Some(container), _slot: slot, image: image.to_string(), config, target, root })
     }
 
     /// The image the container runs.
@@ -172,6 +176,9 @@ impl Server for ContainerServer {
     }
     fn image(&self) -> Option<&str> {
         Some(&self.image)
+    }
+    fn data_dir(&self) -> Option<std::path::PathBuf> {
+        self.root.clone()
     }
     fn connect_url(&self) -> String {
         // The password is the container's own, made for this run and gone

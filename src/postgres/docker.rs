@@ -81,6 +81,14 @@ pub async fn daemon() -> Result<Docker, String> {
     }
 }
 
+/// The engine's root directory (`docker info`'s Docker Root Dir), where a
+/// container's files live.
+pub async fn root_dir() -> Option<std::path::PathBuf> {
+    let docker = client().ok()?;
+    let info = tokio::time::timeout(PING_TIMEOUT, docker.info()).await.ok()?.ok()?;
+    info.docker_root_dir.map(std::path::PathBuf::from)
+}
+
 /// Where an image comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ImageSource {

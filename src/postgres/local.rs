@@ -389,7 +389,15 @@ impl Server for LocalCluster {
         // with it.
         format!("postgres://postgres:{}@127.0.0.1:{}/postgres", self.password, self.port)
     }
-    fn stopped(&self) -> Option<String> {
-        self.exit_status().map(|status| format!("the postmaster exited ({status})"))
+    fn data_dir(&self) -> Option<PathBuf> {
+        Some(self.data_dir())
+    }
+    fn exit_probe(&self) -> Option<super::ExitProbe> {
+        let child = self.child.clone();
+        Some(std::sync::Arc::new(move || {
+            let mut child = child.lock().unwrap_or_else(|p| p.into_inner());
+            let status = child.as_mut().and_then(|c| c.try_wait().ok().flatten())?;
+            Some(format!("the postmaster exited ({status})"))
+        }))
     }
 }

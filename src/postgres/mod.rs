@@ -18,8 +18,10 @@ pub mod docker;
 mod local;
 pub mod passfile;
 pub mod processes;
+mod settings;
 mod sql_error;
 mod url;
+mod watch;
 
 use std::fmt;
 use std::sync::OnceLock;
@@ -33,8 +35,10 @@ pub use cleanup::Cleanup;
 pub use container::ContainerServer;
 pub use docker::{DEFAULT_IMAGE, check_image_ref, official_image};
 pub use local::LocalCluster;
+pub use settings::{check_room, settings_fault};
 pub use sql_error::{LOCK_NOT_AVAILABLE, QUERY_CANCELED, SqlError, connect_error, describe};
 pub use url::{UrlServer, redacted};
+pub use watch::{ExitProbe, Fault, FaultKind, ServerWatch};
 
 /// A program of the machine's PostgreSQL installation, such as `pgbench`,
 /// from the directory the local backend takes its server from.
@@ -85,10 +89,16 @@ pub trait Server: Send + Sync {
     fn connect_url(&self) -> String {
         self.target()
     }
-    /// Whether the server's process is known to be gone, and how; `None`
-    /// while it runs or where the backend cannot tell (a server the user
-    /// named).
-    fn stopped(&self) -> Option<String> {
+    /// Where the server keeps its data on this machine, when the harness
+    /// knows (the local cluster's directory, the Docker engine's root):
+    /// the load checks the free space there.
+    fn data_dir(&self) -> Option<std::path::PathBuf> {
+        None
+    }
+    /// A probe of whether the server's process has exited, and how, where
+    /// the backend can tell (the local backend's postmaster is the
+    /// harness's child); `None` elsewhere.
+    fn exit_probe(&self) -> Option<ExitProbe> {
         None
     }
 }
@@ -190,6 +200,17 @@ pub enum ProvisionError {
         reason: String,
         /// The end of the container's log.
         log: String,
+    },
+    /// A server the user named has too few free connections for the run.
+    #[error("{0}")]
+    NoRoom(String),
+    /// The server stopped while the harness was setting the run up.
+    #[error("the server stopped during {during}: {detail}")]
+    Stopped {
+        /// What the harness was doing.
+        during: String,
+        /// What it saw.
+        detail: String,
     },
     /// An operating system call failed.
     #[error("cannot {what}")]

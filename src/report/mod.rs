@@ -3,6 +3,7 @@
 //! names what it measured and over which window; the JSON field names
 //! listed in the README are a contract.
 
+mod json_file;
 mod side_by_side;
 mod terminal;
 mod verdict;
@@ -12,18 +13,19 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use serde::ser::SerializeMap;
 
+pub use json_file::{JsonOut, JsonPathError};
 pub use side_by_side::{render_side_by_side, to_json_many};
 pub use terminal::render;
-pub use verdict::{Verdict, Violation, evaluate};
+pub use verdict::{Check, Judged, Verdict, Violation, evaluate};
 
 use crate::datagen::LoadedTable;
 use crate::interference::InterferenceReport;
 use crate::migration::MigrationReport;
 use crate::observe::LockSummary;
-use crate::postgres::BackendKind;
+use crate::postgres::{BackendKind, FaultKind};
 use crate::scenario::{Arrival, Load, QuerySpec, Target};
 use crate::units::millis;
-use crate::workload::{PoolStats, QueryPhaseStats, SeriesPoint};
+use crate::workload::{Phase, PoolStats, QueryPhaseStats, SeriesPoint};
 
 /// A list of named entries serialized as a JSON object, keeping the order
 /// of the scenario file.
@@ -78,10 +80,45 @@ pub struct Report {
     pub series: Named<Vec<SeriesPoint>>,
     /// The thresholds applied.
     pub thresholds: ThresholdsInfo,
+    /// A fault of the server that cut the run short, if one did: the
+    /// figures then cover the run up to it only.
+    pub fault: Option<FaultReport>,
     /// Pass or fail, and why.
     pub verdict: Verdict,
     /// Things the user should know that are not measurements.
     pub warnings: Vec<String>,
+}
+
+/// A fault of the server during the run.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct FaultReport {
+    /// What happened.
+    pub kind: FaultKind,
+    /// When it was noticed, seconds from the start of the load.
+    pub at_s: f64,
+    /// The phase the run was in.
+    pub phase: Phase,
+    /// Whether the migration was running then.
+    pub during_migration: bool,
+    /// What the harness saw.
+    pub detail: String,
+}
+
+impl FaultReport {
+    /// One line for people.
+    pub fn sentence(&self) -> String {
+        let what = match self.kind {
+            FaultKind::ServerStopped => "the server stopped",
+            FaultKind::ServerRestarted => "the server crashed and restarted, ending every session",
+        };
+        let when = match (self.phase, self.during_migration) {
+            (_, true) => "during the migration",
+            (Phase::Baseline, _) => "in the baseline, before the migration",
+            (Phase::During, _) => "during the migration",
+            (Phase::After, _) => "after the migration",
+        };
+        format!("{what} at {:.1}s, {when} ({}); the figures cover the run up to then only", self.at_s, self.detail)
+    }
 }
 
 /// The server the rehearsal ran on.
@@ -120,23 +157,51 @@ pub struct WorkloadInfo {
     pub queries: Vec<QueryInfo>,
 }
 
+/// Whether a query only reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum QueryKind {
+    /// It only reads (a SELECT without row locks).
+    Read,
+    /// It writes or locks rows.
+    Write,
+}
+
+impl std::fmt::Display for QueryKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            QueryKind::Read => "read",
+            QueryKind::Write => "write",
+        })
+    }
+}
+
+/// How a query's requests arrive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LoopKind {
+    /// Due on a schedule, whether or not earlier ones finished.
+    Open,
+    /// Clients that wait for each answer.
+    Closed,
+}
+
 /// One workload query, as the scenario shapes its load.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct QueryInfo {
     /// Its name.
     pub name: String,
     /// `read` or `write`.
-    pub kind: String,
-    /// `open` (requests due on a schedule) or `closed` (clients that wait
-    /// for each answer).
+    pub kind: QueryKind,
+    /// `open` or `closed`.
     #[serde(rename = "loop")]
-    pub loop_kind: String,
+    pub loop_kind: LoopKind,
     /// Open loop: target requests per second at the start.
     pub rate: Option<f64>,
     /// Open loop: the highest target rate of its ramp.
     pub peak_rate: Option<f64>,
     /// Open loop: `uniform` or `poisson`.
-    pub arrival: Option<String>,
+    pub arrival: Option<Arrival>,
     /// Closed loop: concurrent clients.
     pub clients: Option<usize>,
     /// Closed loop: pause between an answer and the next request.
@@ -144,7 +209,7 @@ pub struct QueryInfo {
     /// Statements per request (more than one: a transaction).
     pub statements: usize,
     /// `primary`, or `replica` when it ran on `--replica-url`.
-    pub target: String,
+    pub target: Target,
     /// Its `statement_timeout`.
     pub statement_timeout_ms: Option<f64>,
     /// Its client-side timeout, from when a request was due.
@@ -157,27 +222,23 @@ impl QueryInfo {
     pub fn new(q: &QuerySpec, replica: bool) -> Self {
         let (loop_kind, rate, peak_rate, arrival, clients, think_time_ms) = match &q.load {
             Load::Open { rate, arrival } => {
-                let arrival = match arrival {
-                    Arrival::Uniform => "uniform",
-                    Arrival::Poisson => "poisson",
-                };
-                ("open", Some(rate.initial()), Some(rate.peak()), Some(arrival.to_string()), None, None)
+                (LoopKind::Open, Some(rate.initial()), Some(rate.peak()), Some(*arrival), None, None)
             }
             Load::Closed { clients, think_time } => {
-                ("closed", None, None, None, Some(*clients), Some(millis(*think_time)))
+                (LoopKind::Closed, None, None, None, Some(*clients), Some(millis(*think_time)))
             }
         };
         QueryInfo {
             name: q.name.clone(),
-            kind: if q.is_read() { "read" } else { "write" }.into(),
-            loop_kind: loop_kind.into(),
+            kind: if q.is_read() { QueryKind::Read } else { QueryKind::Write },
+            loop_kind,
             rate,
             peak_rate,
             arrival,
             clients,
             think_time_ms,
             statements: q.statements.len(),
-            target: if replica && q.target == Target::Replica { "replica" } else { "primary" }.into(),
+            target: if replica && q.target == Target::Replica { Target::Replica } else { Target::Primary },
             statement_timeout_ms: q.statement_timeout.map(millis),
             timeout_ms: q.timeout.map(millis),
         }

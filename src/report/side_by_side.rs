@@ -54,6 +54,7 @@ pub fn render_side_by_side(reports: &[Report]) -> String {
                 Outcome::Ok => "ok",
                 Outcome::Failed => "FAILED",
                 Outcome::Cancelled => "CANCELLED",
+                Outcome::Interrupted => "INTERRUPTED",
             };
             format!("{outcome} in {}", dur(m.total_ms))
         }),

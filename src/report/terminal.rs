@@ -6,8 +6,9 @@
 use std::fmt::Write;
 use std::time::Duration;
 
-use super::Report;
+use super::{QueryKind, Report};
 use crate::migration::{LockMode, MigrationReport, Outcome};
+use crate::scenario::Arrival;
 use crate::scenario::duration::human;
 
 pub(super) fn dur(ms: f64) -> String {
@@ -19,15 +20,7 @@ pub(super) fn opt_dur(ms: Option<f64>) -> String {
 }
 
 pub(super) fn count(n: u64) -> String {
-    let s = n.to_string();
-    let mut out = String::new();
-    for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
+    crate::units::thousands(n)
 }
 
 fn bytes(n: i64) -> String {
@@ -65,6 +58,9 @@ pub fn render(r: &Report) -> String {
     }
     let _ =
         writeln!(w, "{version} ({}, {}) · seed {} · scale {}", r.postgres.backend, r.postgres.target, r.seed, r.scale);
+    if let Some(f) = &r.fault {
+        let _ = writeln!(w, "\nFAULT  {}", f.sentence());
+    }
     for warning in &r.warnings {
         let _ = writeln!(w, "warning: {warning}");
     }
@@ -113,6 +109,7 @@ fn migration(w: &mut String, r: &Report, m: &MigrationReport) {
         Outcome::Ok => "ok",
         Outcome::Failed => "FAILED",
         Outcome::Cancelled => "CANCELLED at max_duration",
+        Outcome::Interrupted => "INTERRUPTED",
     };
     let _ = writeln!(
         w,
@@ -132,6 +129,9 @@ fn migration(w: &mut String, r: &Report, m: &MigrationReport) {
             s.attempts,
             if s.attempts == 1 { "" } else { "s" }
         );
+        if s.unsampled_ms >= 1.0 {
+            let _ = write!(line, " (no lock samples for {} of it: the wait may be longer)", dur(s.unsampled_ms));
+        }
         if let Some(b) = s.batches {
             let _ = write!(line, " · {b} batches, {} rows", count(s.rows));
         }
@@ -179,20 +179,40 @@ fn interference(w: &mut String, r: &Report) {
             (Some(s), None) => format!("started at {s:.1}s"),
             _ => "never started".to_string(),
         };
-        let _ = writeln!(w, "  interference {}: {when}, {}", i.name, i.outcome);
+        let optional = if i.optional { " (optional)" } else { "" };
+        let _ = writeln!(w, "  interference {}{optional}: {when}, {}", i.name, i.outcome);
+        if let Some(e) = &i.error {
+            let _ = writeln!(w, "     error: {e}");
+        }
     }
 }
 
 fn locks(w: &mut String, r: &Report) {
     let l = &r.locks;
     let _ = writeln!(w, "\nLOCK QUEUE  sampled every {}ms, {} samples", l.interval_ms.round(), l.samples);
+    if l.gaps.count > 0 || l.failed_samples > 0 {
+        let _ = writeln!(
+            w,
+            "  no samples for {:.1}s in {} gap{} (longest {:.1}s){}: waits there are not seen",
+            l.gaps.seconds,
+            l.gaps.count,
+            if l.gaps.count == 1 { "" } else { "s" },
+            l.gaps.longest_s,
+            if l.failed_samples > 0 { format!(", {} samples failed", l.failed_samples) } else { String::new() }
+        );
+    }
     if l.max_waiting == 0 {
-        let _ = writeln!(w, "  no backend was seen waiting on a lock");
+        let _ = writeln!(w, "  no session was seen waiting on a lock");
         return;
     }
+    let caveat = match (l.longest_wait_lower_bound, l.longest_wait_spans_gap) {
+        (true, _) => ", at least: it ended unseen, in a gap",
+        (false, true) => ", across a gap in the samples",
+        _ => "",
+    };
     let _ = writeln!(
         w,
-        "  up to {} backends waited on locks at once (at {:.1}s); longest wait {} ({})",
+        "  up to {} sessions waited on locks at once (at {:.1}s); longest wait {} ({}{caveat})",
         l.max_waiting,
         l.max_waiting_at_s.unwrap_or(0.0),
         dur(l.longest_wait_ms),
@@ -220,10 +240,12 @@ fn latency(w: &mut String, r: &Report) {
         "\nLATENCY  p99 of successful requests, from when each was due · baseline {:.1}s, during {:.1}s, after {:.1}s",
         r.phases.baseline.seconds, r.phases.during.seconds, r.phases.after.seconds
     );
+
     let _ = writeln!(w, "  {:<24} {:>10} {:>20} {:>10}", "query", "baseline", "during", "after");
     // The longest request of each kind: (milliseconds, query).
     type Stall<'a> = Option<(f64, &'a str)>;
     let (mut read_stall, mut write_stall): (Stall, Stall) = (None, None);
+    let mut any_ratio = false;
     for q in &r.workload.queries {
         let get = |p: &super::PhaseReport| p.queries.get(&q.name).and_then(|s| s.p99_ms);
         let (b, d, a) = (get(&r.phases.baseline), get(&r.phases.during), get(&r.phases.after));
@@ -231,6 +253,7 @@ fn latency(w: &mut String, r: &Report) {
             (Some(b), Some(d)) if b > 0.0 && d / b >= 2.0 => format!(" (×{:.0})", d / b),
             _ => String::new(),
         };
+        any_ratio |= !ratio.is_empty();
         let name = format!("{} ({})", q.name, q.kind);
         let _ =
             writeln!(w, "  {name:<24} {:>10} {:>20} {:>10}", opt_dur(b), format!("{}{ratio}", opt_dur(d)), opt_dur(a));
@@ -240,11 +263,14 @@ fn latency(w: &mut String, r: &Report) {
             (ok, failed) => ok.or(failed),
         });
         if let Some(x) = worst {
-            let slot = if q.kind == "read" { &mut read_stall } else { &mut write_stall };
+            let slot = if q.kind == QueryKind::Read { &mut read_stall } else { &mut write_stall };
             if slot.is_none_or(|(y, _)| x > y) {
                 *slot = Some((x, q.name.as_str()));
             }
         }
+    }
+    if any_ratio {
+        let _ = writeln!(w, "  (×N: the p99 during the migration, N times the baseline's)");
     }
     let stall = |s: Stall| s.map_or_else(|| "-".to_string(), |(ms, q)| format!("{} ({q})", dur(ms)));
     let _ = writeln!(
@@ -271,7 +297,13 @@ fn load(w: &mut String, r: &Report) {
             (Some(rate), _) if q.peak_rate.is_some_and(|p| p != rate) => {
                 format!("ramp {rate:.0}→{:.0}/s", q.peak_rate.unwrap_or(rate))
             }
-            (Some(rate), _) => format!("{rate:.0}/s {}", q.arrival.as_deref().unwrap_or("")),
+            (Some(rate), _) => {
+                let arrival = match q.arrival {
+                    Some(Arrival::Poisson) => "poisson",
+                    _ => "uniform",
+                };
+                format!("{rate:.0}/s {arrival}")
+            }
             (None, Some(c)) => match q.think_time_ms.filter(|t| *t > 0.0) {
                 Some(t) => format!("{c} clients, think {}", dur(t)),
                 None => format!("{c} clients"),

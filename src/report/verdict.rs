@@ -1,9 +1,11 @@
-//! The verdict: the migration must complete, and the application must stay
-//! within the scenario's thresholds.
+//! The verdict: the run must be whole (the server did not fail under it,
+//! and every interference it needed ran), the migration must complete, and
+//! the application must stay within the scenario's thresholds.
 
 use serde::Serialize;
 
-use super::{Phases, ThresholdsInfo};
+use super::{FaultReport, Phases, ThresholdsInfo};
+use crate::interference::{InterferenceOutcome, InterferenceReport};
 use crate::migration::{MigrationReport, Outcome};
 use crate::observe::LockSummary;
 use crate::scenario::duration::human;
@@ -17,11 +19,42 @@ pub struct Verdict {
     pub violations: Vec<Violation>,
 }
 
-/// One threshold that did not hold.
+/// What a violation is of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Check {
+    /// The server failed under the run.
+    Server,
+    /// The migration did not complete.
+    Migration,
+    /// An interference the run needed failed.
+    Interference,
+    /// `max_lock_wait`
+    MaxLockWait,
+    /// `max_p99`
+    MaxP99,
+    /// `max_error_rate`
+    MaxErrorRate,
+}
+
+impl std::fmt::Display for Check {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Check::Server => "server",
+            Check::Migration => "migration",
+            Check::Interference => "interference",
+            Check::MaxLockWait => "max_lock_wait",
+            Check::MaxP99 => "max_p99",
+            Check::MaxErrorRate => "max_error_rate",
+        })
+    }
+}
+
+/// One threshold (or condition of a whole run) that did not hold.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Violation {
-    /// `migration`, `max_lock_wait`, `max_p99` or `max_error_rate`.
-    pub threshold: String,
+    /// What did not hold.
+    pub threshold: Check,
     /// What it is about: a query's name, `workload` or `migration`.
     pub subject: String,
     /// The measured figure (milliseconds or a fraction).
@@ -36,21 +69,58 @@ fn dur(ms: f64) -> String {
     human(std::time::Duration::from_secs_f64(ms.max(0.0) / 1000.0))
 }
 
+/// What a rehearsal measured, for the verdict.
+pub struct Judged<'a> {
+    /// The thresholds.
+    pub thresholds: &'a ThresholdsInfo,
+    /// The migration, if the scenario has one and it started.
+    pub migration: Option<&'a MigrationReport>,
+    /// Whether the scenario has a migration (it may not have started).
+    pub has_strategy: bool,
+    /// The lock observer's summary.
+    pub locks: &'a LockSummary,
+    /// The phases.
+    pub phases: &'a Phases,
+    /// The interfering statements.
+    pub interference: &'a [InterferenceReport],
+    /// A fault of the server, if one cut the run short.
+    pub fault: Option<&'a FaultReport>,
+}
+
+fn violation(threshold: Check, subject: &str, message: String) -> Violation {
+    Violation { threshold, subject: subject.into(), measured: None, limit: None, message }
+}
+
 /// Judges a rehearsal.
 /// Without a migration (a load-only run) the p99 and error-rate limits
 /// apply to the whole run.
-pub fn evaluate(
-    th: &ThresholdsInfo,
-    migration: Option<&MigrationReport>,
-    locks: &LockSummary,
-    phases: &Phases,
-) -> Verdict {
+pub fn evaluate(j: &Judged<'_>) -> Verdict {
+    let (th, migration, locks, phases) = (j.thresholds, j.migration, j.locks, j.phases);
     let mut v = Vec::new();
-    let load_only = migration.is_none();
+    let load_only = !j.has_strategy;
+    if let Some(f) = j.fault {
+        v.push(violation(Check::Server, "server", f.sentence()));
+    }
+    if j.has_strategy && migration.is_none() {
+        v.push(violation(Check::Migration, "migration", "the migration never started".into()));
+    }
+    for i in j.interference.iter().filter(|i| i.outcome == InterferenceOutcome::Failed && !i.optional) {
+        let error = i.error.as_ref().map(|e| e.to_string()).unwrap_or_default();
+        let message = format!(
+            "interference {} failed, so the run did not rehearse what it was meant to (mark it `optional = true` if that is fine): {error}",
+            i.name
+        );
+        v.push(violation(Check::Interference, &i.name, message));
+    }
     if let Some(migration) = migration.filter(|m| m.outcome != Outcome::Ok) {
         let failed = migration.steps.iter().find(|s| s.error.is_some());
         let message = match (migration.outcome, failed) {
             (Outcome::Cancelled, _) => "the migration did not finish within max_duration and was cancelled".to_string(),
+            (Outcome::Interrupted, Some(step)) => format!(
+                "the migration was interrupted at step {}: {}",
+                step.index,
+                step.error.as_ref().map(|e| e.to_string()).unwrap_or_default()
+            ),
             (_, Some(step)) => format!(
                 "the migration failed at step {}: {}",
                 step.index,
@@ -58,19 +128,13 @@ pub fn evaluate(
             ),
             _ => "the migration failed".to_string(),
         };
-        v.push(Violation {
-            threshold: "migration".into(),
-            subject: "migration".into(),
-            measured: None,
-            limit: None,
-            message,
-        });
+        v.push(violation(Check::Migration, "migration", message));
     }
     if let Some(limit) = th.max_lock_wait_ms {
         let measured = locks.workload_longest_wait_ms;
         if measured > limit {
             v.push(Violation {
-                threshold: "max_lock_wait".into(),
+                threshold: Check::MaxLockWait,
                 subject: "workload".into(),
                 measured: Some(measured),
                 limit: Some(limit),
@@ -83,7 +147,7 @@ pub fn evaluate(
         for (name, q) in &phases.under_test(load_only).queries.0 {
             if let Some(p99) = q.p99_ms.filter(|p| *p > limit) {
                 v.push(Violation {
-                    threshold: "max_p99".into(),
+                    threshold: Check::MaxP99,
                     subject: name.clone(),
                     measured: Some(p99),
                     limit: Some(limit),
@@ -104,7 +168,7 @@ pub fn evaluate(
             let rate = errors as f64 / count as f64;
             if rate > limit {
                 v.push(Violation {
-                    threshold: "max_error_rate".into(),
+                    threshold: Check::MaxErrorRate,
                     subject: name.clone(),
                     measured: Some(rate),
                     limit: Some(limit),

@@ -22,6 +22,18 @@ pub struct SyntaxError {
     pub position: Option<u32>,
 }
 
+/// What a statement is, as far as trying it goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatementKind {
+    /// A query that can be prepared: SELECT (and VALUES), INSERT, UPDATE,
+    /// DELETE, MERGE.
+    Query,
+    /// Code whose effect is known only by running it: `DO`, `CALL`.
+    Code,
+    /// Anything else: a schema change, SET, VACUUM, ...
+    Utility,
+}
+
 /// A parsed SQL text: one or more statements.
 pub struct Parsed {
     tree: pg_query::ParseResult,
@@ -123,26 +135,29 @@ impl Parsed {
             .collect()
     }
 
-    /// Whether each statement can be prepared (SELECT, INSERT, UPDATE,
-    /// DELETE, MERGE, VALUES); utility statements (DDL, SET, ...) cannot.
-    pub fn preparable(&self) -> Vec<bool> {
+    /// What each statement is.
+    pub fn kinds(&self) -> Vec<StatementKind> {
         self.tree
             .protobuf
             .stmts
             .iter()
-            .map(|s| {
-                matches!(
-                    s.stmt.as_ref().and_then(|n| n.node.as_ref()).map(|n| n.to_ref()),
-                    Some(
-                        NodeRef::SelectStmt(_)
-                            | NodeRef::InsertStmt(_)
-                            | NodeRef::UpdateStmt(_)
-                            | NodeRef::DeleteStmt(_)
-                            | NodeRef::MergeStmt(_)
-                    )
-                )
+            .map(|s| match s.stmt.as_ref().and_then(|n| n.node.as_ref()).map(|n| n.to_ref()) {
+                Some(
+                    NodeRef::SelectStmt(_)
+                    | NodeRef::InsertStmt(_)
+                    | NodeRef::UpdateStmt(_)
+                    | NodeRef::DeleteStmt(_)
+                    | NodeRef::MergeStmt(_),
+                ) => StatementKind::Query,
+                Some(NodeRef::DoStmt(_) | NodeRef::CallStmt(_)) => StatementKind::Code,
+                _ => StatementKind::Utility,
             })
             .collect()
+    }
+
+    /// Whether each statement can be prepared (see [`StatementKind::Query`]).
+    pub fn preparable(&self) -> Vec<bool> {
+        self.kinds().into_iter().map(|k| k == StatementKind::Query).collect()
     }
 
     /// Whether a statement of the text cannot run inside a transaction
@@ -298,6 +313,8 @@ mod tests {
         let pieces: Vec<&str> = parsed.ranges().into_iter().map(|r| sql[r].trim()).collect();
         assert_eq!(pieces, ["SELECT 1", "CREATE INDEX i ON t (a)", "UPDATE t SET a = 2"]);
         assert_eq!(parsed.preparable(), [true, false, true]);
+        let code = p("DO $$ BEGIN PERFORM 1; END $$; CALL p(); VACUUM t");
+        assert_eq!(code.kinds(), [StatementKind::Code, StatementKind::Code, StatementKind::Utility]);
         assert!(p("-- nothing\n").is_empty());
     }
 }

@@ -40,7 +40,8 @@ pub enum Load {
 }
 
 /// How open-loop requests are spaced.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Arrival {
     /// Evenly: request n is due when the rate's integral reaches n.
     Uniform,
@@ -76,7 +77,8 @@ impl RateProfile {
 }
 
 /// Where a query's requests go.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Target {
     /// The server being migrated.
     Primary,

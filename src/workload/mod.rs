@@ -94,6 +94,12 @@ pub enum WorkloadError {
 }
 
 impl WorkloadError {
+    /// Statement `st` of query `q` did not prepare.
+    pub fn prepare(q: &QuerySpec, st: &crate::scenario::SqlText, e: &tokio_postgres::Error) -> Self {
+        let error = SqlError::from_pg(e);
+        WorkloadError::Prepare { query: q.name.clone(), at: st.location_of(error.position), error }
+    }
+
     /// 2 for the scenario's fault, 3 for the environment's.
     pub fn exit_code(&self) -> i32 {
         match self {
@@ -391,7 +397,11 @@ impl Drop for InFlight<'_> {
 /// Checks that `q` gives as many parameters as its statements use, and
 /// that each generator produces its placeholder's type, trying one value
 /// of each now rather than failing every request later.
-fn check_params(q: &QuerySpec, statements: &[&tokio_postgres::Statement], seed: u64) -> Result<(), Box<WorkloadError>> {
+pub fn check_params(
+    q: &QuerySpec,
+    statements: &[&tokio_postgres::Statement],
+    seed: u64,
+) -> Result<(), Box<WorkloadError>> {
     let used = statements.iter().map(|s| s.params().len()).max().unwrap_or(0);
     if used != q.params.len() {
         return Err(Box::new(WorkloadError::Params {
