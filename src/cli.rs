@@ -212,6 +212,13 @@ pub struct CleanArgs {
     /// Also remove what belongs to runs that are still going.
     #[arg(long)]
     pub all: bool,
+    /// Drop the tables that killed runs created on this server (as their
+    /// records in the state directory list them), and nothing else.
+    #[arg(long, conflicts_with = "url_file")]
+    pub url: Option<String>,
+    /// The same, with the URL read from a file.
+    #[arg(long, value_name = "PATH")]
+    pub url_file: Option<PathBuf>,
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -338,18 +345,35 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
             Ok(EXIT_PASS)
         }
         Command::Clean(args) => {
-            let done = postgres::clean(args.all, false).await;
+            let url = match (&args.url, &args.url_file) {
+                (Some(u), _) => Some(u.clone()),
+                (None, Some(p)) => Some(url_from_file(p)?),
+                (None, None) => None,
+            };
+            let done = match url {
+                Some(url) => {
+                    let server = postgres::UrlServer::open(&url).await?;
+                    postgres::clean_url(postgres::Server::config(&server), args.all).await
+                }
+                None => postgres::clean(args.all, false).await,
+            };
             for c in &done.containers {
                 println!("removed container {c}");
             }
             for d in &done.dirs {
                 println!("removed directory {}", d.display());
             }
+            for t in &done.tables {
+                println!("dropped table {t}");
+            }
             for k in &done.kept {
                 println!("kept {k}");
             }
-            if done.containers.is_empty() && done.dirs.is_empty() {
-                println!("nothing to clean");
+            for p in &done.pending {
+                println!("{p}");
+            }
+            if done.containers.is_empty() && done.dirs.is_empty() && done.tables.is_empty() {
+                println!("nothing to clean here");
             }
             for p in &done.problems {
                 eprintln!("rehearse: {p}");

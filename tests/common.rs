@@ -46,9 +46,14 @@ impl Sandbox {
         p
     }
 
+    /// The binary with `args`, its temporary files and its state (the
+    /// records of runs on named servers) in the sandbox.
     pub fn command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(bin());
-        cmd.args(args).env("TMPDIR", self.path()).current_dir(self.path());
+        cmd.args(args)
+            .env("TMPDIR", self.path())
+            .env("XDG_STATE_HOME", self.path().join("state"))
+            .current_dir(self.path());
         cmd
     }
 
@@ -63,6 +68,7 @@ impl Sandbox {
             .flatten()
             .map(|e| e.path())
             .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with("rehearse-"))
+            .filter(|p| p.is_dir())
             .collect()
     }
 

@@ -6,7 +6,7 @@
 use rehearse::postgres::{LocalCluster, Role, Server, connect};
 use tokio_postgres::Client;
 
-use crate::common::{Sandbox, heavy, rehearse, small_scenario};
+use crate::common::{Sandbox, heavy, rehearse, small_scenario, text};
 
 async fn tables(c: &Client) -> Vec<String> {
     c.query("SELECT tablename::text FROM pg_tables WHERE schemaname = 'public' ORDER BY 1", &[])
@@ -83,4 +83,66 @@ fn a_named_server_is_used_without_leaking_its_password_or_its_tables() {
     );
     drop(user);
     drop(cluster);
+}
+
+/// Starts a rehearsal on `url`, waits for its load, and SIGKILLs the
+/// harness: nothing in it can clean up.
+fn kill_a_run_on(sandbox: &Sandbox, path: &std::path::Path, url: &str) {
+    use std::io::{BufRead, BufReader};
+    let mut child = sandbox
+        .command(&["run", path.to_str().unwrap(), "--url", url])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    for line in lines.map_while(Result::ok) {
+        if line.contains("load started") {
+            break;
+        }
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
+#[test]
+fn a_run_killed_on_a_named_server_is_cleaned_by_clean_url_and_nothing_else_is() {
+    let _turn = heavy();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let cluster = rt.block_on(LocalCluster::start(&[])).unwrap();
+    let url = cluster.connect_url();
+    let target = format!("postgres://postgres@127.0.0.1:{}/postgres", cluster.config().get_ports()[0]);
+    let user = rt.block_on(connect(cluster.config(), &Role::Other("user".into()))).unwrap();
+    rt.block_on(user.batch_execute("CREATE TABLE precious (id int)")).unwrap();
+    let sandbox = Sandbox::new();
+    let path = sandbox.write("s.toml", &small_scenario("SELECT * FROM items WHERE id = $1", "SELECT 1"));
+
+    kill_a_run_on(&sandbox, &path, &url);
+    assert_eq!(rt.block_on(tables(&user)), ["items", "precious"], "the killed run left its table");
+    // The next run is refused, and told how to clean up.
+    let (code, _, stderr, _) = rehearse(&sandbox, &path, &["--url", &url]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains(&format!("`rehearse clean --url {target}` drops it")), "{stderr}");
+    // `clean` alone names what is left where, and touches nothing there.
+    let out = sandbox.run(&["clean"]);
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("left items on") && stdout.contains(&format!("rehearse clean --url {target}")), "{stdout}");
+    assert_eq!(rt.block_on(tables(&user)).len(), 2);
+    // `clean --url` drops it, and only it.
+    let out = sandbox.run(&["clean", "--url", &url]);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{}", text(&out.stderr));
+    assert!(stdout.contains("dropped table items"), "{stdout}");
+    assert_eq!(rt.block_on(tables(&user)), ["precious"]);
+    assert!(text(&sandbox.run(&["clean", "--url", &url]).stdout).contains("nothing to clean"));
+
+    // A table the user made again under the same name, after a kill, is
+    // not the run's: it stays.
+    kill_a_run_on(&sandbox, &path, &url);
+    rt.block_on(user.batch_execute("DROP TABLE items; CREATE TABLE items (mine int)")).unwrap();
+    let out = sandbox.run(&["clean", "--url", &url]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(text(&out.stdout).contains("is not the one the harness created"), "{}", text(&out.stdout));
+    assert_eq!(rt.block_on(tables(&user)), ["items", "precious"]);
+    drop(user);
 }

@@ -35,8 +35,8 @@ pub async fn create<'a>(
             continue;
         }
         match existing {
-            Some(_) if !opts.reuse_existing => {
-                return Err(LoadError::Exists { table: t.name.clone(), target: target.to_string() });
+            Some(q) if !opts.reuse_existing => {
+                return Err(LoadError::Exists { table: t.name.clone(), target: target.to_string(), hint: left_by_a_run(&q, target) });
             }
             Some(q) => reused.push((t, q)),
             None => {
@@ -47,13 +47,30 @@ pub async fn create<'a>(
                 let q = regclass(admin, &t.name)
                     .await?
                     .ok_or_else(|| LoadError::NotCreated { table: t.name.clone(), at: t.ddl.at.clone() })?;
-                cleanup.created(&q);
+                let oid: u32 =
+                    admin.query_one("SELECT $1::text::regclass::oid", &[&q]).await.map_err(db(&t.name))?.get(0);
+                cleanup.created(&q, oid);
                 created.push((t, q));
             }
         }
     }
     parents_first(admin, &mut created).await.map_err(db("(foreign keys)"))?;
     Ok(Created { created, reused })
+}
+
+/// When a run that is gone created `table` on `target` and could not drop
+/// it (it was killed), how to drop it.
+fn left_by_a_run(table: &str, target: &str) -> String {
+    let left = crate::postgres::state::records()
+        .into_iter()
+        .find(|(_, r)| r.target == target && r.tables.iter().any(|t| t.name == table));
+    match left {
+        Some((_, r)) if !crate::postgres::docker::process_alive(r.pid) => format!(
+            ". It was created by run {} (pid {}), which was killed before it could drop it: `rehearse clean --url {target}` drops it",
+            r.run_tag, r.pid
+        ),
+        _ => String::new(),
+    }
 }
 
 /// The table's name as `regclass` prints it, if it exists.

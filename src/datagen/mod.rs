@@ -94,13 +94,15 @@ pub struct LoadedTable {
 pub enum LoadError {
     /// A table exists on a server the user named.
     #[error(
-        "table `{table}` already exists on {target}; rehearse only fills tables it creates itself. Pass --reuse-existing to rehearse against the existing table as it is"
+        "table `{table}` already exists on {target}; rehearse only fills tables it creates itself. Pass --reuse-existing to rehearse against the existing table as it is{hint}"
     )]
     Exists {
         /// The table.
         table: String,
         /// The server, without password.
         target: String,
+        /// What else the user can do, when a killed run left the table.
+        hint: String,
     },
     /// The DDL failed.
     #[error("{at}: the ddl of table `{table}` failed: {error}")]

@@ -1,14 +1,16 @@
 //! `rehearse clean`: removes what a run that could not clean up after
 //! itself (SIGKILL, a power cut) left behind: containers labelled by the
-//! harness, and local cluster directories in the temporary directory.
-//! Whatever belongs to a harness process that still runs is kept, unless
-//! the user says `--all`.
+//! harness, local cluster directories in the temporary directory (with any
+//! server process still working in them), and, with `--url`, the tables a
+//! run created on that server, as its record lists them (see
+//! [`super::state`]). Whatever belongs to a harness process that still
+//! runs is kept, unless the user says `--all`.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::docker::{self, MANAGED_LABEL, process_alive};
-use super::processes;
+use super::{processes, state};
 
 /// What `clean` did.
 #[derive(Debug, Default)]
@@ -17,8 +19,13 @@ pub struct Cleaned {
     pub containers: Vec<String>,
     /// Local cluster directories removed.
     pub dirs: Vec<PathBuf>,
+    /// Tables dropped from a server the user named.
+    pub tables: Vec<String>,
     /// Left alone because their run is still going: why.
     pub kept: Vec<String>,
+    /// Records of runs on servers the user named, whose tables `--url`
+    /// would drop: how.
+    pub pending: Vec<String>,
     /// What could not be done: the daemon did not answer, a removal failed.
     pub problems: Vec<String>,
 }
@@ -49,6 +56,40 @@ pub async fn clean(all: bool, require_docker: bool) -> Cleaned {
         Err(_) => {}
     }
     clean_dirs(&std::env::temp_dir(), all, &mut done);
+    for (_, r) in state::records() {
+        if all || !process_alive(r.pid) {
+            let tables: Vec<&str> = r.tables.iter().map(|t| t.name.as_str()).collect();
+            done.pending.push(format!(
+                "run {} (pid {}) left {} on {}: `rehearse clean --url {}` drops them",
+                r.run_tag,
+                r.pid,
+                tables.join(", "),
+                r.target,
+                r.target
+            ));
+        }
+    }
+    done
+}
+
+/// Drops what runs that are gone (every run, with `all`) created on the
+/// server of `config` and could not drop themselves: the tables their
+/// records list, where each is still the table the run made.
+pub async fn clean_url(config: &tokio_postgres::Config, all: bool) -> Cleaned {
+    let mut done = Cleaned::default();
+    let target = super::redacted(config);
+    for (_, r) in state::records().into_iter().filter(|(_, r)| r.target == target) {
+        if !all && process_alive(r.pid) {
+            done.kept.push(format!("the tables of run {} on {target}: its process, {}, is still going", r.run_tag, r.pid));
+            continue;
+        }
+        let names: Vec<String> = r.tables.iter().map(|t| t.name.clone()).collect();
+        let (warnings, notes) = super::cleanup::run_noting(config, r, false).await;
+        let untouched = |n: &String| warnings.iter().chain(&notes).any(|w| w.contains(&format!("table {n} ")));
+        done.tables.extend(names.into_iter().filter(|n| !untouched(n)));
+        done.problems.extend(warnings);
+        done.kept.extend(notes);
+    }
     done
 }
 
@@ -117,5 +158,22 @@ mod tests {
         clean_dirs(tmp.path(), true, &mut done);
         assert_eq!(done.dirs, vec![live.clone()]);
         assert!(foreign.exists());
+    }
+
+    #[test]
+    fn a_stale_postmaster_pid_naming_another_process_is_not_signalled() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dead = tmp.path().join("rehearse-stale");
+        std::fs::create_dir_all(dead.join("data")).unwrap();
+        std::fs::write(dead.join("rehearse.pid"), "4194305").unwrap();
+        // After a reboot the pid is someone else's: here, a sleep.
+        let mut other = std::process::Command::new("sleep").arg("30").spawn().unwrap();
+        std::fs::write(dead.join("data/postmaster.pid"), format!("{}\n{}\n", other.id(), dead.display())).unwrap();
+        let mut done = Cleaned::default();
+        clean_dirs(tmp.path(), false, &mut done);
+        assert_eq!(done.dirs, vec![dead.clone()]);
+        assert!(other.try_wait().unwrap().is_none(), "the unrelated process was left alone");
+        other.kill().unwrap();
+        other.wait().unwrap();
     }
 }

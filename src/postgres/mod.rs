@@ -19,6 +19,7 @@ mod local;
 pub mod passfile;
 pub mod processes;
 mod settings;
+pub mod state;
 mod sql_error;
 mod url;
 mod watch;
@@ -30,7 +31,7 @@ use std::time::Duration;
 use tokio_postgres::{Client, NoTls};
 
 pub use choice::{BackendArg, Plan, plan};
-pub use clean::{Cleaned, clean};
+pub use clean::{Cleaned, clean, clean_url};
 pub use cleanup::Cleanup;
 pub use container::ContainerServer;
 pub use docker::{DEFAULT_IMAGE, check_image_ref, official_image};
