@@ -41,6 +41,11 @@
 //!    once it is summarised, so RSS should stay flat after the first
 //!    seconds.
 //!
+//! 0. **Timer precision**, first: 2,000 open-loop waits of 700 µs on the
+//!    timerfd the pacer uses, against as many on tokio's timer; figure: the
+//!    median and p99 lateness of each, and their ratio (the timerfd's
+//!    purpose: tokio's timer is up to a millisecond late).
+//!
 //! REHEARSE_BENCH_SCALE (default 10: 1M rows), REHEARSE_BENCH_SECS
 //! (default 10 per run), REHEARSE_BENCH_ROUNDS (default 7) and
 //! REHEARSE_BENCH_RATE (default 5000/s).
@@ -159,11 +164,44 @@ async fn observer_pairs(scenario: &Scenario, config: &tokio_postgres::Config, pa
     (0..pairs).map(|p| (per_window(2 * p), per_window(2 * p + 1))).collect()
 }
 
+/// Median and p99 lateness of `n` waits of 700 µs, on the timerfd and on
+/// tokio's timer, each on a current-thread runtime as the load's shards.
+fn timer_precision(n: usize) -> [(Duration, Duration); 2] {
+    use rehearse::workload::{Signal, TimerFdWait, Wait};
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    rt.block_on(async {
+        let stop = Signal::new();
+        let (mut fd, mut tokio_late) = (Vec::with_capacity(n), Vec::with_capacity(n));
+        let mut wait = TimerFdWait::new().expect("a timerfd");
+        for _ in 0..n {
+            let due = std::time::Instant::now() + Duration::from_micros(700);
+            wait.until(due, std::time::Instant::now(), &stop).await;
+            fd.push(std::time::Instant::now() - due);
+            let due = std::time::Instant::now() + Duration::from_micros(700);
+            tokio::time::sleep_until(due.into()).await;
+            tokio_late.push(std::time::Instant::now() - due);
+        }
+        [fd, tokio_late].map(|mut v| {
+            v.sort();
+            (v[v.len() / 2], v[v.len() * 99 / 100])
+        })
+    })
+}
+
 fn main() {
     if std::env::args().any(|a| a == "--list") {
         println!("load: benchmark");
         return;
     }
+    let [(fd50, fd99), (tk50, tk99)] = timer_precision(2000);
+    println!(
+        "  timer: 700 µs waits late by p50 {} µs / p99 {} µs on the timerfd, {} µs / {} µs on tokio's timer (p50 ratio {:.2})",
+        fd50.as_micros(),
+        fd99.as_micros(),
+        tk50.as_micros(),
+        tk99.as_micros(),
+        fd50.as_secs_f64() / tk50.as_secs_f64().max(1e-9)
+    );
     let scale: u64 = env_or("REHEARSE_BENCH_SCALE", 10);
     let secs: u64 = env_or("REHEARSE_BENCH_SECS", 10);
     let rate: f64 = env_or("REHEARSE_BENCH_RATE", 5000.0);

@@ -31,9 +31,18 @@ pub const EXIT_ENVIRONMENT: i32 = 3;
 /// Interrupted by a signal (after cleaning up).
 pub const EXIT_INTERRUPTED: i32 = 130;
 
+/// What `--help` says after the options: the exit codes.
+const EXIT_CODES: &str = "Exit codes:
+  0    the rehearsal ran and every threshold held
+  1    the rehearsal ran and a threshold failed (or the migration failed or was cancelled)
+  2    bad input: the scenario (with file, line and column), or the flags
+  3    environment failure: no Postgres binaries, no Docker daemon or image, a server that would not
+       start, cannot be reached, or stopped during the run (its report is still written)
+  130  interrupted by Ctrl-C or SIGTERM, after cleaning up";
+
 /// Rehearse a PostgreSQL migration at production scale, under load.
 #[derive(Debug, Parser)]
-#[command(name = "rehearse", version, about, long_about = None)]
+#[command(name = "rehearse", version, about, long_about = None, after_help = EXIT_CODES)]
 pub struct Cli {
     /// What to do.
     #[command(subcommand)]
@@ -45,6 +54,7 @@ pub struct Cli {
 pub enum Command {
     /// Rehearse a migration: provision Postgres, load data, replay the
     /// workload, apply the migration, measure and judge.
+    #[command(after_help = EXIT_CODES)]
     Run(RunArgs),
     /// Check a scenario file without running anything.
     Check(CheckArgs),
@@ -170,8 +180,8 @@ pub struct RunArgs {
     #[arg(long, value_name = "URL")]
     pub replica_url: Option<String>,
     /// COPY streams per table (default: the number of CPUs).
-    #[arg(long)]
-    pub load_streams: Option<usize>,
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub load_streams: Option<u16>,
     /// No progress bars or event lines; the summary only.
     #[arg(short, long)]
     pub quiet: bool,
@@ -199,8 +209,8 @@ pub struct GenerateArgs {
     #[arg(long)]
     pub json: Option<PathBuf>,
     /// COPY streams per table (default: the number of CPUs).
-    #[arg(long)]
-    pub load_streams: Option<usize>,
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub load_streams: Option<u16>,
     /// No progress bars.
     #[arg(short, long)]
     pub quiet: bool,
@@ -319,7 +329,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
             let scenario = scenario::load(&args.scenario, &LoadOptions { scale: args.scale })?;
             let out = args.json.as_deref().map(JsonOut::open).transpose()?;
             let opts = crate::datagen::LoadOptions {
-                streams: args.load_streams.unwrap_or_else(default_streams),
+                streams: args.load_streams.map_or_else(default_streams, usize::from),
                 reuse_existing: false,
                 progress: !args.quiet,
                 data_dir: None,
@@ -400,7 +410,7 @@ async fn run_rehearsal(args: RunArgs) -> anyhow::Result<i32> {
         keep_tables: args.keep_tables,
         observe_interval: args.observe_interval,
         replica_url: args.replica_url,
-        load_streams: args.load_streams.unwrap_or_else(default_streams),
+        load_streams: args.load_streams.map_or_else(default_streams, usize::from),
         progress: !args.quiet,
     };
     let reports = rehearse_all(&scenario, &requested, &args.server.pg_images, &opts).await?;

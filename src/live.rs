@@ -138,7 +138,7 @@ fn line(src: &Sources, now: Instant, s: &LiveSample, window: Duration, failures:
     let p99 = if s.ok.is_empty() {
         "-".to_string()
     } else {
-        format!("{:.1}ms", s.ok.value_at_quantile(0.99) as f64 / 1000.0)
+        crate::scenario::duration::human(Duration::from_micros(s.ok.value_at_quantile(0.99)))
     };
     let (in_use, size) = src.workload.pool_gauge();
     let waiting = (src.waiting)().map_or_else(|| "-".to_string(), |n| n.to_string());

@@ -101,7 +101,7 @@ fn the_outage_is_reproduced_in_a_container_and_the_container_removed() {
     assert_eq!(r["postgres"]["backend"], "docker");
     assert_eq!(r["postgres"]["image"], image.as_str());
     assert!(r["postgres"]["version"].as_str().unwrap().starts_with("PostgreSQL "));
-    assert!(stderr.contains(&format!("backend docker: --backend docker, and {image} is present")), "{stderr}");
+    assert!(stderr.contains(&format!("backend docker, as --backend docker asks: {image} is present")), "{stderr}");
 
     // The same outage as on the local backend: the ALTER waits behind the
     // report, the reads queue behind the ALTER, and the pool fills.

@@ -137,7 +137,7 @@ fn naive() -> Report {
         scale: 1.0,
         postgres: PostgresInfo {
             backend: BackendKind::Local,
-            chosen: "local: --backend local".into(),
+            chosen: "local, as --backend local asks".into(),
             image: None,
             version: "PostgreSQL 15.18 (Debian 15.18-0+deb12u1) on x86_64-pc-linux-gnu".into(),
             version_num: 150018,

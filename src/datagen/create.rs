@@ -36,7 +36,11 @@ pub async fn create<'a>(
         }
         match existing {
             Some(q) if !opts.reuse_existing => {
-                return Err(LoadError::Exists { table: t.name.clone(), target: target.to_string(), hint: left_by_a_run(&q, target) });
+                return Err(LoadError::Exists {
+                    table: t.name.clone(),
+                    target: target.to_string(),
+                    hint: left_by_a_run(&q, target),
+                });
             }
             Some(q) => reused.push((t, q)),
             None => {

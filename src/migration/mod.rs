@@ -119,6 +119,10 @@ struct Session<'a> {
     why: Arc<Mutex<String>>,
 }
 
+/// How long a step whose session was lost waits to hear whether the
+/// server stopped.
+const SERVER_VERDICT: Duration = Duration::from_secs(3);
+
 /// How long a cancelled statement may take to end before it is abandoned.
 const CANCEL_GRACE: Duration = Duration::from_secs(10);
 
@@ -194,9 +198,16 @@ pub async fn apply(
     for (i, spec) in strategy.steps.iter().enumerate() {
         let report = step::run(&session, i + 1, spec).await;
         let failed = report.error.is_some();
+        let lost = report.error.as_ref().is_some_and(SqlError::is_connection_lost);
         steps.push(report);
         if failed {
-            outcome = if session.abandoned() {
+            // A session lost with the server: the server watch says so
+            // within a second or two, and then it is the server's fault,
+            // not the migration's.
+            if lost && !session.abandoned() && !session.expired() {
+                let _ = tokio::time::timeout(SERVER_VERDICT, server_gone.fired()).await;
+            }
+            outcome = if session.abandoned() || (lost && server_gone.is_fired()) {
                 Outcome::Interrupted
             } else if session.expired() {
                 Outcome::Cancelled

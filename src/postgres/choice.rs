@@ -6,9 +6,12 @@
 //!
 //! `auto`, the default, uses Docker when a daemon answers and every image
 //! is present or can be pulled, and the local backend otherwise; the plan
-//! says why in one line. Images the user named on the command line, or
-//! several versions, need Docker: without it that is an error, not a
-//! silent run on whatever the machine has.
+//! says why in one line. When nothing names an image and the default is
+//! not on the machine, an image `scripts/build-postgres-image` built
+//! (`rehearse/postgres:<major>`) is used rather than a pull. Images the
+//! user named on the command line, or several versions, need Docker:
+//! without it that is an error, not a silent run on whatever the machine
+//! has.
 
 use super::docker::{self, DEFAULT_IMAGE, ImageSource};
 use super::{BackendChoice, ProvisionError};
@@ -74,7 +77,7 @@ pub async fn plan(
     match requested {
         BackendArg::Url(url) => Ok(Plan {
             runs: vec![BackendChoice::Url(url.clone())],
-            why: "url: the server given with --url".into(),
+            why: "url: the server --url names".into(),
             warnings: not_used("the server at --url").into_iter().collect(),
         }),
         BackendArg::Local => {
@@ -87,12 +90,18 @@ pub async fn plan(
             }
             Ok(Plan {
                 runs: vec![BackendChoice::Local],
-                why: "local: --backend local".into(),
+                why: "local, as --backend local asks".into(),
                 warnings: not_used("the local backend").into_iter().collect(),
             })
         }
         BackendArg::Docker => {
             let client = docker::daemon().await.map_err(ProvisionError::Docker)?;
+            if named.is_empty()
+                && let Some((built, why)) = built_instead(&client).await
+            {
+                let why = format!("docker, as --backend docker asks: {why}");
+                return Ok(Plan { runs: vec![BackendChoice::Docker(built)], why, warnings: Vec::new() });
+            }
             let mut sources = Vec::new();
             for image in &images {
                 let s = docker::ensure_image(&client, image)
@@ -102,7 +111,7 @@ pub async fn plan(
             }
             Ok(Plan {
                 runs: images.into_iter().map(BackendChoice::Docker).collect(),
-                why: format!("docker: --backend docker, and {}", sources.join(", ")),
+                why: format!("docker, as --backend docker asks: {}", sources.join(", ")),
                 warnings: Vec::new(),
             })
         }
@@ -115,6 +124,12 @@ pub async fn plan(
                 Err(reason) if must => return Err(ProvisionError::Docker(reason)),
                 Err(reason) => return Ok(local_instead(reason, not_used("the local backend"))),
             };
+            if named.is_empty()
+                && let Some((built, why)) = built_instead(&client).await
+            {
+                let why = format!("docker: a Docker daemon answers, and {why}");
+                return Ok(Plan { runs: vec![BackendChoice::Docker(built)], why, warnings: Vec::new() });
+            }
             let mut sources = Vec::new();
             for image in &images {
                 match docker::ensure_image(&client, image).await {
@@ -132,6 +147,17 @@ pub async fn plan(
             })
         }
     }
+}
+
+/// When nothing names an image and the default is not on the machine: an
+/// image `scripts/build-postgres-image` built, rather than a pull, and why.
+async fn built_instead(client: &testcontainers::bollard::Docker) -> Option<(String, String)> {
+    if docker::is_present(client, DEFAULT_IMAGE).await.unwrap_or(false) {
+        return None;
+    }
+    let built = docker::built_images(client).await.into_iter().next()?;
+    let why = format!("{built} (built by scripts/build-postgres-image) is present, {DEFAULT_IMAGE} is not");
+    Some((built, why))
 }
 
 fn local_instead(reason: String, warning: Option<String>) -> Plan {

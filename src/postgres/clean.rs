@@ -80,7 +80,8 @@ pub async fn clean_url(config: &tokio_postgres::Config, all: bool) -> Cleaned {
     let target = super::redacted(config);
     for (_, r) in state::records().into_iter().filter(|(_, r)| r.target == target) {
         if !all && process_alive(r.pid) {
-            done.kept.push(format!("the tables of run {} on {target}: its process, {}, is still going", r.run_tag, r.pid));
+            done.kept
+                .push(format!("the tables of run {} on {target}: its process, {}, is still going", r.run_tag, r.pid));
             continue;
         }
         let names: Vec<String> = r.tables.iter().map(|t| t.name.clone()).collect();
@@ -103,7 +104,8 @@ fn end_orphaned_server(data: &Path) {
         return;
     }
     let gone = move || postmaster.is_none_or(|p| !process_alive(p));
-    processes::end_cluster(data, postmaster.map(nix::unistd::Pid::from_raw), gone, Duration::from_secs(5));
+    let known = processes::SharedMemory::default();
+    processes::end_cluster(data, postmaster.map(nix::unistd::Pid::from_raw), gone, Duration::from_secs(5), known);
 }
 
 /// The pid in the first line of `path`, if any.

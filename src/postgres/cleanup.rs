@@ -52,7 +52,9 @@ impl Cleanup {
             let mut r = self.record.lock().expect("not poisoned");
             r.tables.push(CreatedTable { name: qualified_name.to_string(), oid });
             if let Err(e) = r.save() {
-                eprintln!("rehearse: warning: cannot write the run's record of what it created ({e}); a killed run's tables would need dropping by hand");
+                eprintln!(
+                    "rehearse: warning: cannot write the run's record of what it created ({e}); a killed run's tables would need dropping by hand"
+                );
             }
         }
     }

@@ -98,18 +98,61 @@ pub enum ImageSource {
     Pulled,
 }
 
+/// How long a pull may take before the harness gives up on it.
+const PULL_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// The first line of an error, at most 120 characters: a registry's DNS
+/// error runs to several lines.
+fn short(e: impl std::fmt::Display) -> String {
+    let text = e.to_string();
+    let line = text.lines().next().unwrap_or("").trim();
+    if line.chars().count() > 120 {
+        format!("{}…", line.chars().take(119).collect::<String>())
+    } else {
+        line.to_string()
+    }
+}
+
+/// Whether `image` is on the machine.
+pub async fn is_present(docker: &Docker, image: &str) -> Result<bool, String> {
+    match docker.inspect_image(image).await {
+        Ok(_) => Ok(true),
+        Err(testcontainers::bollard::errors::Error::DockerResponseServerError { status_code: 404, .. }) => Ok(false),
+        Err(e) => Err(format!("cannot inspect image {image}: {}", short(e))),
+    }
+}
+
 /// Makes sure `image` is on the machine: present, or pulled now.
 pub async fn ensure_image(docker: &Docker, image: &str) -> Result<ImageSource, String> {
-    match docker.inspect_image(image).await {
-        Ok(_) => return Ok(ImageSource::Present),
-        Err(testcontainers::bollard::errors::Error::DockerResponseServerError { status_code: 404, .. }) => {}
-        Err(e) => return Err(format!("cannot inspect image {image}: {e}")),
+    if is_present(docker, image).await? {
+        return Ok(ImageSource::Present);
     }
     let (name, tag) = split_image(image);
-    match Postgres::default().with_name(name).with_tag(tag).pull_image().await {
-        Ok(_) => Ok(ImageSource::Pulled),
-        Err(e) => Err(format!("image {image} is not on this machine and cannot be pulled ({e})")),
+    let pull = Postgres::default().with_name(name).with_tag(tag).pull_image();
+    match tokio::time::timeout(PULL_TIMEOUT, pull).await {
+        Ok(Ok(_)) => Ok(ImageSource::Pulled),
+        Ok(Err(e)) => Err(format!("{image} is not on this machine and cannot be pulled ({})", short(e))),
+        Err(_) => Err(format!("{image} is not on this machine and did not pull within {}s", PULL_TIMEOUT.as_secs())),
     }
+}
+
+/// The images `scripts/build-postgres-image` builds that are on the
+/// machine (`rehearse/postgres:<major>`), highest major first.
+pub async fn built_images(docker: &Docker) -> Vec<String> {
+    use testcontainers::bollard::query_parameters::ListImagesOptions;
+    let filters = HashMap::from([("reference".to_string(), vec!["rehearse/postgres".to_string()])]);
+    let options = ListImagesOptions { filters: Some(filters), ..Default::default() };
+    let Ok(list) = docker.list_images(Some(options)).await else { return Vec::new() };
+    let mut tags: Vec<(u32, String)> = list
+        .into_iter()
+        .flat_map(|i| i.repo_tags)
+        .filter_map(|t| {
+            let major = t.strip_prefix("rehearse/postgres:")?.split('.').next()?.parse().ok()?;
+            Some((major, t))
+        })
+        .collect();
+    tags.sort_by(|a, b| b.cmp(a));
+    tags.into_iter().map(|(_, t)| t).collect()
 }
 
 /// Labels for a container started by this process in `slot`.

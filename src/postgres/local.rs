@@ -54,6 +54,9 @@ pub struct LocalCluster {
     config: tokio_postgres::Config,
     port: u16,
     password: String,
+    /// The shared memory the server made at its start, noted then: if the
+    /// postmaster is killed, nothing else would remove it.
+    shared: super::processes::SharedMemory,
 }
 
 /// The cluster's temporary directory, removed on drop. Removal is retried:
@@ -156,6 +159,7 @@ impl LocalCluster {
             config: tokio_postgres::Config::new(),
             port: 0,
             password,
+            shared: Default::default(),
         };
         let mut last_error = None;
         // The port is free when chosen but another process may take it
@@ -252,7 +256,12 @@ impl LocalCluster {
                 });
             }
             match super::probe(&self.config).await {
-                Ok(()) => return Ok(()),
+                Ok(()) => {
+                    let data = self.data_dir();
+                    self.shared =
+                        super::processes::SharedMemory::of(&data, &super::processes::cluster_processes(&data));
+                    return Ok(());
+                }
                 Err(_) if started.elapsed() < START_TIMEOUT => {
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 }
@@ -288,7 +297,8 @@ impl LocalCluster {
                 None => true,
             }
         };
-        super::processes::end_cluster(&self.data_dir(), Some(postmaster), exited, Duration::from_secs(5));
+        let known = std::mem::take(&mut self.shared);
+        super::processes::end_cluster(&self.data_dir(), Some(postmaster), exited, Duration::from_secs(5), known);
         if let Some(mut c) = self.child.lock().unwrap_or_else(|p| p.into_inner()).take() {
             let _ = c.wait();
         }

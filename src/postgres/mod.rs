@@ -19,8 +19,8 @@ mod local;
 pub mod passfile;
 pub mod processes;
 mod settings;
-pub mod state;
 mod sql_error;
+pub mod state;
 mod url;
 mod watch;
 

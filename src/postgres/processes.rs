@@ -70,6 +70,16 @@ pub struct SharedMemory {
 }
 
 impl SharedMemory {
+    /// Adds what `other` noted.
+    pub fn merge(&mut self, other: SharedMemory) {
+        self.sysv = self.sysv.or(other.sysv);
+        for p in other.posix {
+            if !self.posix.contains(&p) {
+                self.posix.push(p);
+            }
+        }
+    }
+
     /// Notes the segments of the cluster in `data_dir`, whose processes are
     /// `pids`.
     pub fn of(data_dir: &Path, pids: &[Pid]) -> SharedMemory {
@@ -121,14 +131,18 @@ impl SharedMemory {
 /// `grace`, or orphaned because the postmaster is gone, get SIGKILL.
 /// `postmaster_exited` tells whether the postmaster has exited (and been
 /// reaped). Returns once no process of the cluster is left, or after
-/// `grace` twice over.
+/// `grace` twice over, and removes the shared memory left: `known`, noted
+/// while the server ran (a postmaster killed earlier took its own list
+/// with it), and what the processes left map now.
 pub fn end_cluster(
     data_dir: &Path,
     postmaster: Option<Pid>,
     mut postmaster_exited: impl FnMut() -> bool,
     grace: Duration,
+    known: SharedMemory,
 ) {
-    let shared = SharedMemory::of(data_dir, &cluster_processes(data_dir));
+    let mut shared = known;
+    shared.merge(SharedMemory::of(data_dir, &cluster_processes(data_dir)));
     if let Some(pm) = postmaster {
         let _ = kill(pm, Signal::SIGQUIT);
     }

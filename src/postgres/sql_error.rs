@@ -49,6 +49,16 @@ impl SqlError {
         SqlError { sqlstate: None, message: message.into(), position: None, detail: None, hint: None }
     }
 
+    /// Whether the session was lost: no SQLSTATE (the socket closed), or
+    /// the server ending it (57P01 admin shutdown, 57P02 crash shutdown,
+    /// 57P03 cannot connect now) or a connection exception (08…).
+    pub fn is_connection_lost(&self) -> bool {
+        match self.sqlstate.as_deref() {
+            None => true,
+            Some(code) => matches!(code, "57P01" | "57P02" | "57P03") || code.starts_with("08"),
+        }
+    }
+
     /// Whether the error is the given SQLSTATE.
     pub fn is(&self, sqlstate: &str) -> bool {
         self.sqlstate.as_deref() == Some(sqlstate)

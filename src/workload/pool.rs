@@ -361,6 +361,11 @@ impl Pool {
         self.counts.0.in_use.load(Ordering::Relaxed)
     }
 
+    /// Requests queued for a connection right now.
+    pub fn queued(&self) -> usize {
+        self.waiting.load(Ordering::SeqCst)
+    }
+
     /// Connections in the pool.
     pub fn size(&self) -> usize {
         self.size
