@@ -208,7 +208,7 @@ pub async fn rehearse(scenario: &Scenario, on: &RunOn, opts: &RunOptions) -> any
     let watch = ServerWatch::start(&config, server.exit_probe()).await.context("starting the server watch")?;
     let timed = timeline(scenario, strategy, &config, &version, Arc::new(workload), &watch, opts).await?;
     // Close the harness's own sessions before the clean-up drops tables.
-    drop(admin);
+    drop((admin, watch));
     warnings.extend(cleanup.finish().await);
     let server_info = PostgresInfo {
         backend: server.backend(),

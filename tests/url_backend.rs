@@ -44,11 +44,18 @@ fn a_named_server_is_used_without_leaking_its_password_or_its_tables() {
         assert!(!text.contains(password), "password printed:\n{text}");
     }
     assert_eq!(rt.block_on(tables(&user)), ["precious"], "the harness dropped what it created, and only that");
-    let ours: i64 = rt
-        .block_on(user.query_one("SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE 'rehearse@%'", &[]))
-        .unwrap()
-        .get(0);
-    assert_eq!(ours, 0, "the harness's sessions are gone");
+    // The clean-up ends every session of the run and waits for each; its
+    // own ends as the harness exits, and its backend leaves the server a
+    // moment later (ten seconds cover a loaded runner).
+    let ours = || -> i64 {
+        let q = "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE 'rehearse@%'";
+        rt.block_on(user.query_one(q, &[])).unwrap().get(0)
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while ours() > 0 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert_eq!(ours(), 0, "the harness's sessions are gone");
 
     // A table of the same name exists: refused, untouched.
     rt.block_on(user.batch_execute(

@@ -4,8 +4,9 @@
 //! outside a transaction, a side session polls the step's backend instead.
 //!
 //! A lock on a relation the step itself dropped (the old index of a
-//! rewrite, a dropped table) is named from the catalog as it was before the
-//! step, so the report says `orders_pkey`, not `dropped relation 16392`.
+//! rewrite, a dropped table, the old TOAST table) is named from the catalog
+//! as it was before the step, so the report says `orders_pkey` or
+//! `orders (TOAST)`, not `dropped relation 16392`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -34,16 +35,20 @@ pub struct Catalog(BTreeMap<i64, (String, i64)>);
 const USER_RELATIONS: &str =
     "c.relnamespace NOT IN ('pg_catalog'::regnamespace, 'information_schema'::regnamespace, 'pg_toast'::regnamespace)";
 
-/// Reads the catalog's user relations.
+/// Reads the catalog's user relations, and the TOAST table (and its index)
+/// of each, named after the table they belong to.
 pub async fn catalog(client: &Client) -> Result<Catalog, tokio_postgres::Error> {
-    let rows = client
-        .query(
-            &format!(
-                "SELECT c.oid::int8, c.oid::regclass::text, c.relfilenode::int8 FROM pg_class c WHERE {USER_RELATIONS}"
-            ),
-            &[],
-        )
-        .await?;
+    let sql = format!(
+        "SELECT c.oid::int8, c.oid::regclass::text, c.relfilenode::int8 FROM pg_class c WHERE {USER_RELATIONS} \
+         UNION ALL \
+         SELECT t.oid::int8, c.oid::regclass::text || ' (TOAST)', t.relfilenode::int8 \
+         FROM pg_class c JOIN pg_class t ON t.oid = c.reltoastrelid WHERE {USER_RELATIONS} \
+         UNION ALL \
+         SELECT i.indexrelid::int8, c.oid::regclass::text || ' (TOAST index)', ic.relfilenode::int8 \
+         FROM pg_class c JOIN pg_index i ON i.indrelid = c.reltoastrelid JOIN pg_class ic ON ic.oid = i.indexrelid \
+         WHERE {USER_RELATIONS}"
+    );
+    let rows = client.query(&sql, &[]).await?;
     Ok(Catalog(rows.iter().map(|r| (r.get(0), (r.get(1), r.get(2)))).collect()))
 }
 
@@ -78,16 +83,16 @@ fn lock_query(pid: &str) -> String {
 }
 
 /// Names each lock's relation: as the catalog has it now, else as it was
-/// in `before`, else by its oid.
+/// in `before`. A relation in neither was made and dropped by the step
+/// itself (a rewrite's transient heap): nothing else could have waited for
+/// it, and it is left out.
 fn name_locks(rows: &[tokio_postgres::Row], before: &Catalog) -> BTreeSet<LockTaken> {
     rows.iter()
-        .map(|r| {
+        .filter_map(|r| {
             let oid: i64 = r.get(0);
             let now: Option<String> = r.get(1);
-            let relation = now
-                .or_else(|| before.name(oid).map(str::to_string))
-                .unwrap_or_else(|| format!("dropped relation {oid}"));
-            LockTaken { relation, mode: r.get(2) }
+            let relation = now.or_else(|| before.name(oid).map(str::to_string))?;
+            Some(LockTaken { relation, mode: r.get(2) })
         })
         .collect()
 }

@@ -113,13 +113,16 @@ async fn run_with(
     // goes unnoticed; end them so that nothing of the run lingers or
     // blocks.
     let pattern = format!("rehearse@{}-%", record.run_tag);
-    if let Err(e) = client
-        .execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name LIKE $1 AND pid <> pg_backend_pid()",
-            &[&pattern],
-        )
-        .await
-    {
+    // From PostgreSQL 14 the call waits (up to 5 s) until each session is
+    // gone, so that nothing of the run is left when the harness exits.
+    let waits = match client.query_one("SELECT current_setting('server_version_num')::int", &[]).await {
+        Ok(row) => row.get::<_, i32>(0) >= 140_000,
+        Err(_) => false,
+    };
+    let call = if waits { "pg_terminate_backend(pid, 5000)" } else { "pg_terminate_backend(pid)" };
+    let terminate =
+        format!("SELECT {call} FROM pg_stat_activity WHERE application_name LIKE $1 AND pid <> pg_backend_pid()");
+    if let Err(e) = client.execute(&terminate, &[&pattern]).await {
         warnings.push(format!("could not end the harness's sessions: {}", super::describe(&e)));
     }
     if keep_tables {
