@@ -375,6 +375,18 @@ async fn plan(
     for c in &cols {
         let named = t.columns.iter().find(|o| o.column == c.name);
         let at = named.map_or_else(|| t.ddl.at.clone(), |o| o.at.clone());
+        if let Some(o) = named.filter(|o| c.not_null && o.spec.nulls > 0.0) {
+            return Err(LoadError::Column {
+                at: o.at.clone(),
+                message: format!(
+                    "table `{}`: column `{}` is NOT NULL, but its generator makes {}% NULLs (`nulls = {}`)",
+                    t.name,
+                    c.name,
+                    o.spec.nulls * 100.0,
+                    o.spec.nulls
+                ),
+            });
+        }
         let generator = match named {
             Some(o) => ValueGen::from_spec(&o.spec).with_max_len(infer::max_len(c)),
             None => infer(c, sizes).map_err(|message| LoadError::Column {
