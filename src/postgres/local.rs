@@ -332,9 +332,29 @@ async fn initdb(bins: &Binaries, user: &Option<RunAs>, dir: &Path, password: &st
         "--locale=C",
         "--no-sync",
     ]);
-    let mut cmd = tokio::process::Command::from(cmd);
-    cmd.kill_on_drop(true).stdin(Stdio::null());
-    let out = cmd.output().await;
+    // initdb runs postgres itself (bootstrap and single-user), which makes
+    // shared memory: stopped half-way (Ctrl-C), the whole group gets
+    // SIGTERM, on which both clean up, rather than SIGKILL, on which the
+    // memory would stay; if the harness dies, the kernel sends it.
+    cmd.process_group(0).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    // SAFETY: prctl is async-signal-safe and touches no memory of ours.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM, 0, 0, 0) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let out = match tokio::process::Command::from(cmd).spawn() {
+        Ok(child) => {
+            let mut guard = InitdbGroup { pgid: child.id().map(|p| Pid::from_raw(p as i32)), data: dir.join("data") };
+            let out = child.wait_with_output().await;
+            guard.pgid = None;
+            out
+        }
+        Err(e) => Err(e),
+    };
     let _ = std::fs::remove_file(&pwfile);
     let out = match out {
         Ok(out) => out,
@@ -354,6 +374,21 @@ async fn initdb(bins: &Binaries, user: &Option<RunAs>, dir: &Path, password: &st
         return Err(ProvisionError::Initdb(text));
     }
     Ok(())
+}
+
+/// An initdb still running: dropped (its future was), it ends initdb's
+/// whole process group (see [`super::processes::end_group`]).
+struct InitdbGroup {
+    pgid: Option<Pid>,
+    data: PathBuf,
+}
+
+impl Drop for InitdbGroup {
+    fn drop(&mut self) {
+        if let Some(pgid) = self.pgid.take() {
+            super::processes::end_group(pgid, &self.data, Duration::from_secs(5));
+        }
+    }
 }
 
 /// Writes `text` to a new file of mode 0600, owned by `user` when given.

@@ -150,6 +150,8 @@ pub fn end_cluster(
     loop {
         let exited = postmaster_exited();
         let left = cluster_processes(data_dir);
+        // A server still starting makes its segments while this runs.
+        shared.merge(SharedMemory::of(data_dir, &left));
         if left.is_empty() && exited {
             break;
         }
@@ -161,6 +163,43 @@ pub fn end_cluster(
             if let Some(pm) = postmaster.filter(|_| !exited) {
                 let _ = kill(pm, Signal::SIGKILL);
             }
+        }
+        if started.elapsed() > grace * 2 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    shared.remove_leftovers();
+}
+
+/// Whether a live (not zombie) process is in process group `pgid`.
+fn group_alive(pgid: i32) -> bool {
+    let Ok(entries) = std::fs::read_dir("/proc") else { return false };
+    entries.flatten().any(|e| {
+        let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else { return false };
+        // pid (comm) state ppid pgrp ...: the fields after the last ')'.
+        let Some((_, rest)) = stat.rsplit_once(')') else { return false };
+        let mut fields = rest.split_whitespace();
+        let state = fields.next().unwrap_or("Z");
+        let pgrp: i32 = fields.nth(1).and_then(|f| f.parse().ok()).unwrap_or(0);
+        pgrp == pgid && state != "Z" && state != "X"
+    })
+}
+
+/// Ends process group `pgid` (initdb and the postgres it runs to build
+/// the cluster in `data_dir`): SIGTERM, on which initdb and a single-user
+/// postgres exit cleanly; SIGKILL to what is left after `grace`; then the
+/// shared memory the group's postgres made and did not remove.
+pub fn end_group(pgid: Pid, data_dir: &Path, grace: Duration) {
+    let mut shared = SharedMemory::of(data_dir, &cluster_processes(data_dir));
+    let _ = nix::sys::signal::killpg(pgid, Signal::SIGTERM);
+    let started = Instant::now();
+    let mut killed = false;
+    while group_alive(pgid.as_raw()) {
+        shared.merge(SharedMemory::of(data_dir, &cluster_processes(data_dir)));
+        if started.elapsed() > grace && !killed {
+            let _ = nix::sys::signal::killpg(pgid, Signal::SIGKILL);
+            killed = true;
         }
         if started.elapsed() > grace * 2 {
             break;

@@ -96,7 +96,13 @@ pub fn render(r: &Report) -> String {
 
     let _ = writeln!(w, "\nVERDICT  {}", if r.verdict.pass { "PASS" } else { "FAIL" });
     if r.verdict.pass {
-        let _ = writeln!(w, "  every threshold held");
+        let th = &r.thresholds;
+        if th.max_lock_wait_ms.is_none() && th.max_p99_ms.is_none() && th.max_error_rate.is_none() {
+            let judged = if r.migration.is_some() { "only that the migration completed was judged" } else { "nothing was judged" };
+            let _ = writeln!(w, "  the scenario names no [thresholds]: {judged}");
+        } else {
+            let _ = writeln!(w, "  every threshold held");
+        }
     }
     for v in &r.verdict.violations {
         let _ = writeln!(w, "  ✗ {}: {}", v.threshold, v.message);
