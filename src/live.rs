@@ -3,9 +3,10 @@
 //! stall the backlog completes at once, so this can exceed the offered
 //! rate), p99 over the last second, failures, sessions waiting on locks
 //! (`-` when the observer has no fresh sample: a stale figure is not
-//! shown) and connections of the pool in use. On a terminal it is an indicatif line redrawn in place; when
-//! stderr is not a terminal (CI logs) the same line is printed every
-//! [`PLAIN_EVERY`] seconds instead, so a long run does not flood the log.
+//! shown) and connections of the pool in use. On a terminal it is an
+//! indicatif line redrawn in place; when stderr is not a terminal (CI
+//! logs) the same line is printed every [`PLAIN_EVERY`] seconds instead,
+//! so a long run does not flood the log.
 //!
 //! Event lines of the run go through [`println`], so they print above the
 //! live line instead of through it.

@@ -6,7 +6,10 @@
 //! - A wait is one session's (a parallel query's workers count with their
 //!   leader), for one lock. On PostgreSQL 14+ a wait is identified by the
 //!   server's own `waitstart`: the same start seen again is the same wait,
-//!   however much the sampling jittered, and a new start is a new wait.
+//!   however much the sampling jittered, and a new start is a new wait. How
+//!   long a wait has lasted is the server's figure too; only where a wait
+//!   falls on the harness's clock (to add up a step's waits) is estimated,
+//!   from the middle of the sample's round trip.
 //! - Spans of one session never overlap: a new one starts no earlier than
 //!   the last one ended, and no earlier than the last sample that did not
 //!   see it (unless samples were missing in between).
@@ -176,7 +179,9 @@ impl State {
         span.last_seen = at;
         span.wait_start_us = span.wait_start_us.or(w.wait_start_us);
         let start = span.start;
-        let waited_ms = millis(at.saturating_duration_since(start));
+        // How long it has waited: the server's own figure where it gives
+        // one (no clock of ours in it), else since it was first seen.
+        let waited_ms = w.wait_ms.unwrap_or_else(|| millis(at.saturating_duration_since(start)));
         let role = w.role.to_string();
         if waited_ms > self.summary.longest_wait_ms {
             self.summary.longest_wait_ms = waited_ms;

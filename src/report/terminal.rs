@@ -98,7 +98,11 @@ pub fn render(r: &Report) -> String {
     if r.verdict.pass {
         let th = &r.thresholds;
         if th.max_lock_wait_ms.is_none() && th.max_p99_ms.is_none() && th.max_error_rate.is_none() {
-            let judged = if r.migration.is_some() { "only that the migration completed was judged" } else { "nothing was judged" };
+            let judged = if r.migration.is_some() {
+                "only that the migration completed was judged"
+            } else {
+                "nothing was judged"
+            };
             let _ = writeln!(w, "  the scenario names no [thresholds]: {judged}");
         } else {
             let _ = writeln!(w, "  every threshold held");
