@@ -128,6 +128,7 @@ async fn query(admin: &Client, q: &QuerySpec, seed: u64) -> Result<(), Preflight
     for st in &q.statements {
         match admin.prepare(&st.text).await {
             Ok(p) => prepared.push(p),
+            Err(e) if e.as_db_error().is_none() => return Err(PreflightError::Server(SqlError::from_pg(&e))),
             Err(e) => return Err(PreflightError::Query(Box::new(WorkloadError::prepare(q, st, &e)))),
         }
     }
@@ -142,6 +143,9 @@ async fn interference(admin: &Client, name: &str, sql: &SqlText) -> Result<(), P
         }
         if let Err(e) = admin.prepare(&sql.text[range.clone()]).await {
             let error = SqlError::from_pg(&e);
+            if error.sqlstate.is_none() {
+                return Err(PreflightError::Server(error));
+            }
             // The position is within the piece; the file's is after what
             // comes before it.
             let before = sql.text[..range.start].chars().count() as u32;
@@ -203,6 +207,9 @@ async fn steps(
             };
             let Err(e) = attempt else { continue };
             let error = SqlError::from_pg(&e);
+            if error.sqlstate.is_none() {
+                return Err(PreflightError::Server(error));
+            }
             let class = error.sqlstate.as_deref().map(|c| &c[..2]);
             if matches!(class, Some("42" | "0A")) {
                 let before = step.sql.text[..range.start].chars().count() as u32;
