@@ -26,7 +26,7 @@ use tokio_postgres::Client;
 
 use crate::postgres::SqlError;
 use crate::scenario::sql_parse::{self, StatementKind};
-use crate::scenario::{Location, QuerySpec, Scenario, SqlText, Strategy, Target};
+use crate::scenario::{Location, QuerySpec, Scenario, SharedTx, SqlText, StepTx, Strategy, Target};
 use crate::workload::{WorkloadError, check_params};
 
 /// A statement the server refuses before the load.
@@ -185,8 +185,10 @@ async fn steps(
     let mut result = Ok(());
     'steps: for (i, step) in strategy.steps.iter().enumerate() {
         let index = i + 1;
-        if !step.transactional {
-            notes.push(untried(index, &format!("step {index} cannot run in a transaction")));
+        let in_transaction = matches!(step.tx, StepTx::Own | StepTx::Shared(SharedTx { control: None, .. }));
+        if !in_transaction {
+            notes
+                .push(untried(index, &format!("step {index} does not run in a transaction the dry run can roll back")));
             break;
         }
         if ours.is_some_and(|ours| !touches_only(&step.sql.text, ours)) {
@@ -196,6 +198,10 @@ async fn steps(
         let Ok(parsed) = sql_parse::parse(&step.sql.text) else { break };
         for (range, kind) in parsed.ranges().into_iter().zip(parsed.kinds()) {
             let piece = &step.sql.text[range.clone()];
+            if sql_parse::parse(piece).ok().and_then(|p| p.transaction_control()).is_some() {
+                notes.push(untried(index, &format!("step {index} opens or ends a transaction")));
+                break 'steps;
+            }
             let attempt = match kind {
                 StatementKind::Query => admin.prepare(piece).await.map(|_| ()),
                 StatementKind::Utility => admin.batch_execute(piece).await,

@@ -360,6 +360,8 @@ fn assemble(
         max_lock_wait_ms: scenario.thresholds.max_lock_wait.map(ms),
         max_p99_ms: scenario.thresholds.max_p99.map(ms),
         max_error_rate: scenario.thresholds.max_error_rate,
+        max_p99_ratio: scenario.thresholds.max_p99_ratio,
+        defaults: scenario.thresholds.defaults,
     };
     let verdict = report::evaluate(&Judged {
         thresholds: &thresholds,

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use rehearse::datagen::LoadedTable;
 use rehearse::interference::{InterferenceOutcome, InterferenceReport};
-use rehearse::migration::{LockTaken, MigrationReport, Outcome, StepReport};
+use rehearse::migration::{LockTaken, MigrationReport, Outcome, StepReport, TransactionKind};
 use rehearse::observe::{BlockEdge, Gap, GapSummary, LockSummary};
 use rehearse::postgres::{BackendKind, FaultKind, SqlError};
 use rehearse::report::{
@@ -62,6 +62,11 @@ fn naive() -> Report {
             name: None,
             sql: "ALTER TABLE orders ADD COLUMN status_v2 varchar(50) DEFAULT 'pending' NOT NULL".into(),
             transactional: true,
+            transaction: TransactionKind::Own,
+            transaction_id: None,
+            held_until_s: None,
+            file: None,
+            line: None,
             started_s: 10.01,
             ended_s: 20.22,
             duration_ms: 10210.0,
@@ -74,6 +79,8 @@ fn naive() -> Report {
             rewrote: vec![],
             error: None,
         }],
+        files: vec![],
+        source: None,
     };
     let edge = |waiter: &str, blocker: &str, mode: &str, n: usize, ms: f64, q: &str| BlockEdge {
         waiter: waiter.into(),
@@ -128,8 +135,13 @@ fn naive() -> Report {
         ],
         waiting_series: vec![],
     };
-    let thresholds =
-        ThresholdsInfo { max_lock_wait_ms: Some(1000.0), max_p99_ms: Some(250.0), max_error_rate: Some(0.001) };
+    let thresholds = ThresholdsInfo {
+        max_lock_wait_ms: Some(1000.0),
+        max_p99_ms: Some(250.0),
+        max_error_rate: Some(0.001),
+        max_p99_ratio: None,
+        defaults: false,
+    };
     let mut r = Report {
         scenario: "add-column-default".into(),
         strategy: Some("naive".into()),

@@ -60,6 +60,10 @@ enum Kind {
     Sequence {
         start: i64,
     },
+    Digit {
+        radix: u64,
+        place: u64,
+    },
     Key {
         rows: u64,
     },
@@ -157,6 +161,12 @@ impl ValueGen {
         self
     }
 
+    /// One digit of the row number in mixed radix, plus one: `(row / place)
+    /// % radix + 1` (see `keys::Forced::Digit`).
+    pub fn digit(radix: u64, place: u64) -> Self {
+        Self::plain(Kind::Digit { radix: radix.max(1), place: place.max(1) })
+    }
+
     /// Small JSON objects, for json/jsonb columns nobody described.
     pub fn json() -> Self {
         Self::plain(Kind::Json)
@@ -203,6 +213,7 @@ impl ValueGen {
             Kind::Int { lo, hi } => Value::Int(rng.random_range(*lo..=*hi)),
             Kind::Float { lo, hi } => Value::Float(rng.random_range(*lo..*hi)),
             Kind::Sequence { start } => Value::Int(start.wrapping_add(row as i64)),
+            Kind::Digit { radix, place } => Value::Int(((row / place) % radix + 1) as i64),
             Kind::Key { rows } => Value::Int(rng.random_range(1..=*rows) as i64),
             Kind::OneOf { values, weights } => {
                 let i = match weights {

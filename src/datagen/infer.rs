@@ -199,6 +199,16 @@ pub fn infer(col: &ColumnInfo, tables: &[(String, u64)]) -> Result<ValueGen, Str
         }
         PgKind::Bool => spec(GenSpec::Bool),
         PgKind::Uuid => spec(GenSpec::Uuid),
+        PgKind::Xid8 => spec(GenSpec::Int { lo: 1, hi: 1_000_000_000 }),
+        PgKind::Money => spec(GenSpec::Int { lo: 0, hi: 10_000_000 }),
+        // 10.0.0.0/8 hosts, /24 networks of them.
+        PgKind::Inet | PgKind::Cidr => spec(GenSpec::Int { lo: 0x0a00_0001, hi: 0x0aff_fffe }),
+        PgKind::Macaddr => spec(GenSpec::Int { lo: 0x0800_2b00_0000, hi: 0x0800_2bff_ffff }),
+        // Up to 30 days.
+        PgKind::Interval => spec(GenSpec::Int { lo: 0, hi: 30 * 86_400 }),
+        PgKind::Time => spec(GenSpec::Int { lo: 0, hi: 86_400_000_000 - 1 }),
+        // Real words, so that a GIN index over them costs what it costs.
+        PgKind::Tsvector => spec(GenSpec::Words { min: 5, max: 30 }),
         // Rows are inserted over time: their creation time rises with them.
         PgKind::Timestamp | PgKind::Timestamptz if matches!(name.as_str(), "created_at" | "inserted_at") => {
             let GenSpec::Timestamp { lo, hi } = GenSpec::default_timestamp() else { unreachable!() };

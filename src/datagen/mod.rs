@@ -13,6 +13,7 @@ mod deferred;
 mod disk;
 mod generate;
 mod infer;
+mod keys;
 mod schema;
 mod value;
 
@@ -371,6 +372,11 @@ async fn plan(
             });
         }
     }
+    let composites = keys::composite_unique(admin, table).await.map_err(db(&t.name))?;
+    let forced = keys::force(t, &cols, &composites, sizes).map_err(|message| LoadError::Column {
+        at: t.ddl.at.clone(),
+        message: format!("table `{}`: {message}", t.name),
+    })?;
     let mut columns = Vec::new();
     for c in &cols {
         let named = t.columns.iter().find(|o| o.column == c.name);
@@ -389,10 +395,16 @@ async fn plan(
         }
         let generator = match named {
             Some(o) => ValueGen::from_spec(&o.spec).with_max_len(infer::max_len(c)),
-            None => infer(c, sizes).map_err(|message| LoadError::Column {
-                at: at.clone(),
-                message: format!("table `{}`: {message}", t.name),
-            })?,
+            None => {
+                let inferred = infer(c, sizes).map_err(|message| LoadError::Column {
+                    at: at.clone(),
+                    message: format!("table `{}`: {message}", t.name),
+                })?;
+                match forced.get(&c.name) {
+                    Some(f) => keys::apply(inferred, *f),
+                    None => inferred,
+                }
+            }
         }
         .with_rows(t.rows);
         let kind = PgKind::of(&c.ty);

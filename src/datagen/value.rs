@@ -93,6 +93,22 @@ pub enum PgKind {
     Uuid,
     /// `bytea`
     Bytea,
+    /// `xid8`: a 64-bit transaction id.
+    Xid8,
+    /// `money`: cents as a 64-bit integer.
+    Money,
+    /// `inet`: an IPv4 host address.
+    Inet,
+    /// `cidr`: an IPv4 /24 network.
+    Cidr,
+    /// `macaddr`
+    Macaddr,
+    /// `interval`: seconds.
+    Interval,
+    /// `time`: microseconds since midnight.
+    Time,
+    /// `tsvector`: the words of a text, as lexemes.
+    Tsvector,
     /// A one-dimensional array of `elem`, whose type has `oid`.
     Array {
         /// The elements' format.
@@ -121,6 +137,14 @@ fn scalar(kind: PgKind) -> Option<&'static PgKind> {
         K::Date => &K::Date,
         K::Uuid => &K::Uuid,
         K::Bytea => &K::Bytea,
+        K::Xid8 => &K::Xid8,
+        K::Money => &K::Money,
+        K::Inet => &K::Inet,
+        K::Cidr => &K::Cidr,
+        K::Macaddr => &K::Macaddr,
+        K::Interval => &K::Interval,
+        K::Time => &K::Time,
+        K::Tsvector => &K::Tsvector,
         K::Array { .. } => return None,
     })
 }
@@ -145,6 +169,14 @@ impl PgKind {
             Type::DATE => PgKind::Date,
             Type::UUID => PgKind::Uuid,
             Type::BYTEA => PgKind::Bytea,
+            Type::XID8 => PgKind::Xid8,
+            Type::MONEY => PgKind::Money,
+            Type::INET => PgKind::Inet,
+            Type::CIDR => PgKind::Cidr,
+            Type::MACADDR => PgKind::Macaddr,
+            Type::INTERVAL => PgKind::Interval,
+            Type::TIME => PgKind::Time,
+            Type::TS_VECTOR => PgKind::Tsvector,
             _ => match ty.kind() {
                 Kind::Enum(_) => PgKind::Text,
                 Kind::Domain(inner) => return PgKind::of(inner),
@@ -226,6 +258,26 @@ impl Value {
             (Value::Text(s), K::Bytea) => out.put_slice(s.as_bytes()),
             (Value::Text(s), K::Numeric) => encode_numeric(s.trim(), out).ok_or_else(err)?,
             (Value::Bytes(b), K::Bytea) => out.put_slice(b),
+            (Value::Int(i), K::Xid8 | K::Money) => out.put_i64(*i),
+            (Value::Int(i), K::Inet | K::Cidr) => {
+                // family (PGSQL_AF_INET), bits, is_cidr, address length, address.
+                let cidr = kind == K::Cidr;
+                let mut addr = (*i as u32).to_be_bytes();
+                if cidr {
+                    addr[3] = 0;
+                }
+                out.put_slice(&[2, if cidr { 24 } else { 32 }, cidr as u8, 4]);
+                out.put_slice(&addr);
+            }
+            (Value::Int(i), K::Macaddr) => out.put_slice(&(*i as u64).to_be_bytes()[2..]),
+            (Value::Int(secs), K::Interval) => {
+                out.put_i64(secs.saturating_mul(1_000_000));
+                out.put_i32(0);
+                out.put_i32(0);
+            }
+            (Value::Int(us), K::Time) => out.put_i64(us.rem_euclid(MICROS_PER_DAY)),
+            (Value::Timestamp(us), K::Time) => out.put_i64(us.rem_euclid(MICROS_PER_DAY)),
+            (Value::Text(s), K::Tsvector) => encode_tsvector(s, out).ok_or_else(err)?,
             (Value::Array(items), K::Array { elem, oid }) => {
                 // ndim, has-nulls flag, element type, then (length, lower
                 // bound) per dimension, then each element with its length.
@@ -259,6 +311,24 @@ impl Value {
         }
         Ok(())
     }
+}
+
+/// Writes the words of `text` as a tsvector's lexemes (no positions), in
+/// its binary format: their count, then each as a NUL-terminated string
+/// and a position count of 0. The server sorts them and drops duplicates.
+fn encode_tsvector(text: &str, out: &mut BytesMut) -> Option<()> {
+    let words: std::collections::BTreeSet<String> = text
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty() && w.len() < 2048)
+        .map(str::to_lowercase)
+        .collect();
+    out.put_i32(i32::try_from(words.len()).ok()?);
+    for w in words {
+        out.put_slice(w.as_bytes());
+        out.put_u8(0);
+        out.put_u16(0);
+    }
+    Some(())
 }
 
 /// Reads a string as the value a typed column expects, so that

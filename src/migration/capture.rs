@@ -53,6 +53,14 @@ pub async fn catalog(client: &Client) -> Result<Catalog, tokio_postgres::Error> 
 }
 
 impl Catalog {
+    /// Adds the relations of `other` this snapshot lacks (to name, later,
+    /// what a transaction created and then dropped).
+    pub fn merge(&mut self, other: &Catalog) {
+        for (oid, v) in &other.0 {
+            self.0.entry(*oid).or_insert_with(|| v.clone());
+        }
+    }
+
     /// The name of relation `oid` in this snapshot.
     fn name(&self, oid: i64) -> Option<&str> {
         self.0.get(&oid).map(|(n, _)| n.as_str())

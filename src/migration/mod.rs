@@ -7,6 +7,7 @@
 //! result, not a crash.
 
 mod capture;
+pub mod files;
 mod lock_mode;
 mod step;
 
@@ -65,6 +66,11 @@ pub struct MigrationReport {
     pub lock_wait_ms: f64,
     /// One entry per step that ran.
     pub steps: Vec<StepReport>,
+    /// The migration files the steps come from, and how their runner
+    /// sends each; empty for a scenario's own steps.
+    pub files: Vec<crate::scenario::MigrationFileInfo>,
+    /// Where the files come from and how the candidate was chosen.
+    pub source: Option<String>,
 }
 
 /// What one step did.
@@ -78,6 +84,19 @@ pub struct StepReport {
     pub sql: String,
     /// Whether it ran in a transaction of its own.
     pub transactional: bool,
+    /// The transaction it ran in.
+    pub transaction: TransactionKind,
+    /// For a step in a transaction it shared with others (its migration
+    /// file's), that transaction's number.
+    pub transaction_id: Option<u32>,
+    /// For a step in a shared transaction: seconds from the start of the
+    /// load to that transaction's end, when the locks the step took were
+    /// released.
+    pub held_until_s: Option<f64>,
+    /// The migration file it comes from.
+    pub file: Option<String>,
+    /// Its line in that file.
+    pub line: Option<usize>,
     /// Seconds from the start of the load.
     pub started_s: f64,
     /// Seconds from the start of the load.
@@ -105,6 +124,44 @@ pub struct StepReport {
     pub error: Option<SqlError>,
 }
 
+/// The transaction a step ran in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TransactionKind {
+    /// One the harness opened for the step alone.
+    Own,
+    /// None: the statement ran on its own (autocommit).
+    None,
+    /// The implicit transaction Postgres gives a string of several
+    /// statements sent at once.
+    Implicit,
+    /// One it shared with the steps around it: its migration file's.
+    Shared,
+}
+
+impl TransactionKind {
+    /// How a step of `tx` and SQL `sql` runs.
+    fn of(tx: &crate::scenario::StepTx, sql: &str) -> Self {
+        use crate::scenario::StepTx;
+        match tx {
+            StepTx::Own => Self::Own,
+            StepTx::Shared(_) => Self::Shared,
+            StepTx::Alone if crate::scenario::sql_parse::parse(sql).is_ok_and(|p| p.len() > 1) => Self::Implicit,
+            StepTx::Alone => Self::None,
+        }
+    }
+}
+
+/// The transaction shared by the steps of a migration file while it is
+/// open: the locks already held in it, and the catalog as it was at its
+/// start (to name what it dropped).
+#[derive(Default)]
+struct OpenTransaction {
+    id: u32,
+    held: std::collections::BTreeSet<LockTaken>,
+    catalog: capture::Catalog,
+}
+
 /// The migration's session and what it needs to measure its steps.
 struct Session<'a> {
     client: Client,
@@ -117,6 +174,8 @@ struct Session<'a> {
     /// Fired when the migration must stop waiting on the server; why.
     abandon: Signal,
     why: Arc<Mutex<String>>,
+    /// The shared transaction open now, if any.
+    open: Mutex<Option<OpenTransaction>>,
 }
 
 /// How long a step whose session was lost waits to hear whether the
@@ -192,7 +251,8 @@ pub async fn apply(
             abandon.fire();
         })
     };
-    let session = Session { client, config, pid, observer, clock, deadline, expired, abandon, why };
+    let session =
+        Session { client, config, pid, observer, clock, deadline, expired, abandon, why, open: Mutex::new(None) };
     let mut steps = Vec::new();
     let mut outcome = Outcome::Ok;
     for (i, spec) in strategy.steps.iter().enumerate() {
@@ -223,6 +283,7 @@ pub async fn apply(
         }
     }
     watchdog.abort();
+    held_until(&mut steps);
     let ended = clock.mark_migration_end();
     Ok(MigrationReport {
         outcome,
@@ -231,5 +292,22 @@ pub async fn apply(
         total_ms: crate::units::millis(ended - started),
         lock_wait_ms: (steps.iter().map(|s| s.lock_wait_ms).sum::<f64>() * 1000.0).round() / 1000.0,
         steps,
+        files: strategy.files.clone(),
+        source: strategy.source.clone(),
     })
+}
+
+/// Sets, on each step of a shared transaction, when that transaction
+/// ended: the end of its last step that ran (the COMMIT, or the failure
+/// that rolled it back).
+fn held_until(steps: &mut [StepReport]) {
+    let mut end: std::collections::BTreeMap<u32, f64> = std::collections::BTreeMap::new();
+    for s in steps.iter() {
+        if let Some(id) = s.transaction_id {
+            end.insert(id, s.ended_s);
+        }
+    }
+    for s in steps.iter_mut() {
+        s.held_until_s = s.transaction_id.and_then(|id| end.get(&id).copied());
+    }
 }

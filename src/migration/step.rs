@@ -8,9 +8,9 @@ use tokio_postgres::SimpleQueryMessage;
 
 use super::capture::{self, LockTaken};
 use super::lock_mode::LockMode;
-use super::{Session, StepReport};
+use super::{OpenTransaction, Session, StepReport, TransactionKind};
 use crate::postgres::{LOCK_NOT_AVAILABLE, SqlError};
-use crate::scenario::StepSpec;
+use crate::scenario::{SharedTx, StepSpec, StepTx, TxControl};
 use crate::units::millis as ms;
 
 /// What one execution of the step's SQL did.
@@ -48,7 +48,15 @@ pub(super) async fn run(s: &Session<'_>, index: usize, spec: &StepSpec) -> StepR
         index,
         name: spec.name.clone(),
         sql: spec.sql.text.clone(),
-        transactional: spec.transactional,
+        transactional: matches!(spec.tx, StepTx::Own),
+        transaction: TransactionKind::of(&spec.tx, &spec.sql.text),
+        transaction_id: match spec.tx {
+            StepTx::Shared(t) => Some(t.id),
+            _ => None,
+        },
+        held_until_s: None,
+        file: spec.origin.as_ref().map(|o| o.file.clone()),
+        line: spec.origin.as_ref().map(|o| o.line),
         started_s: s.clock.offset(started),
         ended_s: 0.0,
         duration_ms: 0.0,
@@ -126,7 +134,52 @@ async fn execute_with_retries(
 }
 
 async fn execute(s: &Session<'_>, spec: &StepSpec) -> Result<Execution, SqlError> {
-    if spec.transactional { execute_in_transaction(s, spec).await } else { execute_alone(s, spec).await }
+    match spec.tx {
+        StepTx::Own => execute_in_transaction(s, spec).await,
+        StepTx::Alone => execute_alone(s, spec).await,
+        StepTx::Shared(tx) => execute_shared(s, spec, tx).await,
+    }
+}
+
+/// A statement in a transaction it shares with the steps around it: the
+/// locks it adds are read before the transaction ends, and are held until
+/// it does.
+async fn execute_shared(s: &Session<'_>, spec: &StepSpec, tx: SharedTx) -> Result<Execution, SqlError> {
+    let c = &s.client;
+    if tx.begin {
+        s.bounded(c.batch_execute("BEGIN")).await?;
+    }
+    let before = s.bounded(capture::catalog(c)).await?;
+    let result = s.bounded(c.simple_query(&spec.sql.text)).await;
+    let messages = match result {
+        Ok(m) => m,
+        Err(e) => {
+            // The runner rolls the file's transaction back; so does the
+            // server, once told.
+            let _ = s.bounded(c.batch_execute("ROLLBACK")).await;
+            *s.open.lock().expect("not poisoned") = None;
+            return Err(e);
+        }
+    };
+    let ended = tx.control == Some(TxControl::End);
+    let mut locks = BTreeSet::new();
+    if !ended {
+        let mut open = s.open.lock().expect("not poisoned").take().filter(|o| o.id == tx.id);
+        let mut state = open.take().unwrap_or_else(|| OpenTransaction { id: tx.id, ..Default::default() });
+        state.catalog.merge(&before);
+        let held = s.bounded(capture::own_locks(c, &state.catalog)).await?;
+        locks = held.difference(&state.held).cloned().collect();
+        state.held = held;
+        *s.open.lock().expect("not poisoned") = Some(state);
+    }
+    let after = s.bounded(capture::catalog(c)).await?;
+    if tx.commit || ended {
+        *s.open.lock().expect("not poisoned") = None;
+    }
+    if tx.commit {
+        s.bounded(c.batch_execute("COMMIT")).await?;
+    }
+    Ok(Execution { rows: rows_affected(&messages), locks, rewrote: capture::rewritten(&before, &after) })
 }
 
 async fn execute_in_transaction(s: &Session<'_>, spec: &StepSpec) -> Result<Execution, SqlError> {

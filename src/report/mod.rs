@@ -308,6 +308,12 @@ pub struct ThresholdsInfo {
     /// The highest fraction of failed requests of each query, during and
     /// after the migration.
     pub max_error_rate: Option<f64>,
+    /// How many times its baseline p99 each query's p99 during the
+    /// migration may be (when also 50 ms above it).
+    pub max_p99_ratio: Option<f64>,
+    /// The scenario names no thresholds: these are the documented
+    /// defaults.
+    pub defaults: bool,
 }
 
 impl Report {

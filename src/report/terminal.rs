@@ -7,7 +7,7 @@ use std::fmt::Write;
 use std::time::Duration;
 
 use super::{QueryKind, Report};
-use crate::migration::{LockMode, MigrationReport, Outcome};
+use crate::migration::{LockMode, MigrationReport, Outcome, TransactionKind};
 use crate::scenario::Arrival;
 use crate::scenario::duration::human;
 
@@ -96,22 +96,58 @@ pub fn render(r: &Report) -> String {
 
     let _ = writeln!(w, "\nVERDICT  {}", if r.verdict.pass { "PASS" } else { "FAIL" });
     if r.verdict.pass {
-        let th = &r.thresholds;
-        if th.max_lock_wait_ms.is_none() && th.max_p99_ms.is_none() && th.max_error_rate.is_none() {
-            let judged = if r.migration.is_some() {
-                "only that the migration completed was judged"
-            } else {
-                "nothing was judged"
-            };
-            let _ = writeln!(w, "  the scenario names no [thresholds]: {judged}");
-        } else {
-            let _ = writeln!(w, "  every threshold held");
-        }
+        let _ = writeln!(w, "  every threshold held");
+    }
+    if r.thresholds.defaults {
+        let _ = writeln!(
+            w,
+            "  judged against the default thresholds (the scenario names no [thresholds]): {}",
+            default_thresholds(&r.thresholds)
+        );
     }
     for v in &r.verdict.violations {
         let _ = writeln!(w, "  ✗ {}: {}", v.threshold, v.message);
     }
     o
+}
+
+/// For a statement of a shared transaction that took a lock blocking
+/// writes: how long after it the lock was still held.
+fn held(w: &mut String, s: &crate::migration::StepReport) {
+    let Some(until) = s.held_until_s else { return };
+    let strong: Vec<&str> = s
+        .locks
+        .iter()
+        .filter(|l| LockMode::from_pg(&l.mode).is_some_and(|m| m >= LockMode::Share))
+        .map(|l| l.relation.as_str())
+        .collect();
+    let after = (until - s.ended_s).max(0.0);
+    if strong.is_empty() || after < 0.001 {
+        return;
+    }
+    // Long enough to be felt: a request waits that long behind it.
+    let mark = if after >= 0.1 { "⚠ " } else { "" };
+    let _ = writeln!(
+        w,
+        "     {mark}held until its transaction ended at {until:.2}s, {} after this statement: what they block on {} waits that long",
+        human(Duration::from_secs_f64(after)),
+        strong.join(", ")
+    );
+}
+
+/// The thresholds as a line: `max_lock_wait 1s, …`.
+fn default_thresholds(th: &crate::report::ThresholdsInfo) -> String {
+    let mut parts = Vec::new();
+    if let Some(ms) = th.max_lock_wait_ms {
+        parts.push(format!("max_lock_wait {}", human(std::time::Duration::from_secs_f64(ms / 1000.0))));
+    }
+    if let Some(r) = th.max_p99_ratio {
+        parts.push(format!("max_p99_ratio {r} (p99 during the migration against the baseline's)"));
+    }
+    if let Some(e) = th.max_error_rate {
+        parts.push(format!("max_error_rate {e}"));
+    }
+    parts.join(", ")
 }
 
 fn migration(w: &mut String, r: &Report, m: &MigrationReport) {
@@ -129,6 +165,12 @@ fn migration(w: &mut String, r: &Report, m: &MigrationReport) {
         m.ended_s,
         dur(m.lock_wait_ms)
     );
+    if let Some(source) = &m.source {
+        let _ = writeln!(w, "  {source}");
+    }
+    for f in &m.files {
+        let _ = writeln!(w, "  {} (version {}): {}", f.file, f.version, f.sending);
+    }
     for s in &m.steps {
         let label = s.name.as_deref().map(|n| format!("{n}: ")).unwrap_or_default();
         let _ = writeln!(w, "  {}. {label}{}", s.index, shorten(&s.sql, 96));
@@ -145,6 +187,14 @@ fn migration(w: &mut String, r: &Report, m: &MigrationReport) {
         if let Some(b) = s.batches {
             let _ = write!(line, " · {b} batches, {} rows", count(s.rows));
         }
+        match (s.transaction, s.transaction_id) {
+            (TransactionKind::Shared, Some(id)) => {
+                let _ = write!(line, " · in transaction {id}");
+            }
+            (TransactionKind::Implicit, _) => line.push_str(" · one string: one implicit transaction"),
+            (TransactionKind::None, _) if s.file.is_some() => line.push_str(" · on its own (no transaction)"),
+            _ => {}
+        }
         let _ = writeln!(w, "{line}");
         if !s.locks.is_empty() {
             let taken: Vec<String> = s
@@ -158,6 +208,7 @@ fn migration(w: &mut String, r: &Report, m: &MigrationReport) {
                 })
                 .collect();
             let _ = writeln!(w, "     took {}", taken.join(", "));
+            held(w, s);
         }
         if !s.rewrote.is_empty() {
             let _ = writeln!(w, "     rewrote {}", s.rewrote.join(", "));

@@ -8,6 +8,7 @@ use super::{FaultReport, Phases, ThresholdsInfo};
 use crate::interference::{InterferenceOutcome, InterferenceReport};
 use crate::migration::{MigrationReport, Outcome};
 use crate::observe::LockSummary;
+use crate::scenario::P99_RATIO_FLOOR;
 use crate::scenario::duration::human;
 
 /// Pass or fail.
@@ -35,6 +36,8 @@ pub enum Check {
     MaxP99,
     /// `max_error_rate`
     MaxErrorRate,
+    /// `max_p99_ratio`
+    MaxP99Ratio,
 }
 
 impl std::fmt::Display for Check {
@@ -46,6 +49,7 @@ impl std::fmt::Display for Check {
             Check::MaxLockWait => "max_lock_wait",
             Check::MaxP99 => "max_p99",
             Check::MaxErrorRate => "max_error_rate",
+            Check::MaxP99Ratio => "max_p99_ratio",
         })
     }
 }
@@ -156,6 +160,9 @@ pub fn evaluate(j: &Judged<'_>) -> Verdict {
             }
         }
     }
+    if let Some(ratio) = th.max_p99_ratio.filter(|_| !load_only) {
+        v.extend(p99_ratio(phases, ratio));
+    }
     if let Some(limit) = th.max_error_rate {
         let judged = phases.judged(load_only);
         let window = if load_only { "over the run" } else { "from the migration's start to the end of the run" };
@@ -182,4 +189,33 @@ pub fn evaluate(j: &Judged<'_>) -> Verdict {
         }
     }
     Verdict { pass: v.is_empty(), violations: v }
+}
+
+/// Queries whose p99 during the migration is more than `ratio` times their
+/// baseline p99, and more than [`P99_RATIO_FLOOR`] above it.
+fn p99_ratio(phases: &Phases, ratio: f64) -> Vec<Violation> {
+    let floor = crate::units::millis(P99_RATIO_FLOOR);
+    let mut v = Vec::new();
+    for (name, q) in &phases.during.queries.0 {
+        let (Some(during), Some(base)) = (q.p99_ms, phases.baseline.queries.get(name).and_then(|b| b.p99_ms)) else {
+            continue;
+        };
+        let limit = (base * ratio).max(base + floor);
+        if during > limit {
+            v.push(Violation {
+                threshold: Check::MaxP99Ratio,
+                subject: name.clone(),
+                measured: Some(during),
+                limit: Some(limit),
+                message: format!(
+                    "{name}: p99 during the migration was {} against {} in the baseline ({:.1}×, limit {ratio}× and {} above it)",
+                    dur(during),
+                    dur(base),
+                    during / base.max(1e-6),
+                    dur(floor)
+                ),
+            });
+        }
+    }
+    v
 }

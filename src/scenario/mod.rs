@@ -9,9 +9,11 @@
 //! (`[timeline]`) says when the migration starts and how long to watch.
 
 pub mod calendar;
+pub mod derive;
 pub mod duration;
 pub mod limits;
 mod raw;
+pub mod shapes;
 pub mod source;
 pub mod sql_parse;
 pub mod sql_split;
@@ -450,6 +452,22 @@ pub struct Strategy {
     pub description: Option<String>,
     /// Its steps, run in order.
     pub steps: Vec<StepSpec>,
+    /// The migration files it comes from, when it does.
+    pub files: Vec<MigrationFileInfo>,
+    /// Where those files come from: the folder, its format and why, and
+    /// how the candidate was chosen.
+    pub source: Option<String>,
+}
+
+/// A migration file a strategy runs, and how its runner sends it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct MigrationFileInfo {
+    /// The file, relative to its folder.
+    pub file: String,
+    /// Its version.
+    pub version: String,
+    /// How its runner sends it, and why (a directive, or the default).
+    pub sending: String,
 }
 
 /// One step of a strategy.
@@ -470,8 +488,56 @@ pub struct StepSpec {
     /// `Some(pause)` when the step is a batch that repeats, pausing this
     /// long between runs, until it affects 0 rows; `None` when it runs once.
     pub repeat: Option<Duration>,
-    /// Whether it runs inside a transaction (false for `CONCURRENTLY`).
-    pub transactional: bool,
+    /// How it runs with respect to transactions.
+    pub tx: StepTx,
+    /// The migration file and line it comes from, when it does.
+    pub origin: Option<StepOrigin>,
+}
+
+/// How a step runs with respect to transactions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StepTx {
+    /// In a transaction the harness opens for the step alone.
+    Own,
+    /// Sent on its own, outside any transaction block: a statement that
+    /// cannot run in one (`CONCURRENTLY`), or a string of several
+    /// statements, which Postgres runs as one implicit transaction.
+    Alone,
+    /// In a transaction it shares with the steps around it: the one its
+    /// migration runner opens for a file, or one the file opens itself.
+    Shared(SharedTx),
+}
+
+/// A step's place in a transaction it shares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SharedTx {
+    /// Which transaction, numbered from 1 across the strategy.
+    pub id: u32,
+    /// The harness sends `BEGIN` before the step (as the runner does).
+    pub begin: bool,
+    /// The harness sends `COMMIT` after the step (as the runner does).
+    pub commit: bool,
+    /// The step itself opens or ends the transaction (`BEGIN`, `COMMIT`,
+    /// `ROLLBACK` written in the file).
+    pub control: Option<TxControl>,
+}
+
+/// A statement that opens or ends a transaction block.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TxControl {
+    /// `BEGIN`, `START TRANSACTION`.
+    Begin,
+    /// `COMMIT`, `END`, `ROLLBACK`, `PREPARE TRANSACTION`.
+    End,
+}
+
+/// Where in a migration file a step comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StepOrigin {
+    /// The file, relative to its folder.
+    pub file: String,
+    /// The 1-based line of the statement's first character.
+    pub line: usize,
 }
 
 /// `[thresholds]`: what a passing rehearsal must stay within.
@@ -484,4 +550,38 @@ pub struct Thresholds {
     /// The highest fraction of failed requests of each query, from the
     /// start of the migration to the end of the run.
     pub max_error_rate: Option<f64>,
+    /// How many times its baseline p99 each query's p99 during the
+    /// migration may be (and it is judged only when also more than
+    /// [`P99_RATIO_FLOOR`] above it).
+    pub max_p99_ratio: Option<f64>,
+    /// The scenario names no thresholds: these are [`Thresholds::DEFAULTS`].
+    pub defaults: bool,
+}
+
+/// A p99 during the migration above `max_p99_ratio` × its baseline fails
+/// only when it is also this much above the baseline: a 0.4 ms p99 that
+/// becomes 2 ms is noise, not harm.
+pub const P99_RATIO_FLOOR: Duration = Duration::from_millis(50);
+
+impl Thresholds {
+    /// What a scenario without `[thresholds]` is judged against: no
+    /// workload request waits more than 1 s on a lock, no query's p99 during
+    /// the migration is more than 5× its baseline (and 50 ms above it), and
+    /// no query fails more than 1% of its requests.
+    pub const DEFAULTS: Thresholds = Thresholds {
+        max_lock_wait: Some(Duration::from_secs(1)),
+        max_p99: None,
+        max_error_rate: Some(0.01),
+        max_p99_ratio: Some(5.0),
+        defaults: true,
+    };
+
+    /// These, or the defaults when none is set.
+    pub fn or_defaults(self) -> Self {
+        let none = self.max_lock_wait.is_none()
+            && self.max_p99.is_none()
+            && self.max_error_rate.is_none()
+            && self.max_p99_ratio.is_none();
+        if none { Self::DEFAULTS } else { self }
+    }
 }

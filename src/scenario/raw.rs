@@ -51,7 +51,9 @@ pub struct RawPostgres {
 pub struct RawTable {
     pub name: Spanned<String>,
     pub rows: Spanned<i64>,
-    pub ddl: Spanned<String>,
+    /// None: the table comes from the schema (`schema = …`, or a
+    /// strategy's migrations).
+    pub ddl: Option<Spanned<String>>,
     #[serde(default)]
     pub columns: BTreeMap<String, Spanned<RawGen>>,
     pub bloat: Option<Spanned<f64>>,
@@ -121,7 +123,19 @@ pub struct RawTimeline {
 pub struct RawStrategy {
     pub name: Spanned<String>,
     pub description: Option<String>,
+    #[serde(default)]
     pub steps: Vec<Spanned<RawStep>>,
+    pub migrations: Option<Spanned<RawMigrations>>,
+}
+
+/// `migrations = { dir = "…", format = "auto", from = "…" }` of a strategy.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawMigrations {
+    pub dir: Option<Spanned<String>>,
+    pub files: Option<Spanned<Vec<String>>>,
+    pub format: Option<Spanned<String>>,
+    pub from: Option<String>,
 }
 
 /// One step of a strategy.
@@ -146,6 +160,7 @@ pub struct RawStep {
 pub struct RawThresholds {
     pub max_lock_wait: Option<Dur>,
     pub max_p99: Option<Dur>,
+    pub max_p99_ratio: Option<Spanned<f64>>,
     pub max_error_rate: Option<Spanned<f64>>,
 }
 

@@ -184,6 +184,18 @@ impl Parsed {
         found
     }
 
+    /// Whether the (first) statement opens or ends a transaction block.
+    pub fn transaction_control(&self) -> Option<super::TxControl> {
+        use pg_query::protobuf::TransactionStmtKind as K;
+        let first = self.tree.protobuf.stmts.first()?.stmt.as_ref()?.node.as_ref()?;
+        let NodeRef::TransactionStmt(t) = first.to_ref() else { return None };
+        match t.kind() {
+            K::TransStmtBegin | K::TransStmtStart => Some(super::TxControl::Begin),
+            K::TransStmtCommit | K::TransStmtRollback | K::TransStmtPrepare => Some(super::TxControl::End),
+            _ => None,
+        }
+    }
+
     /// Whether every statement only reads: a SELECT (or VALUES) that takes
     /// no row locks (`FOR UPDATE`, `FOR SHARE`, …), creates no table
     /// (`SELECT … INTO`), and holds no data-modifying `WITH`.

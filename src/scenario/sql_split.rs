@@ -99,7 +99,8 @@ fn line_end(b: &[u8], from: usize) -> usize {
     b[from..].iter().position(|&c| c == b'\n').map_or(b.len(), |p| from + p + 1)
 }
 
-fn block_comment_end(b: &[u8], from: usize) -> usize {
+/// The end (past its `*/`) of the nested block comment opening at `from`.
+pub fn block_comment_end(b: &[u8], from: usize) -> usize {
     let (mut depth, mut i) = (0usize, from);
     while i < b.len() {
         if b[i] == b'/' && b.get(i + 1) == Some(&b'*') {

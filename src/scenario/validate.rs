@@ -12,13 +12,14 @@ use toml::Spanned;
 
 use super::duration::{Dur, human};
 use super::limits;
-use super::raw::{RawInterference, RawPostgres, RawScenario, RawStep, RawStrategy, RawTable};
+use super::raw::{RawInterference, RawMigrations, RawPostgres, RawScenario, RawStep, RawStrategy, RawTable};
 use super::source::{SourceFile, SqlText};
 use super::sql_parse;
 use super::{
-    ColumnOverride, InterferenceSpec, LoadOptions, PostgresSpec, Scenario, ScenarioError, Setting, StepSpec, Strategy,
-    TableSpec, Thresholds,
+    ColumnOverride, InterferenceSpec, LoadOptions, PostgresSpec, Scenario, ScenarioError, SchemaFile, Setting,
+    StepSpec, StepTx, Strategy, TableSpec, Thresholds,
 };
+use crate::migration::files;
 
 pub(super) struct Validator {
     pub(super) src: Arc<SourceFile>,
@@ -116,14 +117,16 @@ impl Validator {
             let rows = self.rows(&name, &t.rows)?;
             self.tables.push((name, rows));
         }
-        let schema_rows = self.schema_rows(&raw.schema, raw.rows, &mut seen)?;
+        let folders = raw.strategies.iter().any(|s| s.get_ref().migrations.is_some());
+        let schema_rows = self.schema_rows(&raw.schema, raw.rows, folders, &mut seen)?;
         let schema = match raw.schema {
             Some(path) => Some(self.schema_file(path)?),
             None => None,
         };
         let mut tables = Vec::new();
+        let has_schema = schema.is_some() || folders;
         for (i, t) in raw.tables.into_iter().enumerate() {
-            tables.push(self.table(t.into_inner(), i)?);
+            tables.push(self.table(t.into_inner(), i, has_schema)?);
         }
         for (name, n) in schema_rows {
             let (_, rows) = self.tables.iter().find(|(t, _)| *t == name).expect("named above");
@@ -141,12 +144,19 @@ impl Validator {
         let workload = self.workload(raw.workload, load_only)?;
         let interference = self.interference(raw.interference)?;
         let timeline = self.timeline(raw.timeline, load_only)?;
-        let strategies = self.strategies(raw.strategies)?;
+        let (strategies, folder_schema) = self.strategies(raw.strategies)?;
+        let schema = schema.or(folder_schema);
         let th = raw.thresholds;
         if let Some(rate) = &th.max_error_rate
             && !(0.0..=1.0).contains(rate.get_ref())
         {
             return self.err(rate.span(), "max_error_rate is a fraction between 0 and 1");
+        }
+        if let Some(r) = &th.max_p99_ratio
+            && !(r.get_ref().is_finite() && *r.get_ref() >= 1.0)
+        {
+            return self
+                .err(r.span(), "max_p99_ratio is how many times its baseline p99 a query's p99 may be: 1 or more");
         }
         let scenario = Scenario {
             name: raw.name,
@@ -165,7 +175,10 @@ impl Validator {
                 max_lock_wait: th.max_lock_wait.map(|d| d.0),
                 max_p99: th.max_p99.map(|d| d.0),
                 max_error_rate: th.max_error_rate.map(|r| r.into_inner()),
-            },
+                max_p99_ratio: th.max_p99_ratio.map(|r| r.into_inner()),
+                defaults: false,
+            }
+            .or_defaults(),
         };
         self.connections(&scenario)?;
         Ok(scenario)
@@ -195,17 +208,21 @@ impl Validator {
         &mut self,
         schema: &Option<Spanned<String>>,
         rows: Option<Spanned<std::collections::BTreeMap<String, Spanned<i64>>>>,
+        folders: bool,
         seen: &mut HashSet<String>,
     ) -> Result<Vec<(String, Spanned<i64>)>, ScenarioError> {
         let list: Vec<(String, Spanned<i64>)> = match (schema, rows) {
-            (Some(_), Some(rows)) if rows.get_ref().is_empty() => {
+            (_, Some(rows)) if rows.get_ref().is_empty() => {
                 return self.err(rows.span(), "`rows` names no table to fill");
             }
             (Some(_), Some(rows)) => rows.into_inner().into_iter().collect(),
+            (None, Some(rows)) if folders => rows.into_inner().into_iter().collect(),
             (Some(schema), None) => {
                 return self.err(schema.span(), "`schema` needs `rows = { table = count, … }`: the tables to fill");
             }
-            (None, Some(rows)) => return self.err(rows.span(), "`rows` goes with `schema = \"file.sql\"`"),
+            (None, Some(rows)) => {
+                return self.err(rows.span(), "`rows` goes with `schema = \"file.sql\"` or a strategy's `migrations`");
+            }
             (None, None) => Vec::new(),
         };
         for (name, n) in &list {
@@ -216,7 +233,7 @@ impl Validator {
         Ok(list)
     }
 
-    fn table(&self, t: RawTable, i: usize) -> Result<TableSpec, ScenarioError> {
+    fn table(&self, t: RawTable, i: usize, has_schema: bool) -> Result<TableSpec, ScenarioError> {
         let bloat = t.bloat.as_ref().map_or(0.0, |b| *b.get_ref());
         if !(0.0..1.0).contains(&bloat) {
             return self.err(t.bloat.expect("set").span(), "bloat is a fraction of the rows, from 0 up to (not) 1");
@@ -227,15 +244,17 @@ impl Validator {
             columns.push(ColumnOverride { column, spec: self.value_spec(spec)?, at });
         }
         let (name, rows) = self.tables[i].clone();
-        Ok(TableSpec {
-            ddl: self.sql(t.ddl, &format!("the ddl of table `{name}`"))?,
-            name,
-            rows,
-            declared_rows: *t.rows.get_ref() as u64,
-            columns,
-            from_schema: false,
-            bloat,
-        })
+        let (ddl, from_schema) = match t.ddl {
+            Some(ddl) => (self.sql(ddl, &format!("the ddl of table `{name}`"))?, false),
+            None if has_schema => (SqlText::new(&self.src, String::new(), t.name.span()), true),
+            None => {
+                return self.err(
+                    t.name.span(),
+                    format!("table `{name}` has no `ddl`: give one, or a `schema = \"dump.sql\"` (or a strategy's `migrations`) that creates it"),
+                );
+            }
+        };
+        Ok(TableSpec { ddl, name, rows, declared_rows: *t.rows.get_ref() as u64, columns, from_schema, bloat })
     }
 
     /// `[postgres]`: images and settings.
@@ -282,15 +301,29 @@ impl Validator {
         Ok(interference)
     }
 
-    fn strategies(&self, raw: Vec<Spanned<RawStrategy>>) -> Result<Vec<Strategy>, ScenarioError> {
+    /// The strategies, and the schema built by the migrations before a
+    /// folder's candidate (the first folder's), if any.
+    fn strategies(&self, raw: Vec<Spanned<RawStrategy>>) -> Result<(Vec<Strategy>, Option<SchemaFile>), ScenarioError> {
         let mut seen = HashSet::new();
         let mut strategies = Vec::new();
+        let mut schema = None;
         for s in raw {
             let span = s.span();
             let s = s.into_inner();
             let name = self.name(s.name, "strategy", &mut seen)?;
+            if let Some(m) = s.migrations {
+                if !s.steps.is_empty() {
+                    return self.err(m.span(), format!("strategy `{name}` gives `steps` and `migrations`: give one"));
+                }
+                let at = m.span();
+                let folder = self.migrations(m.into_inner(), at)?;
+                schema = schema.or(folder.schema);
+                let description = s.description.or(folder.strategy.description);
+                strategies.push(Strategy { name, description, ..folder.strategy });
+                continue;
+            }
             if s.steps.is_empty() {
-                return self.err(span, format!("strategy `{name}` has no steps"));
+                return self.err(span, format!("strategy `{name}` has no steps (give `steps` or `migrations`)"));
             }
             let steps = s
                 .steps
@@ -298,9 +331,60 @@ impl Validator {
                 .enumerate()
                 .map(|(i, st)| self.step(st, &format!("step {} of strategy `{name}`", i + 1)))
                 .collect::<Result<_, _>>()?;
-            strategies.push(Strategy { name, description: s.description, steps });
+            strategies.push(Strategy { name, description: s.description, steps, files: Vec::new(), source: None });
         }
-        Ok(strategies)
+        Ok((strategies, schema))
+    }
+
+    /// A strategy's `migrations = { … }`: the folder read as its runner
+    /// reads it (relative to the scenario's directory).
+    fn migrations(&self, m: RawMigrations, at: Range<usize>) -> Result<files::Folder, ScenarioError> {
+        use clap::ValueEnum;
+        let format = match &m.format {
+            None => None,
+            Some(f) if f.get_ref() == "auto" => None,
+            Some(f) => match files::Format::from_str(f.get_ref(), true) {
+                Ok(format) => Some(format),
+                Err(_) => {
+                    let names: Vec<String> = files::Format::value_variants().iter().map(|v| v.to_string()).collect();
+                    return self
+                        .err(f.span(), format!("format `{}` is not one of auto, {}", f.get_ref(), names.join(", ")));
+                }
+            },
+        };
+        let resolve = |p: &str| {
+            let p = std::path::PathBuf::from(p);
+            match self.src.path.parent() {
+                Some(base) if p.is_relative() => base.join(p),
+                _ => p,
+            }
+        };
+        let (result, span) = match (&m.dir, &m.files) {
+            (Some(dir), None) => {
+                let how = m.from.clone().map_or(files::Selection::Last, files::Selection::From);
+                (files::from_folder(&resolve(dir.get_ref()), format, &how), dir.span())
+            }
+            (None, Some(list)) if !list.get_ref().is_empty() && m.from.is_none() => {
+                let paths: Vec<_> = list.get_ref().iter().map(|p| resolve(p)).collect();
+                (files::from_files(&paths, format), list.span())
+            }
+            (None, Some(list)) if m.from.is_some() => return self.err(list.span(), "`from` goes with `dir`"),
+            (None, Some(list)) => return self.err(list.span(), "`files` is empty"),
+            (Some(dir), Some(_)) => return self.err(dir.span(), "give `dir` or `files`, not both"),
+            (None, None) => {
+                return Err(ScenarioError::Invalid {
+                    at: self.src.location(at.start),
+                    message: "`migrations` needs `dir` (a folder) or `files` (a list)".into(),
+                });
+            }
+        };
+        result.map_err(|e| match e {
+            ScenarioError::Read { path, source } => ScenarioError::Invalid {
+                at: self.src.location(span.start),
+                message: format!("cannot read migrations {}: {source}", path.display()),
+            },
+            other => other,
+        })
     }
 
     fn step(&self, st: Spanned<RawStep>, what: &str) -> Result<StepSpec, ScenarioError> {
@@ -329,7 +413,7 @@ impl Validator {
         let (backoff, repeat_pause) = (pause(&st.backoff, "backoff")?, pause(&st.pause, "pause")?);
         let sql = self.sql(st.sql, &format!("the sql of {what}"))?;
         let own = sql_parse::parse(&sql.text).is_ok_and(|p| p.needs_own_transaction());
-        let transactional = match st.transaction {
+        let tx = match st.transaction {
             Some(t) if *t.get_ref() && own => {
                 return self.err(
                     t.span(),
@@ -339,6 +423,7 @@ impl Validator {
             Some(t) => *t.get_ref(),
             None => !own,
         };
+        let tx = if tx { StepTx::Own } else { StepTx::Alone };
         Ok(StepSpec {
             name: st.name,
             lock_timeout,
@@ -346,7 +431,8 @@ impl Validator {
             retries: st.retries.unwrap_or(0),
             backoff,
             repeat: st.repeat.then_some(repeat_pause),
-            transactional,
+            tx,
+            origin: None,
             sql,
         })
     }

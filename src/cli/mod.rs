@@ -6,6 +6,8 @@
 //! would not start or cannot be reached); 130 interrupted by Ctrl-C or
 //! SIGTERM, after cleaning up.
 
+mod migrations;
+
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -55,9 +57,13 @@ pub enum Command {
     /// Rehearse a migration: provision Postgres, load data, replay the
     /// workload, apply the migration, measure and judge.
     #[command(after_help = EXIT_CODES)]
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Check a scenario file without running anything.
     Check(CheckArgs),
+    /// Write the scenario `run` would derive from a migration and a schema,
+    /// commented, to stdout: `rehearse init --migration m.sql --schema
+    /// dump.sql > scenario.toml`.
+    Init(InitArgs),
     /// Load a scenario's data only and print how to connect; a throwaway
     /// server keeps running until Ctrl-C.
     Generate(GenerateArgs),
@@ -151,14 +157,22 @@ impl ServerArgs {
 /// `rehearse run`
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// The scenario file.
-    pub scenario: PathBuf,
+    /// The scenario file. Without one, the scenario is derived from the
+    /// migration (--migration or --migrations) and the schema (--schema,
+    /// or the folder's earlier migrations), and printed.
+    pub scenario: Option<PathBuf>,
     /// Where Postgres comes from.
     #[command(flatten)]
     pub server: ServerArgs,
     /// The strategy to rehearse (default: the scenario's first).
-    #[arg(long)]
+    #[arg(long, conflicts_with_all = ["migrations", "migration"])]
     pub strategy: Option<String>,
+    /// The migration as written, in place of the scenario's strategies.
+    #[command(flatten)]
+    pub migrations: migrations::MigrationArgs,
+    /// The tables, when there is no scenario file.
+    #[command(flatten)]
+    pub tables: migrations::TablesArgs,
     /// Multiply every table's row count, e.g. 0.05 for a quick run.
     #[arg(long, default_value_t = 1.0)]
     pub scale: f64,
@@ -185,6 +199,17 @@ pub struct RunArgs {
     /// No progress bars or event lines; the summary only.
     #[arg(short, long)]
     pub quiet: bool,
+}
+
+/// `rehearse init`
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// The migration.
+    #[command(flatten)]
+    pub migrations: migrations::MigrationArgs,
+    /// The tables.
+    #[command(flatten)]
+    pub tables: migrations::TablesArgs,
 }
 
 /// `rehearse check`
@@ -323,7 +348,11 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
             );
             Ok(EXIT_PASS)
         }
-        Command::Run(args) => run_rehearsal(args).await,
+        Command::Run(args) => run_rehearsal(*args).await,
+        Command::Init(args) => {
+            print!("{}", migrations::derived(&args.migrations, &args.tables)?);
+            Ok(EXIT_PASS)
+        }
         Command::Generate(args) => {
             let requested = args.server.requested()?;
             let scenario = scenario::load(&args.scenario, &LoadOptions { scale: args.scale })?;
@@ -399,7 +428,32 @@ async fn run_rehearsal(args: RunArgs) -> anyhow::Result<i32> {
     if (args.reuse_existing || args.keep_tables) && !is_url {
         return Err(UsageError("--reuse-existing and --keep-tables apply to --backend url".into()).into());
     }
-    let scenario = scenario::load(&args.scenario, &LoadOptions { scale: args.scale })?;
+    let load = LoadOptions { scale: args.scale };
+    let scenario = match &args.scenario {
+        Some(path) => {
+            if args.tables.any() {
+                return Err(UsageError(
+                    "--schema and --rows describe the tables when there is no scenario file".into(),
+                )
+                .into());
+            }
+            let mut scenario = scenario::load(path, &load)?;
+            if let Some(folder) = args.migrations.read()? {
+                migrations::apply(&mut scenario, folder, args.quiet);
+            }
+            scenario
+        }
+        None => {
+            let toml = migrations::derived(&args.migrations, &args.tables)?;
+            if !args.quiet {
+                eprintln!(
+                    "rehearse: no scenario file; rehearsing this one (`rehearse init` with the same flags writes it):\n"
+                );
+                eprintln!("{toml}");
+            }
+            scenario::parse(std::path::Path::new("(derived scenario)"), toml, &load)?
+        }
+    };
     let out = args.json.as_deref().map(JsonOut::open).transpose()?;
     if let Some(url) = &args.replica_url {
         warn_if_password_in("--replica-url", url);

@@ -1,0 +1,67 @@
+//! No scenario file: a migration file and a schema dump are enough. The
+//! derived scenario (reads, updates and inserts on the tables the migration
+//! touches, and a long transaction across the migration's start) is judged
+//! against the default thresholds, and says so.
+
+use serde_json::Value;
+
+use crate::common::{Sandbox, heavy, repo, text};
+
+fn fixture(name: &str) -> String {
+    repo(&format!("tests/fixtures/zero-config/{name}")).display().to_string()
+}
+
+#[test]
+fn init_writes_the_scenario_that_run_would_derive_and_it_checks() {
+    let sandbox = Sandbox::new();
+    let (m, schema) = (fixture("add_status_v2.sql"), fixture("schema.sql"));
+    let out = sandbox.run(&["init", "--migration", &m, "--schema", &schema, "--rows", "orders=40_000_000"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let toml = text(&out.stdout);
+    // The touched table at the size asked, and its parent (by foreign key)
+    // at the default parent size, so that its keys exist.
+    assert!(toml.contains(r#"rows = { "customers" = 10000, "orders" = 40000000 }"#), "{toml}");
+    for q in ["read_orders", "update_orders", "insert_orders", "long-transaction"] {
+        assert!(toml.contains(q), "{q} in {toml}");
+    }
+    assert!(toml.contains("INSERT INTO orders (\"customer_id\""), "the identity key is left to its default: {toml}");
+    assert!(!toml.contains("\n[thresholds]"), "judged against the defaults: {toml}");
+    let path = sandbox.write("scenario.toml", &toml);
+    let check = sandbox.run(&["check", path.to_str().unwrap()]);
+    assert_eq!(check.status.code(), Some(0), "{}", text(&check.stderr));
+}
+
+#[test]
+fn without_a_schema_there_is_nothing_to_derive_and_the_error_says_what_to_give() {
+    let sandbox = Sandbox::new();
+    let out = sandbox.run(&["run", "--migration", &fixture("add_status_v2.sql"), "--backend", "local"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("--schema dump.sql"), "{}", text(&out.stderr));
+}
+
+#[test]
+fn a_migration_file_and_a_dump_reproduce_the_outage_with_no_scenario_file() {
+    let _turn = heavy();
+    let sandbox = Sandbox::new();
+    let json = sandbox.path().join("report.json");
+    let (m, schema) = (fixture("add_status_v2.sql"), fixture("schema.sql"));
+    let args = ["run", "--migration", &m, "--schema", &schema, "--rows", "orders=200000"];
+    let out = sandbox.run(&[&args[..], &["--backend", "local", "--json", json.to_str().unwrap()]].concat());
+    let stderr = text(&out.stderr);
+    sandbox.assert_clean();
+    // The ALTER TABLE, due at 10 s, queues behind the long transaction
+    // until its end at 20 s, and every request on orders queues behind it:
+    // about 10 s, far past the default 1 s limit, whatever the machine's
+    // speed.
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("no scenario file") && stderr.contains("[[interference]]"), "{stderr}");
+    let r: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(r["thresholds"]["defaults"], true);
+    let violations = r["verdict"]["violations"].as_array().unwrap();
+    assert!(violations.iter().any(|v| v["threshold"] == "max_lock_wait"), "{violations:?}");
+    assert!(r["locks"]["workload_longest_wait_ms"].as_f64().unwrap() > 3000.0, "{}", r["locks"]);
+    let step = &r["migration"]["steps"][0];
+    assert_eq!(step["name"], "add_status_v2.sql:2 ALTER TABLE");
+    assert_eq!(step["line"], 2);
+    assert!(text(&out.stdout).contains("judged against the default thresholds"), "{}", text(&out.stdout));
+}
