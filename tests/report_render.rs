@@ -242,6 +242,7 @@ fn open_query(name: &str, kind: QueryKind, rate: f64) -> QueryInfo {
         target: Target::Primary,
         statement_timeout_ms: None,
         timeout_ms: None,
+        source: None,
     }
 }
 

@@ -16,6 +16,7 @@ mod load_engine;
 mod lock_waits;
 mod migration_folders;
 mod migration_steps;
+mod pgss;
 mod pool;
 mod preflight;
 mod report_render;

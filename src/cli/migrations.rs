@@ -76,12 +76,22 @@ pub struct TablesArgs {
     /// (repeatable; default 100000 for each table the migration touches).
     #[arg(long, value_name = "TABLE=N", value_parser = parse_rows)]
     pub rows: Vec<(String, u64)>,
+    /// The load, from a CSV export of pg_stat_statements (see the README
+    /// for the export command), when there is no scenario file.
+    #[arg(long, value_name = "CSV")]
+    pub workload_from: Option<PathBuf>,
+    /// With --workload-from: how many of its queries, by calls.
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u16).range(1..=1000))]
+    pub top: u16,
+    /// With --workload-from: multiply every query's rate.
+    #[arg(long, default_value_t = 1.0)]
+    pub load_scale: f64,
 }
 
 impl TablesArgs {
     /// Whether any flag is given.
     pub fn any(&self) -> bool {
-        self.schema.is_some() || !self.rows.is_empty()
+        self.schema.is_some() || !self.rows.is_empty() || self.workload_from.is_some()
     }
 }
 
@@ -128,6 +138,7 @@ pub fn derived(m: &MigrationArgs, tables: &TablesArgs) -> Result<String, Scenari
         schema,
         schema_file: tables.schema.clone(),
         rows: &tables.rows,
+        workload_from: tables.workload_from.as_ref().map(|p| (p.clone(), tables.top, tables.load_scale)),
         command,
     })
 }

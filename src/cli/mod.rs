@@ -356,6 +356,11 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Command::Generate(args) => {
             let requested = args.server.requested()?;
             let scenario = scenario::load(&args.scenario, &LoadOptions { scale: args.scale })?;
+            if !args.quiet {
+                for note in &scenario.workload.notes {
+                    eprintln!("rehearse: {note}");
+                }
+            }
             let out = args.json.as_deref().map(JsonOut::open).transpose()?;
             let opts = crate::datagen::LoadOptions {
                 streams: args.load_streams.map_or_else(default_streams, usize::from),

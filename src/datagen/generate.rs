@@ -64,6 +64,7 @@ enum Kind {
         radix: u64,
         place: u64,
     },
+    Any,
     Key {
         rows: u64,
     },
@@ -135,6 +136,7 @@ impl ValueGen {
             GenSpec::Date { lo, hi } => Kind::Date { lo: *lo, hi: *hi },
             GenSpec::Bool => Kind::Bool,
             GenSpec::Uuid => Kind::Uuid,
+            GenSpec::Any => Kind::Any,
             GenSpec::Const(l) => Kind::Const(literal(l)),
             GenSpec::Zipf { lo, hi, skew } => Kind::Zipf {
                 lo: *lo,
@@ -214,6 +216,7 @@ impl ValueGen {
             Kind::Float { lo, hi } => Value::Float(rng.random_range(*lo..*hi)),
             Kind::Sequence { start } => Value::Int(start.wrapping_add(row as i64)),
             Kind::Digit { radix, place } => Value::Int(((row / place) % radix + 1) as i64),
+            Kind::Any => Value::Any(rng.random()),
             Kind::Key { rows } => Value::Int(rng.random_range(1..=*rows) as i64),
             Kind::OneOf { values, weights } => {
                 let i = match weights {

@@ -7,6 +7,7 @@
 //! On a server the user names, a table that already exists is never
 //! touched unless the user asks to rehearse against it as it is.
 
+mod any;
 mod copy;
 mod create;
 mod deferred;

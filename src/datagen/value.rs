@@ -37,6 +37,9 @@ pub enum Value {
     Bytes(Vec<u8>),
     /// A one-dimensional array.
     Array(Vec<Value>),
+    /// A random number that becomes a value of whatever type it is written
+    /// as (see [`Value::any_as`]).
+    Any(u64),
 }
 
 impl Value {
@@ -56,6 +59,7 @@ impl Value {
             Value::Json(s) => serde_json::from_str(s).unwrap_or_else(|_| J::String(s.clone())),
             Value::Bytes(b) => J::String(b.iter().map(|x| format!("{x:02x}")).collect()),
             Value::Array(items) => J::Array(items.iter().map(Value::to_json).collect()),
+            Value::Any(n) => J::from(*n % 1_000_000),
         }
     }
 }
@@ -225,6 +229,7 @@ impl Value {
         let err = || mismatch(self, kind);
         match (self, kind) {
             (Value::Null, _) => return Err(err()),
+            (Value::Any(n), _) => return Value::any_as(*n, kind).encode(kind, out),
             (Value::Bool(b), K::Bool) => out.put_u8(*b as u8),
             (Value::Int(i), K::Bool) => out.put_u8((*i != 0) as u8),
             (Value::Int(i), K::Int2) => out.put_i16(i16::try_from(*i).map_err(|_| err())?),

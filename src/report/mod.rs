@@ -214,6 +214,9 @@ pub struct QueryInfo {
     pub statement_timeout_ms: Option<f64>,
     /// Its client-side timeout, from when a request was due.
     pub timeout_ms: Option<f64>,
+    /// Where it comes from, when not the scenario (a `pg_stat_statements`
+    /// query id).
+    pub source: Option<String>,
 }
 
 impl QueryInfo {
@@ -241,6 +244,7 @@ impl QueryInfo {
             target: if replica && q.target == Target::Replica { Target::Replica } else { Target::Primary },
             statement_timeout_ms: q.statement_timeout.map(millis),
             timeout_ms: q.timeout.map(millis),
+            source: q.source.clone(),
         }
     }
 }

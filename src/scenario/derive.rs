@@ -63,6 +63,9 @@ pub struct Inputs<'a> {
     pub schema_file: Option<PathBuf>,
     /// `--rows TABLE=N`.
     pub rows: &'a [(String, u64)],
+    /// `--workload-from CSV`, `--top` and `--load-scale`: the load replayed
+    /// from pg_stat_statements instead of derived.
+    pub workload_from: Option<(PathBuf, u16, f64)>,
     /// The command line, for the header.
     pub command: String,
 }

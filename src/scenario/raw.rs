@@ -65,6 +65,10 @@ pub struct RawTable {
 pub struct RawWorkload {
     pub pool_size: Spanned<i64>,
     pub pool_timeout: Spanned<Dur>,
+    /// A CSV export of pg_stat_statements to replay.
+    pub from: Option<Spanned<String>>,
+    pub top: Option<Spanned<i64>>,
+    pub load_scale: Option<Spanned<f64>>,
     #[serde(default)]
     pub query: Vec<Spanned<RawQuery>>,
 }

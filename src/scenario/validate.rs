@@ -141,11 +141,15 @@ impl Validator {
             });
         }
         let load_only = raw.strategies.is_empty();
-        let workload = self.workload(raw.workload, load_only)?;
         let interference = self.interference(raw.interference)?;
         let timeline = self.timeline(raw.timeline, load_only)?;
         let (strategies, folder_schema) = self.strategies(raw.strategies)?;
         let schema = schema.or(folder_schema);
+        // What the tables are, for binding replayed queries' keys.
+        let ddl = tables.iter().map(|t: &TableSpec| t.ddl.text.as_str());
+        let dumped = schema.iter().flat_map(|s| s.statements.iter().map(|t| t.text.as_str()));
+        let shapes = super::shapes::tables(dumped.chain(ddl));
+        let workload = self.workload(raw.workload, load_only, &shapes)?;
         let th = raw.thresholds;
         if let Some(rate) = &th.max_error_rate
             && !(0.0..=1.0).contains(rate.get_ref())

@@ -42,13 +42,14 @@ impl Validator {
         Ok(match name {
             "sequence" => GenSpec::Sequence { start: 1 },
             "uuid" => GenSpec::Uuid,
+            "any" => GenSpec::Any,
             "bool" | "boolean" => GenSpec::Bool,
             "words" | "text" => GenSpec::Words { min: 1, max: 5 },
             "timestamp" => GenSpec::default_timestamp(),
             "date" => GenSpec::default_date(),
             _ => {
                 let mut known: Vec<&str> = FakeKind::NAMES.iter().map(|(n, _)| *n).collect();
-                known.extend(["sequence", "uuid", "bool", "words", "timestamp", "date"]);
+                known.extend(["sequence", "uuid", "any", "bool", "words", "timestamp", "date"]);
                 return self.err(
                     span,
                     format!(

@@ -18,7 +18,12 @@ const MAX_RATE: f64 = 1e6;
 
 impl Validator {
     /// `[workload]`; a load-only scenario needs at least one query.
-    pub(super) fn workload(&self, raw: Spanned<RawWorkload>, load_only: bool) -> Result<WorkloadSpec, ScenarioError> {
+    pub(super) fn workload(
+        &self,
+        raw: Spanned<RawWorkload>,
+        load_only: bool,
+        shapes: &std::collections::BTreeMap<String, super::shapes::TableShape>,
+    ) -> Result<WorkloadSpec, ScenarioError> {
         let span = raw.span();
         let w = raw.into_inner();
         let pool_size = *w.pool_size.get_ref();
@@ -29,12 +34,75 @@ impl Validator {
             return self.err(w.pool_timeout.span(), "pool_timeout must be more than 0");
         }
         let pool_timeout = self.at_most(&w.pool_timeout, limits::MAX_PAUSE, "pool_timeout")?;
-        if load_only && w.query.is_empty() {
+        if load_only && w.query.is_empty() && w.from.is_none() {
             return self.err(span, "a scenario without [[strategy]] runs load only, so it needs a [[workload.query]]");
         }
         let mut seen = HashSet::new();
-        let queries = w.query.into_iter().map(|q| self.query(q, &mut seen)).collect::<Result<_, _>>()?;
-        Ok(WorkloadSpec { pool_size: pool_size as usize, pool_timeout, queries })
+        let mut queries: Vec<QuerySpec> =
+            w.query.into_iter().map(|q| self.query(q, &mut seen)).collect::<Result<_, _>>()?;
+        let mut notes = Vec::new();
+        if let Some(from) = &w.from {
+            let replay = self.replay(from, &w.top, &w.load_scale, shapes)?;
+            notes.push(format!(
+                "workload from {}: {} queries replayed, {:.1}% of the calls of its {:.0}s window",
+                from.get_ref(),
+                replay.queries.len(),
+                replay.share * 100.0,
+                replay.window_s
+            ));
+            notes.extend(replay.skipped.iter().map(|s| format!("left out {s}")));
+            for q in replay.queries {
+                if !seen.insert(q.name.clone()) {
+                    return self.err(
+                        from.span(),
+                        format!("a replayed query is named `{}`, as a [[workload.query]] is", q.name),
+                    );
+                }
+                queries.push(q);
+            }
+            if queries.is_empty() {
+                return self
+                    .err(from.span(), format!("no query of {} can be replayed: {}", from.get_ref(), notes.join("; ")));
+            }
+        }
+        Ok(WorkloadSpec { pool_size: pool_size as usize, pool_timeout, queries, notes })
+    }
+
+    /// `from = "pgss.csv"` (relative to the scenario), with `top` and
+    /// `load_scale`.
+    fn replay(
+        &self,
+        from: &Spanned<String>,
+        top: &Option<Spanned<i64>>,
+        scale: &Option<Spanned<f64>>,
+        shapes: &std::collections::BTreeMap<String, super::shapes::TableShape>,
+    ) -> Result<super::pgss::Replay, ScenarioError> {
+        let top = match top {
+            Some(t) if !(1..=1000).contains(t.get_ref()) => {
+                return self.err(t.span(), "top must be between 1 and 1000");
+            }
+            Some(t) => *t.get_ref() as usize,
+            None => 20,
+        };
+        let scale = match scale {
+            Some(s) if !(s.get_ref().is_finite() && *s.get_ref() > 0.0 && *s.get_ref() <= 1000.0) => {
+                return self.err(s.span(), "load_scale must be more than 0 and at most 1000");
+            }
+            Some(s) => *s.get_ref(),
+            None => 1.0,
+        };
+        let path = std::path::PathBuf::from(from.get_ref());
+        let path = match self.src.path.parent() {
+            Some(base) if path.is_relative() => base.join(path),
+            _ => path,
+        };
+        super::pgss::read(&path, top, scale, shapes, &self.tables).map_err(|e| match e {
+            ScenarioError::Read { path, source } => ScenarioError::Invalid {
+                at: self.src.location(from.span().start),
+                message: format!("cannot read {}: {source}", path.display()),
+            },
+            other => other,
+        })
     }
 
     fn query(&self, q: Spanned<RawQuery>, seen: &mut HashSet<String>) -> Result<QuerySpec, ScenarioError> {
@@ -79,8 +147,18 @@ impl Validator {
             })
             .collect::<Result<_, _>>()?;
         let read_only = statements.iter().all(|s| super::sql_parse::parse(&s.text).is_ok_and(|p| p.is_read_only()));
-        let spec =
-            QuerySpec { name, statements, transaction, params, load, statement_timeout, timeout, target, read_only };
+        let spec = QuerySpec {
+            name,
+            statements,
+            transaction,
+            params,
+            load,
+            statement_timeout,
+            timeout,
+            target,
+            read_only,
+            source: None,
+        };
         if target == Target::Replica && !spec.is_read() {
             let at = q.target.expect("replica was given").span();
             return self.err(at, format!("query `{}` writes or locks rows, so it cannot run on a replica", spec.name));

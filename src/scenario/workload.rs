@@ -16,6 +16,8 @@ pub struct WorkloadSpec {
     pub pool_timeout: Duration,
     /// The queries, each on its own schedule.
     pub queries: Vec<QuerySpec>,
+    /// What replaying `from = "pgss.csv"` left out or should say.
+    pub notes: Vec<String>,
 }
 
 /// How requests of one query arrive.
@@ -110,6 +112,9 @@ pub struct QuerySpec {
     /// Whether every statement only reads (see
     /// [`super::sql_parse::Parsed::is_read_only`]).
     pub read_only: bool,
+    /// Where it comes from, when not the scenario: its
+    /// `pg_stat_statements` query id and counts.
+    pub source: Option<String>,
 }
 
 impl QuerySpec {
