@@ -43,6 +43,10 @@ fn a_wait_behind_a_parallel_report_is_one_wait_no_longer_than_its_step() {
         edges.iter().find(|e| e["waiter"] == "migration" && e["blocker"] == "interference report").expect("{edges:?}");
     assert_eq!(behind_report["max_waiters"], 1, "one migration, however many processes the report has: {edges:?}");
     assert!(behind_report["max_blockers"].as_u64().unwrap() >= 2, "the report ran as a parallel query: {edges:?}");
-    assert!(behind_report["longest_wait_ms"].as_f64().unwrap() <= duration);
+    let longest = behind_report["longest_wait_ms"].as_f64().unwrap();
+    assert!(
+        longest <= duration,
+        "the longest wait behind the report, {longest} ms, in a step of {duration} ms: {edges:?}"
+    );
     sandbox.assert_clean();
 }

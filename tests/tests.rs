@@ -19,6 +19,7 @@ mod migration_steps;
 mod pgss;
 mod pool;
 mod preflight;
+mod real_schemas;
 mod report_render;
 mod scenario_errors;
 mod scenario_files;

@@ -14,6 +14,8 @@ impl Value {
             K::Int2 => Value::Int((n % 10_000) as i64),
             K::Int4 | K::Int8 | K::Xid8 | K::Money | K::Numeric => Value::Int((n % 1_000_000) as i64 + 1),
             K::Float4 | K::Float8 => Value::Float((n % 1_000_000) as f64 / 100.0),
+            K::Ltree => Value::Text(format!("{}.n{}", WORDS[(n % 8) as usize], n % 100_000)),
+            K::Hstore => Value::Text(format!("{}=>{}", WORDS[(n % 8) as usize], n % 100_000)),
             K::Text | K::Tsvector => Value::Text(format!("{} {}", WORDS[(n % 8) as usize], n % 100_000)),
             K::Json | K::Jsonb => Value::Json(format!("{{\"n\": {}}}", n % 100_000)),
             // 2024-01-01 plus up to a year.

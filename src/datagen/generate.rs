@@ -18,6 +18,8 @@ use rand::distr::weighted::WeightedIndex;
 use rand::rngs::Xoshiro256PlusPlus;
 use rand::{RngExt, SeedableRng};
 
+use super::styles::unique_text;
+pub use super::styles::{KeyKind, TextStyle};
 use super::value::Value;
 use crate::scenario::{FakeKind, GenSpec, Literal, ValueSpec};
 
@@ -63,6 +65,28 @@ enum Kind {
     Digit {
         radix: u64,
         place: u64,
+        key: KeyKind,
+    },
+    /// Distinct timestamps, a second apart, `offset` seconds on.
+    Spaced {
+        offset: i64,
+    },
+    /// Text of a shape a CHECK asks for, with the row number in it.
+    Styled(TextStyle),
+    /// `n` random bytes.
+    BytesLen(usize),
+    /// Distinct dates, a day apart.
+    SpacedDays,
+    /// Label number `(row / place) % labels.len()`: one digit of a count
+    /// whose base is an enum's labels.
+    LabelDigit {
+        labels: Vec<Value>,
+        place: u64,
+    },
+    /// A random key of a parent whose keys are not integers.
+    TypedKey {
+        rows: u64,
+        key: KeyKind,
     },
     Any,
     Key {
@@ -163,10 +187,43 @@ impl ValueGen {
         self
     }
 
-    /// One digit of the row number in mixed radix, plus one: `(row / place)
-    /// % radix + 1` (see `keys::Forced::Digit`).
-    pub fn digit(radix: u64, place: u64) -> Self {
-        Self::plain(Kind::Digit { radix: radix.max(1), place: place.max(1) })
+    /// Key number `(row / place) % radix + 1`, as `key` writes it: one
+    /// digit of the row number in mixed radix (see `keys::Forced::Digit`);
+    /// with a radix of `u64::MAX` and a place of 1, key `row + 1`.
+    pub fn digit(radix: u64, place: u64, key: KeyKind) -> Self {
+        Self::plain(Kind::Digit { radix: radix.max(1), place: place.max(1), key })
+    }
+
+    /// Timestamps a second apart from 2020-01-01 plus `offset` seconds, in
+    /// row order: distinct.
+    pub fn spaced(offset: i64) -> Self {
+        Self::plain(Kind::Spaced { offset })
+    }
+
+    /// Text of `style`.
+    pub fn styled(style: TextStyle) -> Self {
+        Self::plain(Kind::Styled(style))
+    }
+
+    /// `n` random bytes.
+    pub fn bytes_len(n: usize) -> Self {
+        Self::plain(Kind::BytesLen(n))
+    }
+
+    /// Dates a day apart from 1990-01-01, in row order: distinct.
+    pub fn spaced_days() -> Self {
+        Self::plain(Kind::SpacedDays)
+    }
+
+    /// Label `(row / place) % labels.len()` of `labels` (not empty).
+    pub fn label_digit(labels: &[String], place: u64) -> Self {
+        let labels = labels.iter().map(|l| Value::Text(l.clone())).collect();
+        Self::plain(Kind::LabelDigit { labels, place: place.max(1) })
+    }
+
+    /// A random one of the `rows` keys of a parent, as `key` writes them.
+    pub fn typed_key(rows: u64, key: KeyKind) -> Self {
+        Self::plain(Kind::TypedKey { rows: rows.max(1), key })
     }
 
     /// Small JSON objects, for json/jsonb columns nobody described.
@@ -215,7 +272,15 @@ impl ValueGen {
             Kind::Int { lo, hi } => Value::Int(rng.random_range(*lo..=*hi)),
             Kind::Float { lo, hi } => Value::Float(rng.random_range(*lo..*hi)),
             Kind::Sequence { start } => Value::Int(start.wrapping_add(row as i64)),
-            Kind::Digit { radix, place } => Value::Int(((row / place) % radix + 1) as i64),
+            Kind::Digit { radix, place, key } => key.value((row / place) % radix + 1),
+            Kind::TypedKey { rows, key } => key.value(rng.random_range(1..=*rows)),
+            // 2020-01-01 in microseconds since 2000-01-01.
+            Kind::Spaced { offset } => Value::Timestamp(631_152_000_000_000 + (row as i64 + offset) * 1_000_000),
+            Kind::Styled(style) => Value::Text(style.text(row, rng)),
+            Kind::BytesLen(n) => Value::Bytes((0..*n).map(|_| rng.random()).collect()),
+            // From 1990-01-01 (days since 2000-01-01).
+            Kind::SpacedDays => Value::Date(-3652 + row as i32),
+            Kind::LabelDigit { labels, place } => labels[((row / place) % labels.len() as u64) as usize].clone(),
             Kind::Any => Value::Any(rng.random()),
             Kind::Key { rows } => Value::Int(rng.random_range(1..=*rows) as i64),
             Kind::OneOf { values, weights } => {
@@ -271,12 +336,7 @@ impl ValueGen {
             }
         };
         let v = match (v, self.unique) {
-            // The row number woven in keeps a unique column unique: before
-            // the `@` of an email, else at the end.
-            (Value::Text(s), true) => Value::Text(match s.split_once('@') {
-                Some((user, domain)) => format!("{user}{row}@{domain}"),
-                None => format!("{s}-{row}"),
-            }),
+            (Value::Text(s), true) => Value::Text(unique_text(&s, row, self.max_len)),
             (v, _) => v,
         };
         match (v, self.max_len) {

@@ -37,6 +37,10 @@ pub struct ColumnInfo {
     pub unique_key: bool,
     /// Alone, it is a foreign key into this table (regclass text).
     pub references: Option<String>,
+    /// Alone, a foreign key of some table points at it.
+    pub referenced: bool,
+    /// Its table (regclass text).
+    pub table: String,
 }
 
 /// Reads the fillable columns of `table` (a regclass text): every column
@@ -50,7 +54,9 @@ pub async fn columns(client: &Client, table: &str) -> Result<Vec<ColumnInfo>, to
                             AND i.indnatts = 1 AND i.indkey[0] = a.attnum \
                             AND i.indpred IS NULL AND i.indexprs IS NULL), \
                     (SELECT k.confrelid::regclass::text FROM pg_constraint k \
-                     WHERE k.conrelid = a.attrelid AND k.contype = 'f' AND k.conkey = ARRAY[a.attnum] LIMIT 1) \
+                     WHERE k.conrelid = a.attrelid AND k.contype = 'f' AND k.conkey = ARRAY[a.attnum] LIMIT 1), \
+                    EXISTS (SELECT 1 FROM pg_constraint k WHERE k.confrelid = a.attrelid AND k.contype = 'f' \
+                            AND k.confkey = ARRAY[a.attnum]) \
              FROM pg_attribute a \
              WHERE a.attrelid = $1::text::regclass AND a.attnum > 0 AND NOT a.attisdropped \
                AND a.attgenerated = '' \
@@ -76,6 +82,8 @@ pub async fn columns(client: &Client, table: &str) -> Result<Vec<ColumnInfo>, to
             sequence: r.get(4),
             unique_key: r.get(5),
             references: r.get(6),
+            referenced: r.get(7),
+            table: table.to_string(),
             ty: c.type_().clone(),
         })
         .collect())
@@ -209,6 +217,7 @@ pub fn infer(col: &ColumnInfo, tables: &[(String, u64)]) -> Result<ValueGen, Str
         PgKind::Time => spec(GenSpec::Int { lo: 0, hi: 86_400_000_000 - 1 }),
         // Real words, so that a GIN index over them costs what it costs.
         PgKind::Tsvector => spec(GenSpec::Words { min: 5, max: 30 }),
+        PgKind::Ltree | PgKind::Hstore => spec(GenSpec::Any),
         // Rows are inserted over time: their creation time rises with them.
         PgKind::Timestamp | PgKind::Timestamptz if matches!(name.as_str(), "created_at" | "inserted_at") => {
             let GenSpec::Timestamp { lo, hi } = GenSpec::default_timestamp() else { unreachable!() };
@@ -255,6 +264,8 @@ mod tests {
             sequence: None,
             unique_key: false,
             references: None,
+            referenced: false,
+            table: "t".into(),
         }
     }
 

@@ -9,37 +9,79 @@ use std::collections::BTreeMap;
 
 use tokio_postgres::Client;
 
-use super::generate::ValueGen;
+use super::generate::{KeyKind, ValueGen};
 use super::infer::ColumnInfo;
 use super::value::PgKind;
-use crate::scenario::{GenSpec, TableSpec, ValueSpec};
+use crate::scenario::TableSpec;
 
 /// What a column's generated values must be.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Forced {
     /// Distinct text (the row number woven in).
     Unique,
-    /// 1, 2, 3, …: distinct keys of a parent, each once.
-    Sequence,
-    /// `(row / place) % radix + 1`: one digit of the row number in mixed
-    /// radix, so that the columns of a key together count the rows.
-    Digit {
-        /// The parent's rows.
+    /// Key number `(row / place) % radix + 1` of the table whose keys
+    /// `key` writes: with `radix = u64::MAX, place = 1`, each key once (1,
+    /// 2, 3, …); as several columns, the digits of one count in mixed
+    /// radix, so that together they count the rows.
+    Key {
+        /// Keys of the parent (the digit's base).
         radix: u64,
+        /// The product of the radices before it.
+        place: u64,
+        /// How the keys are written.
+        key: KeyKind,
+    },
+    /// A random one of a parent's `rows` keys, written as `key`.
+    RandomKey {
+        /// The parent's rows.
+        rows: u64,
+        /// How its keys are written.
+        key: KeyKind,
+    },
+    /// Timestamps a second apart from 2020-01-01: distinct.
+    Spaced,
+    /// Dates a day apart from 1990-01-01: distinct.
+    SpacedDays,
+    /// Label `(row / place) % labels` of the column's enum: a digit of a
+    /// count, beside foreign keys.
+    Label {
         /// The product of the radices before it.
         place: u64,
     },
 }
 
-/// The unique keys of `table` over more than one column, by column name
-/// (expression columns left out).
+/// Each key once: 1, 2, 3, … written as `key`.
+fn once(key: KeyKind) -> Forced {
+    Forced::Key { radix: u64::MAX, place: 1, key }
+}
+
+/// How the keys of `table` are written when its key column is `c`'s type:
+/// integers, UUIDs or text (`None` for another type).
+pub fn key_kind(c: &ColumnInfo, table: &str) -> Option<KeyKind> {
+    match PgKind::of(&c.ty)? {
+        PgKind::Int2 | PgKind::Int4 | PgKind::Int8 => Some(KeyKind::Int),
+        PgKind::Uuid => Some(KeyKind::Uuid(KeyKind::salt(table))),
+        PgKind::Text if !matches!(c.ty.kind(), tokio_postgres::types::Kind::Enum(_)) => {
+            Some(KeyKind::Text(KeyKind::salt(table)))
+        }
+        _ => None,
+    }
+}
+
+/// The unique keys of `table` that its single-column keys do not cover:
+/// over several columns, on expressions (`lower(email)`), or partial, each
+/// as the columns it reads (key columns, and those of its expressions and
+/// predicate).
 pub async fn composite_unique(client: &Client, table: &str) -> Result<Vec<Vec<String>>, tokio_postgres::Error> {
     let rows = client
         .query(
-            "SELECT array_agg(a.attname::text ORDER BY k.ord) FROM pg_index i \
-             CROSS JOIN LATERAL unnest(i.indkey::int2[]) WITH ORDINALITY AS k(attnum, ord) \
-             JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum \
-             WHERE i.indrelid = $1::text::regclass AND i.indisunique AND i.indnkeyatts > 1 \
+            "SELECT array_agg(a.attname::text ORDER BY array_position(i.indkey::int2[], a.attnum), a.attnum) FROM pg_index i \
+             JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum > 0 \
+               AND (a.attnum = ANY (i.indkey::int2[]) OR EXISTS (SELECT 1 FROM pg_depend d \
+                    WHERE d.classid = 'pg_class'::regclass AND d.objid = i.indexrelid \
+                      AND d.refobjid = i.indrelid AND d.refobjsubid = a.attnum)) \
+             WHERE i.indrelid = $1::text::regclass AND i.indisunique \
+               AND (i.indnkeyatts > 1 OR i.indexprs IS NOT NULL OR i.indpred IS NOT NULL) \
              GROUP BY i.indexrelid",
             &[&table],
         )
@@ -60,67 +102,133 @@ pub fn force(
     sizes: &[(String, u64)],
 ) -> Result<BTreeMap<String, Forced>, String> {
     let described = |c: &str| t.columns.iter().any(|o| o.column == c);
-    let is_int = |c: &ColumnInfo| matches!(PgKind::of(&c.ty), Some(PgKind::Int2 | PgKind::Int4 | PgKind::Int8));
     let mut forced = BTreeMap::new();
-    for c in cols.iter().filter(|c| c.unique_key && is_int(c) && !described(&c.name)) {
+    for c in cols.iter().filter(|c| !described(&c.name)) {
+        // A key others point at is written so that they can name it.
+        if c.unique_key && c.references.is_none() && c.sequence.is_none() {
+            match key_kind(c, &c.table) {
+                Some(k @ (KeyKind::Uuid(_) | KeyKind::Text(_))) if c.referenced || matches!(k, KeyKind::Uuid(_)) => {
+                    forced.insert(c.name.clone(), once(k));
+                }
+                _ => {}
+            }
+        }
         let Some(parent) = &c.references else { continue };
         let Some(n) = rows_of(sizes, parent).filter(|n| *n > 0) else { continue };
-        if t.rows > n {
-            return Err(format!(
-                "column `{}` is a unique foreign key to {parent}: each of its {n} rows has at most one row here, so `{}` can have at most {n} rows, not {} (give {parent} more rows or this table fewer)",
-                c.name, t.name, t.rows
-            ));
-        }
-        forced.insert(c.name.clone(), Forced::Sequence);
-    }
-    for key in composites {
-        let members: Vec<&ColumnInfo> = key.iter().filter_map(|k| cols.iter().find(|c| &c.name == k)).collect();
-        if members.iter().any(|c| described(&c.name) || forced.contains_key(&c.name) || c.unique_key) {
-            continue;
-        }
-        // An enum reads as text but takes only its labels.
-        let text = members.iter().find(|c| {
-            c.references.is_none()
-                && PgKind::of(&c.ty) == Some(PgKind::Text)
-                && !matches!(c.ty.kind(), tokio_postgres::types::Kind::Enum(_))
-        });
-        let int = members.iter().find(|c| c.references.is_none() && is_int(c) && c.sequence.is_none());
-        if let Some(c) = text {
-            forced.insert(c.name.clone(), Forced::Unique);
-        } else if let Some(c) = int {
-            forced.insert(c.name.clone(), Forced::Sequence);
-        } else if members.iter().all(|c| is_int(c) && c.references.is_some()) {
-            let mut place = 1u64;
-            for c in &members {
-                let parent = c.references.as_deref().unwrap_or_default();
-                let radix = rows_of(sizes, parent).unwrap_or(0).max(1);
-                forced.insert(c.name.clone(), Forced::Digit { radix, place });
-                place = place.saturating_mul(radix);
-            }
-            if t.rows > place {
+        let Some(key) = key_kind(c, parent) else { continue };
+        if c.unique_key {
+            if t.rows > n {
                 return Err(format!(
-                    "unique key ({}) of `{}` has only {place} combinations of its parents' keys, fewer than its {} rows (give the parents more rows or this table fewer)",
-                    key.join(", "),
-                    t.name,
-                    t.rows
+                    "column `{}` is a unique foreign key to {parent}: each of its {n} rows has at most one row here, so `{}` can have at most {n} rows, not {} (give {parent} more rows or this table fewer)",
+                    c.name, t.name, t.rows
                 ));
             }
-        } else {
-            return Err(format!(
-                "cannot keep the unique key ({}) of `{}` unique: describe one of its columns in `columns` (a `sequence`, say)",
-                key.join(", "),
-                t.name
-            ));
+            forced.insert(c.name.clone(), once(key));
+        } else if key != KeyKind::Int {
+            forced.insert(c.name.clone(), Forced::RandomKey { rows: n, key });
         }
+    }
+    for key in composites {
+        composite(t, cols, key, sizes, &described, &mut forced)?;
     }
     Ok(forced)
 }
 
-/// `g`, made to be what `f` says.
-pub fn apply(g: ValueGen, f: Forced) -> ValueGen {
+/// Makes the unique key `key` hold, unless a column of it already does.
+fn composite(
+    t: &TableSpec,
+    cols: &[ColumnInfo],
+    key: &[String],
+    sizes: &[(String, u64)],
+    described: &dyn Fn(&str) -> bool,
+    forced: &mut BTreeMap<String, Forced>,
+) -> Result<(), String> {
+    let members: Vec<&ColumnInfo> = key.iter().filter_map(|k| cols.iter().find(|c| &c.name == k)).collect();
+    let distinct_already = |c: &ColumnInfo| {
+        c.unique_key
+            || c.sequence.is_some()
+            || matches!(
+                forced.get(&c.name),
+                Some(Forced::Key { radix: u64::MAX, .. } | Forced::Unique | Forced::Spaced | Forced::SpacedDays)
+            )
+            // Random UUIDs do not repeat.
+            || (c.references.is_none() && PgKind::of(&c.ty) == Some(PgKind::Uuid))
+    };
+    if members.iter().any(|c| described(&c.name) || distinct_already(c)) {
+        return Ok(());
+    }
+    let free = |c: &&&ColumnInfo| c.references.is_none();
+    let kind = |c: &ColumnInfo| PgKind::of(&c.ty);
+    let enum_type = |c: &ColumnInfo| matches!(c.ty.kind(), tokio_postgres::types::Kind::Enum(_));
+    // Text first, then integers, then times: a time column is often a
+    // partition key, whose ranges a spaced series would leave.
+    let pick = (0..3).find_map(|rank| {
+        members.iter().filter(free).find_map(|c| match (rank, kind(c)) {
+            (0, Some(PgKind::Text)) if !enum_type(c) => Some((c.name.clone(), Forced::Unique)),
+            (1, Some(PgKind::Int2 | PgKind::Int4 | PgKind::Int8)) => Some((c.name.clone(), once(KeyKind::Int))),
+            (2, Some(PgKind::Timestamp | PgKind::Timestamptz)) => Some((c.name.clone(), Forced::Spaced)),
+            (2, Some(PgKind::Date)) => Some((c.name.clone(), Forced::SpacedDays)),
+            _ => None,
+        })
+    });
+    if let Some((name, f)) = pick {
+        forced.insert(name, f);
+        return Ok(());
+    }
+    // Digits of one count: the parents' keys, and an enum's labels.
+    let labels = |c: &ColumnInfo| match c.ty.kind() {
+        tokio_postgres::types::Kind::Enum(l) if !l.is_empty() && c.references.is_none() => Some(l.len() as u64),
+        _ => None,
+    };
+    let parents: Option<Vec<(String, u64, Option<KeyKind>)>> = members
+        .iter()
+        .map(|c| {
+            if let Some(n) = labels(c) {
+                return Some((c.name.clone(), n, None));
+            }
+            let parent = c.references.clone()?;
+            let n = rows_of(sizes, &parent)?.max(1);
+            Some((c.name.clone(), n, Some(key_kind(c, &parent)?)))
+        })
+        .collect();
+    let Some(parents) = parents else {
+        return Err(format!(
+            "cannot keep the unique key ({}) of `{}` unique: describe one of its columns in `columns` (a `sequence`, say)",
+            key.join(", "),
+            t.name
+        ));
+    };
+    let mut place = 1u64;
+    for (name, radix, k) in parents {
+        let f = match k {
+            Some(key) => Forced::Key { radix, place, key },
+            None => Forced::Label { place },
+        };
+        forced.insert(name, f);
+        place = place.saturating_mul(radix);
+    }
+    if t.rows > place {
+        return Err(format!(
+            "unique key ({}) of `{}` has only {place} combinations of its parents' keys, fewer than its {} rows (give the parents more rows or this table fewer)",
+            key.join(", "),
+            t.name,
+            t.rows
+        ));
+    }
+    Ok(())
+}
+
+/// `g`, the generator of `c`, made to be what `f` says.
+pub fn apply(c: &ColumnInfo, g: ValueGen, f: Forced) -> ValueGen {
     match f {
+        Forced::SpacedDays => ValueGen::spaced_days(),
+        Forced::Label { place } => match c.ty.kind() {
+            tokio_postgres::types::Kind::Enum(labels) => ValueGen::label_digit(labels, place),
+            _ => g,
+        },
         Forced::Unique => g.with_unique(true),
-        Forced::Sequence => ValueGen::from_spec(&ValueSpec { kind: GenSpec::Sequence { start: 1 }, nulls: 0.0 }),
-        Forced::Digit { radix, place } => ValueGen::digit(radix, place),
+        Forced::Key { radix, place, key } => ValueGen::digit(radix, place, key),
+        Forced::RandomKey { rows, key } => ValueGen::typed_key(rows, key),
+        Forced::Spaced => ValueGen::spaced(0),
     }
 }

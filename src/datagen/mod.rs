@@ -8,6 +8,8 @@
 //! touched unless the user asks to rehearse against it as it is.
 
 mod any;
+mod checks;
+mod compound;
 mod copy;
 mod create;
 mod deferred;
@@ -16,6 +18,7 @@ mod generate;
 mod infer;
 mod keys;
 mod schema;
+mod styles;
 mod value;
 
 use std::sync::Arc;
@@ -374,6 +377,8 @@ async fn plan(
         }
     }
     let composites = keys::composite_unique(admin, table).await.map_err(db(&t.name))?;
+    let allowed = checks::allowed(&checks::read(admin, table).await.map_err(db(&t.name))?);
+    let partitions = checks::partition_range(admin, table).await.map_err(db(&t.name))?;
     let forced = keys::force(t, &cols, &composites, sizes).map_err(|message| LoadError::Column {
         at: t.ddl.at.clone(),
         message: format!("table `{}`: {message}", t.name),
@@ -401,9 +406,16 @@ async fn plan(
                     at: at.clone(),
                     message: format!("table `{}`: {message}", t.name),
                 })?;
-                match forced.get(&c.name) {
-                    Some(f) => keys::apply(inferred, *f),
-                    None => inferred,
+                let in_partitions = partitions
+                    .as_ref()
+                    .filter(|(key, _, _)| *key == c.name)
+                    .and_then(|(_, lo, hi)| checks::within_partitions(c, *lo, *hi));
+                match (forced.get(&c.name), allowed.get(&c.name)) {
+                    // Every row must find a partition.
+                    _ if in_partitions.is_some() => in_partitions.expect("just checked"),
+                    (Some(f), _) => keys::apply(c, inferred, *f),
+                    (None, Some(a)) => checks::narrow(c, inferred, a),
+                    (None, None) => inferred,
                 }
             }
         }
@@ -456,6 +468,12 @@ async fn copy_table(
         let (config, plan, bar) = (config.clone(), plan.clone(), bar.clone());
         tasks.spawn(async move {
             let client = connect(&config, &Role::Loader).await.map_err(copy::CopyError::Db)?;
+            // A fill is not the application's traffic: triggers that write
+            // other tables (counters, audit rows) would add rows nobody
+            // asked for, so the load's sessions do not fire them (the
+            // `replica` role; where the server refuses it, to a role that
+            // is not a superuser, they fire).
+            let _ = client.batch_execute("SET session_replication_role = replica").await;
             copy::copy_stream(&client, plan, s, streams, freeze, |rows| bar.inc(rows)).await
         });
     }

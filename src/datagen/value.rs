@@ -113,6 +113,10 @@ pub enum PgKind {
     Time,
     /// `tsvector`: the words of a text, as lexemes.
     Tsvector,
+    /// `ltree` (the extension): a dotted label path.
+    Ltree,
+    /// `hstore` (the extension): key/value pairs.
+    Hstore,
     /// A one-dimensional array of `elem`, whose type has `oid`.
     Array {
         /// The elements' format.
@@ -149,6 +153,8 @@ fn scalar(kind: PgKind) -> Option<&'static PgKind> {
         K::Interval => &K::Interval,
         K::Time => &K::Time,
         K::Tsvector => &K::Tsvector,
+        K::Ltree => &K::Ltree,
+        K::Hstore => &K::Hstore,
         K::Array { .. } => return None,
     })
 }
@@ -187,6 +193,8 @@ impl PgKind {
                 Kind::Array(elem) => PgKind::Array { elem: scalar(PgKind::of(elem)?)?, oid: elem.oid() },
                 // citext and similar extension types receive text.
                 _ if ty.name() == "citext" => PgKind::Text,
+                _ if ty.name() == "ltree" => PgKind::Ltree,
+                _ if ty.name() == "hstore" => PgKind::Hstore,
                 _ => return None,
             },
         })
@@ -282,7 +290,13 @@ impl Value {
             }
             (Value::Int(us), K::Time) => out.put_i64(us.rem_euclid(MICROS_PER_DAY)),
             (Value::Timestamp(us), K::Time) => out.put_i64(us.rem_euclid(MICROS_PER_DAY)),
-            (Value::Text(s), K::Tsvector) => encode_tsvector(s, out).ok_or_else(err)?,
+            (Value::Text(s), K::Tsvector) => super::compound::encode_tsvector(s, out).ok_or_else(err)?,
+            // ltree's binary format: a version byte, then the text.
+            (Value::Text(s), K::Ltree) => {
+                out.put_u8(1);
+                out.put_slice(s.as_bytes());
+            }
+            (Value::Text(s), K::Hstore) => super::compound::encode_hstore(s, out).ok_or_else(err)?,
             (Value::Array(items), K::Array { elem, oid }) => {
                 // ndim, has-nulls flag, element type, then (length, lower
                 // bound) per dimension, then each element with its length.
@@ -316,24 +330,6 @@ impl Value {
         }
         Ok(())
     }
-}
-
-/// Writes the words of `text` as a tsvector's lexemes (no positions), in
-/// its binary format: their count, then each as a NUL-terminated string
-/// and a position count of 0. The server sorts them and drops duplicates.
-fn encode_tsvector(text: &str, out: &mut BytesMut) -> Option<()> {
-    let words: std::collections::BTreeSet<String> = text
-        .split(|c: char| !c.is_alphanumeric())
-        .filter(|w| !w.is_empty() && w.len() < 2048)
-        .map(str::to_lowercase)
-        .collect();
-    out.put_i32(i32::try_from(words.len()).ok()?);
-    for w in words {
-        out.put_slice(w.as_bytes());
-        out.put_u8(0);
-        out.put_u16(0);
-    }
-    Some(())
 }
 
 /// Reads a string as the value a typed column expects, so that

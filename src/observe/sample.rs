@@ -37,11 +37,15 @@ pub struct Backend {
 /// Prepares the sampling query for a server of `version_num`.
 pub async fn prepare(client: &Client, version_num: i32) -> Result<Statement, tokio_postgres::Error> {
     // waitstart exists from PostgreSQL 14; before, the observer times
-    // waits from the first sample that sees them.
+    // waits from the first sample that sees them. A wait's age is taken at
+    // the start of the sampling statement, before its snapshot of pg_locks:
+    // a lower bound. (The clock when a row is produced can come after the
+    // lock was granted, when the sample runs slowly on a busy machine, and
+    // would make a wait longer than the step it was in.)
     let (waitstart, wait_ms, wait_start_us) = if version_num >= 140_000 {
         (
             ", waitstart",
-            "(extract(epoch FROM clock_timestamp() - w.waitstart) * 1000)::float8",
+            "greatest(0, extract(epoch FROM statement_timestamp() - w.waitstart) * 1000)::float8",
             "(extract(epoch FROM w.waitstart) * 1000000)::int8",
         )
     } else {

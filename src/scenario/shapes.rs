@@ -40,6 +40,9 @@ pub struct TableShape {
     pub other_unique: bool,
     /// The tables its foreign keys point at.
     pub references: Vec<String>,
+    /// A partition (or an inheriting child) of another table: rows go to
+    /// it through its parent.
+    pub partition: bool,
 }
 
 fn strings(nodes: &[Node]) -> Vec<String> {
@@ -72,7 +75,8 @@ pub fn tables<'a>(statements: impl IntoIterator<Item = &'a str>) -> BTreeMap<Str
             match node {
                 NodeEnum::CreateStmt(c) => {
                     let Some(rel) = &c.relation else { continue };
-                    let mut t = TableShape { name: name_of(rel), ..Default::default() };
+                    let partition = c.partbound.is_some() || !c.inh_relations.is_empty();
+                    let mut t = TableShape { name: name_of(rel), partition, ..Default::default() };
                     for e in &c.table_elts {
                         match e.node.as_ref() {
                             Some(NodeEnum::ColumnDef(cd)) => column(&mut t, cd),
@@ -83,6 +87,16 @@ pub fn tables<'a>(statements: impl IntoIterator<Item = &'a str>) -> BTreeMap<Str
                     out.insert(t.name.clone(), t);
                 }
                 NodeEnum::AlterTableStmt(a) => {
+                    // pg_dump's `ALTER TABLE ONLY parent ATTACH PARTITION child …`.
+                    for cmd in &a.cmds {
+                        let Some(NodeEnum::AlterTableCmd(c)) = cmd.node.as_ref() else { continue };
+                        if let Some(NodeEnum::PartitionCmd(p)) = c.def.as_ref().and_then(|d| d.node.as_ref())
+                            && c.subtype() == AlterTableType::AtAttachPartition
+                            && let Some(child) = p.name.as_ref().and_then(|n| out.get_mut(&name_of(n)))
+                        {
+                            child.partition = true;
+                        }
+                    }
                     let Some(t) = a.relation.as_ref().and_then(|r| out.get_mut(&name_of(r))) else { continue };
                     for cmd in &a.cmds {
                         let Some(NodeEnum::AlterTableCmd(c)) = cmd.node.as_ref() else { continue };
