@@ -142,6 +142,7 @@ fn a_pgbench_export_is_replayed_at_its_rates_with_its_keys_bound() {
         if exported * seconds < 200.0 {
             continue;
         }
+        eprintln!("{}: replayed {replayed:.2}/s, exported {exported:.2}/s", spec.name);
         assert!(
             (replayed / exported - 1.0).abs() < 0.05,
             "{}: replayed {replayed:.1}/s, exported {exported:.1}/s",

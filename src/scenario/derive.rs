@@ -88,6 +88,22 @@ fn invalid(message: String) -> ScenarioError {
     ScenarioError::Invalid { at: Location { path: PathBuf::from("(command line)"), line: 1, column: 1 }, message }
 }
 
+/// An identifier for SQL: as it is when Postgres would read it so
+/// unquoted, else in double quotes.
+fn ident(name: &str) -> String {
+    let plain = name.starts_with(|c: char| c.is_ascii_lowercase() || c == '_')
+        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    if plain { name.to_string() } else { format!("\"{}\"", name.replace('"', "\"\"")) }
+}
+
+/// A table name (`orders`, `shop.Orders`) for SQL.
+fn relation(name: &str) -> String {
+    match name.split_once('.') {
+        Some((schema, table)) => format!("{}.{}", ident(schema), ident(table)),
+        None => ident(name),
+    }
+}
+
 /// The tables the migration touches that exist before it, in order.
 fn touched(strategy: &Strategy, shapes: &BTreeMap<String, TableShape>) -> Vec<String> {
     let mut out = Vec::new();
@@ -144,7 +160,8 @@ fn queries(t: &TableShape, out: &mut String) -> Result<(), String> {
         return Err(format!("{}: no integer primary key to read rows by", t.name));
     };
     let short = t.name.replace('.', "_");
-    let (k, table) = (format!("\"{}\"", key.name), t.name.clone());
+    let (k, table) = (ident(&key.name), t.name.clone());
+    let rel = relation(&table);
     let q = |name: &str, sql: String, rate: u32, comment: &str, out: &mut String| {
         let _ = write!(
             out,
@@ -166,8 +183,8 @@ fn queries(t: &TableShape, out: &mut String) -> Result<(), String> {
     // A column no foreign key is likely to be on: the update stays cheap.
     let target = plain.iter().find(|c| !c.name.ends_with("_id")).or(plain.first());
     if let Some(c) = target {
-        let c = format!("\"{}\"", c.name);
-        let sql = format!("UPDATE {table} SET {c} = {c} WHERE {k} = $1");
+        let c = ident(&c.name);
+        let sql = format!("UPDATE {rel} SET {c} = {c} WHERE {k} = $1");
         q(
             &format!("update_{short}"),
             sql,
@@ -177,9 +194,9 @@ fn queries(t: &TableShape, out: &mut String) -> Result<(), String> {
         );
     }
     if key.defaulted && !t.other_unique && !plain.is_empty() {
-        let cols: Vec<String> = plain.iter().map(|c| format!("\"{}\"", c.name)).collect();
+        let cols: Vec<String> = plain.iter().map(|c| ident(&c.name)).collect();
         let cols = cols.join(", ");
-        let sql = format!("INSERT INTO {table} ({cols}) SELECT {cols} FROM {table} WHERE {k} = $1");
+        let sql = format!("INSERT INTO {rel} ({cols}) SELECT {cols} FROM {rel} WHERE {k} = $1");
         q(&format!("insert_{short}"), sql, INSERT_RATE, "an insert: a copy of one row, with a new key", out);
     }
     Ok(())
@@ -230,7 +247,7 @@ pub fn derive(inputs: &Inputs<'_>) -> Result<String, ScenarioError> {
             "no workload could be derived ({why}): write a scenario (`rehearse init` with the same flags gives one to start from)"
         )));
     }
-    let held: Vec<String> = touched.iter().map(|t| format!("(SELECT 1 FROM {t} LIMIT 1)")).collect();
+    let held: Vec<String> = touched.iter().map(|t| format!("(SELECT 1 FROM {} LIMIT 1)", relation(t))).collect();
     let _ = write!(
         o,
         "\n# A long transaction on the tables the migration touches (a report, a backup, a stuck worker):\n\

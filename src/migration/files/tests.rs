@@ -169,3 +169,33 @@ fn the_candidate_is_the_last_or_from_a_version_and_the_rest_is_the_schema() {
     assert_eq!(from.strategy.files.len(), 2);
     assert!(from_folder(&dir, None, &Selection::From("20990101000000".into())).is_err());
 }
+
+#[test]
+fn changed_since_a_commit_picks_the_files_a_pull_request_adds() {
+    let dir = tempfile::tempdir().unwrap();
+    let git = |args: &[&str]| {
+        let out = std::process::Command::new("git")
+            .arg("-C")
+            .arg(dir.path())
+            .args(["-c", "user.name=t", "-c", "user.email=t@example.com"])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    };
+    git(&["init", "-q"]);
+    let m = dir.path().join("migrations");
+    std::fs::create_dir(&m).unwrap();
+    std::fs::write(m.join("001_a.sql"), "CREATE TABLE a (id int);\n").unwrap();
+    std::fs::write(m.join("002_b.sql"), "CREATE TABLE b (id int);\n").unwrap();
+    git(&["add", "."]);
+    git(&["commit", "-q", "-m", "base"]);
+    // The pull request: a new migration, not yet committed.
+    std::fs::write(m.join("003_c.sql"), "ALTER TABLE a ADD c int;\n").unwrap();
+    let folder = from_folder(&m, Some(Format::Plain), &Selection::ChangedSince("HEAD".into())).unwrap();
+    let files: Vec<&str> = folder.strategy.files.iter().map(|f| f.file.as_str()).collect();
+    assert_eq!(files, ["003_c.sql"]);
+    assert_eq!(folder.schema.unwrap().statements.len(), 2, "the earlier ones build the schema");
+    let e = from_folder(&m, Some(Format::Plain), &Selection::ChangedSince("no-such-ref".into())).unwrap_err();
+    assert!(e.to_string().contains("git"), "{e}");
+}
