@@ -107,7 +107,7 @@ fn records(source: &Arc<SourceFile>) -> Result<Vec<Row>, ScenarioError> {
 /// The `$n` of `sql` compared with a column, as (n, column).
 fn compared(parsed: &serde_json::Value) -> Vec<(usize, String)> {
     let mut out = Vec::new();
-    visit(parsed, &mut |k, v| {
+    sql_parse::walk(parsed, &mut |k, v| {
         if k != "AExpr" {
             return;
         }
@@ -128,23 +128,10 @@ fn compared(parsed: &serde_json::Value) -> Vec<(usize, String)> {
     out
 }
 
-fn visit(v: &serde_json::Value, f: &mut impl FnMut(&str, &serde_json::Value)) {
-    match v {
-        serde_json::Value::Object(map) => {
-            for (k, child) in map {
-                f(k, child);
-                visit(child, f);
-            }
-        }
-        serde_json::Value::Array(items) => items.iter().for_each(|c| visit(c, f)),
-        _ => {}
-    }
-}
-
 /// The highest `$n` of the statement.
 fn params_used(parsed: &serde_json::Value) -> usize {
     let mut n = 0;
-    visit(parsed, &mut |k, v| {
+    sql_parse::walk(parsed, &mut |k, v| {
         if k == "ParamRef" {
             n = n.max(v.get("number").and_then(serde_json::Value::as_u64).unwrap_or(0) as usize);
         }

@@ -232,7 +232,7 @@ impl Parsed {
 
 /// Calls `visit(key, value)` for every key of every object in `v`: node
 /// kinds appear as keys (`{"SelectStmt": {…}}`).
-fn walk(v: &serde_json::Value, visit: &mut impl FnMut(&str, &serde_json::Value)) {
+pub(crate) fn walk(v: &serde_json::Value, visit: &mut impl FnMut(&str, &serde_json::Value)) {
     match v {
         serde_json::Value::Object(map) => {
             for (k, child) in map {

@@ -58,6 +58,6 @@ pub fn parts(source: &Arc<SourceFile>) -> Result<(Script, Option<Script>), Scena
         .iter()
         .find(|s| s.0 == "up")
         .ok_or_else(|| invalid_at(source, 0, "no `-- migrate:up` marker: dbmate would refuse this file".into()))?;
-    let down = sections.iter().find(|s| s.0 == "down").map(script).transpose()?;
+    let down = sections.iter().find(|s| s.0 == "down").and_then(|s| script(s).ok());
     Ok((script(up)?, down))
 }

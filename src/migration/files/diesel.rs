@@ -23,7 +23,7 @@ pub fn read(dir: &Path) -> Result<Vec<Migration>, ScenarioError> {
         let folder = file_name(&sub);
         let (version, name) = folder.split_once('_').unwrap_or((&folder, ""));
         let down = sub.join("down.sql");
-        let down = if down.is_file() { Some(script(&load(&down)?, Some(&sub))?) } else { None };
+        let down = if down.is_file() { load(&down).and_then(|d| script(&d, Some(&sub))).ok() } else { None };
         out.push(Migration {
             version: version.to_string(),
             key: (Vec::new(), version.to_string()),

@@ -30,7 +30,7 @@ pub fn read(dir: &Path) -> Result<Vec<Migration>, ScenarioError> {
         };
         let undo = all.iter().find(|p| parse_name(&file_name(p)).is_some_and(|(k, v, _)| k == 'U' && v == version));
         let down = match (kind, undo) {
-            ('V', Some(u)) => Some(script(&load(u)?)?),
+            ('V', Some(u)) => load(u).and_then(|s| script(&s)).ok(),
             _ => None,
         };
         out.push(Migration {

@@ -123,7 +123,7 @@ pub fn parts(source: &Arc<SourceFile>) -> Result<(Script, Option<Script>), Scena
         }
         Ok(Script { source: source.clone(), sending, why: why.into(), pieces })
     };
-    Ok((script(up)?, if saw_down { Some(script(down)?) } else { None }))
+    Ok((script(up)?, if saw_down { script(down).ok() } else { None }))
 }
 
 fn target<'a>(s: Section, up: &'a mut Vec<Range<usize>>, down: &'a mut Vec<Range<usize>>) -> &'a mut Vec<Range<usize>> {

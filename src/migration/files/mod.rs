@@ -127,7 +127,9 @@ pub struct Migration {
     pub path: PathBuf,
     /// What it does.
     pub up: Script,
-    /// How it is undone, where the format has that.
+    /// How it is undone, where the format has that. Downs are read, not
+    /// rehearsed: one the parser refuses (projects keep broken downs they
+    /// never run) is left out rather than stopping the rehearsal of the up.
     pub down: Option<Script>,
 }
 

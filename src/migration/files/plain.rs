@@ -33,7 +33,7 @@ pub fn read(dir: &Path) -> Result<Vec<Migration>, ScenarioError> {
             name: stem.to_string(),
             path: path.clone(),
             up: script(&load(path)?)?,
-            down: down.map(|d| load(&d).and_then(|s| script(&s))).transpose()?,
+            down: down.and_then(|d| load(&d).and_then(|s| script(&s)).ok()),
         });
     }
     Ok(out)

@@ -199,3 +199,16 @@ fn changed_since_a_commit_picks_the_files_a_pull_request_adds() {
     let e = from_folder(&m, Some(Format::Plain), &Selection::ChangedSince("no-such-ref".into())).unwrap_err();
     assert!(e.to_string().contains("git"), "{e}");
 }
+
+#[test]
+fn a_broken_down_migration_does_not_stop_the_up() {
+    // crates.io keeps a down.sql with a missing `;` it never runs.
+    let dir = tempfile::tempdir().unwrap();
+    let m = dir.path().join("2017-01-01-000000_x");
+    std::fs::create_dir(&m).unwrap();
+    std::fs::write(m.join("up.sql"), "CREATE TABLE t (id int);\n").unwrap();
+    std::fs::write(m.join("down.sql"), "ALTER TABLE t DROP COLUMN a\nALTER TABLE t ADD b int;\n").unwrap();
+    let catalog = read(dir.path(), Some(Format::Diesel)).unwrap();
+    assert!(catalog.migrations[0].down.is_none());
+    assert_eq!(catalog.migrations[0].up.pieces.len(), 1);
+}
