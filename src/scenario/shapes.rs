@@ -113,6 +113,12 @@ pub fn tables<'a>(statements: impl IntoIterator<Item = &'a str>) -> BTreeMap<Str
                                 col.defaulted = true;
                                 continue;
                             }
+                            // A later migration's `DROP COLUMN`.
+                            (AlterTableType::AtDropColumn, _, _) => {
+                                t.columns.retain(|x| x.name != c.name);
+                                t.primary_key.retain(|k| *k != c.name);
+                                continue;
+                            }
                             _ => {}
                         }
                         match c.def.as_ref().and_then(|d| d.node.as_ref()) {

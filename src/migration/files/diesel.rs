@@ -1,5 +1,6 @@
 //! diesel: `<version>_<name>/up.sql` and `down.sql`, in order of the
-//! version (the folder name up to its first `_`, compared as text). Each
+//! version (the folder name up to its first `_`, compared as text with its
+//! dashes taken out, as diesel compares them). Each
 //! runs whole (`batch_execute`) in a transaction diesel opens, unless the
 //! folder has a `metadata.toml` that does not say `run_in_transaction =
 //! true`: diesel reads a missing key as false (and a file it cannot parse
@@ -26,7 +27,9 @@ pub fn read(dir: &Path) -> Result<Vec<Migration>, ScenarioError> {
         let down = if down.is_file() { load(&down).and_then(|d| script(&d, Some(&sub))).ok() } else { None };
         out.push(Migration {
             version: version.to_string(),
-            key: (Vec::new(), version.to_string()),
+            // Diesel compares versions with their dashes taken out, so that
+            // `2017-09-23-182408` comes after `20170804200817`.
+            key: (Vec::new(), version.replace('-', "")),
             name: name.to_string(),
             up: script(&load(&up)?, Some(&sub))?,
             down,

@@ -208,7 +208,17 @@ fn a_broken_down_migration_does_not_stop_the_up() {
     std::fs::create_dir(&m).unwrap();
     std::fs::write(m.join("up.sql"), "CREATE TABLE t (id int);\n").unwrap();
     std::fs::write(m.join("down.sql"), "ALTER TABLE t DROP COLUMN a\nALTER TABLE t ADD b int;\n").unwrap();
+    // Old undashed and newer dashed versions interleave as diesel orders them.
+    for (d, sql) in [
+        ("20170804200817_add_email", "CREATE TABLE e (id int);"),
+        ("2017-09-23-182408_use_email", "ALTER TABLE e ADD u int;"),
+    ] {
+        std::fs::create_dir(dir.path().join(d)).unwrap();
+        std::fs::write(dir.path().join(d).join("up.sql"), sql).unwrap();
+    }
     let catalog = read(dir.path(), Some(Format::Diesel)).unwrap();
+    let order: Vec<&str> = catalog.migrations.iter().map(|m| m.version.as_str()).collect();
+    assert_eq!(order, ["2017-01-01-000000", "20170804200817", "2017-09-23-182408"]);
     assert!(catalog.migrations[0].down.is_none());
     assert_eq!(catalog.migrations[0].up.pieces.len(), 1);
 }
