@@ -1,6 +1,7 @@
 //! A schema's keys hold in the generated rows without the user's help, and
-//! columns of network, interval, time, money, xid8 and tsvector types are
-//! written: the load ends with every constraint valid.
+//! columns of network, interval, time, money, xid8 and tsvector types,
+//! ranges, bit strings, snapshots, points and arrays of them are written:
+//! the load ends with every constraint valid.
 
 use std::path::Path;
 
@@ -73,6 +74,17 @@ fn load(text: &str) -> Result<Vec<(String, f64)>, String> {
                 "ttl",
                 "SELECT count(*) FROM documents WHERE ttl BETWEEN '0'::interval AND '30 days' AND opens_at < '24:00'",
             ),
+            ("bookings", "SELECT count(*) FROM bookings"),
+            // Every value is of its declared shape, and says so in SQL.
+            (
+                "shaped bookings",
+                "SELECT count(*) FROM bookings WHERE lower(during) < upper(during) AND NOT isempty(days) \
+                 AND NOT isempty(seats) AND NOT isempty(spans) AND length(flags) = 12 AND length(mask) <= 20 \
+                 AND pg_snapshot_xmin(snap) <= pg_snapshot_xmax(snap) AND location[0] BETWEEN -180 AND 180 \
+                 AND cardinality(hosts) <= 3 AND cardinality(windows) <= 3 AND cardinality(waits) <= 3",
+            ),
+            ("distinct ranges", "SELECT count(DISTINCT during) FROM bookings"),
+            ("distinct flags", "SELECT count(DISTINCT flags) FROM bookings"),
         ] {
             let v: f64 = c.query_one(&format!("SELECT ({sql})::float8"), &[]).await.unwrap().get(0);
             out.push((name.to_string(), v));
@@ -87,7 +99,7 @@ fn unique_foreign_keys_composite_keys_and_text_input_types_fill_valid() {
     // documents is described by a [[table]] of its own, with no DDL: its
     // columns come from the schema.
     let documents = "\n[[table]]\nname = \"documents\"\nrows = 3000\ncolumns = { body = { words = [3, 12] } }\n";
-    let rows = "{ users = 1000, profiles = 800, tags = 50, user_tags = 20000, settings = 5000 }";
+    let rows = "{ users = 1000, profiles = 800, tags = 50, user_tags = 20000, settings = 5000, bookings = 4000 }";
     let got = load(&scenario_text(rows, documents)).unwrap();
     let v = |k: &str| got.iter().find(|(n, _)| n == k).unwrap().1;
     assert_eq!(v("profiles"), 800.0);
@@ -102,15 +114,21 @@ fn unique_foreign_keys_composite_keys_and_text_input_types_fill_valid() {
     assert!(v("matches") > 0.0, "{got:?}");
     assert_eq!(v("networks"), 3000.0, "{got:?}");
     assert_eq!(v("ttl"), 3000.0, "{got:?}");
+    assert_eq!(v("bookings"), 4000.0);
+    assert_eq!(v("shaped bookings"), 4000.0, "{got:?}");
+    // The exclusion constraint holds (it is valid above) because no two
+    // ranges overlap; and the bits vary from row to row.
+    assert_eq!(v("distinct ranges"), 4000.0, "{got:?}");
+    assert!(v("distinct flags") > 1000.0, "{got:?}");
 }
 
 #[test]
 fn a_one_to_one_table_larger_than_its_parent_is_refused_with_what_to_change() {
     let _turn = heavy();
-    let rows = "{ users = 100, profiles = 200, tags = 5, user_tags = 10, settings = 10 }";
+    let rows = "{ users = 100, profiles = 200, tags = 5, user_tags = 10, settings = 10, bookings = 0 }";
     let e = load(&scenario_text(rows, "")).unwrap_err();
     assert!(e.contains("unique foreign key") && e.contains("at most 100 rows"), "{e}");
-    let rows = "{ users = 10, profiles = 5, tags = 5, user_tags = 51, settings = 10 }";
+    let rows = "{ users = 10, profiles = 5, tags = 5, user_tags = 51, settings = 10, bookings = 0 }";
     let e = load(&scenario_text(rows, "")).unwrap_err();
     assert!(e.contains("(user_id, tag_id)") && e.contains("only 50 combinations"), "{e}");
 }

@@ -37,6 +37,16 @@ impl Value {
             K::Interval => Value::Int((n % 86_400) as i64),
             K::Time => Value::Int((n % 86_400) as i64 * 1_000_000),
             K::Array { elem, .. } => Value::Array(vec![Value::any_as(n, *elem)]),
+            K::Bit(_) | K::Varbit(_) | K::Macaddr8 => Value::Int(n as i64),
+            K::Range(_) | K::Multirange(_) => Value::Int((n % 1_000_000) as i64),
+            K::Snapshot => Value::Int((n % 1_000_000) as i64 + 3),
+            K::Point => Value::Array(vec![
+                Value::Float((n % 36_000) as f64 / 100.0 - 180.0),
+                Value::Float((n / 36_000 % 18_000) as f64 / 100.0 - 90.0),
+            ]),
+            K::Timetz => Value::Int((n % 86_400) as i64 * 1_000_000),
+            K::Oid => Value::Int((n % 1_000_000) as i64 + 1),
+            K::Char => Value::Int((n % 26) as i64),
         }
     }
 }

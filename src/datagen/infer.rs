@@ -114,7 +114,7 @@ fn spec(kind: GenSpec) -> ValueGen {
 /// The generator for a column nobody described, or why there is none.
 /// `tables` holds (name, rows) of every generated table.
 pub fn infer(col: &ColumnInfo, tables: &[(String, u64)]) -> Result<ValueGen, String> {
-    let kind = PgKind::of(&col.ty);
+    let kind = PgKind::of_column(&col.ty, col.typmod);
     let name = col.name.to_ascii_lowercase();
     let words = words_of(&name);
     let is_int = matches!(kind, Some(PgKind::Int2 | PgKind::Int4 | PgKind::Int8 | PgKind::Numeric));
@@ -217,7 +217,14 @@ pub fn infer(col: &ColumnInfo, tables: &[(String, u64)]) -> Result<ValueGen, Str
         PgKind::Time => spec(GenSpec::Int { lo: 0, hi: 86_400_000_000 - 1 }),
         // Real words, so that a GIN index over them costs what it costs.
         PgKind::Tsvector => spec(GenSpec::Words { min: 5, max: 30 }),
-        PgKind::Ltree | PgKind::Hstore => spec(GenSpec::Any),
+        PgKind::Ltree | PgKind::Hstore | PgKind::Point | PgKind::Char => spec(GenSpec::Any),
+        PgKind::Bit(_) | PgKind::Varbit(_) | PgKind::Macaddr8 => spec(GenSpec::Int { lo: 0, hi: i64::MAX }),
+        // Row i gets the i-th of non-overlapping ranges, so an exclusion
+        // constraint (`EXCLUDE USING gist (… WITH &&)`) holds.
+        PgKind::Range(_) | PgKind::Multirange(_) => spec(GenSpec::Sequence { start: 0 }),
+        PgKind::Snapshot => spec(GenSpec::Int { lo: 3, hi: 1_000_000_000 }),
+        PgKind::Timetz => spec(GenSpec::Int { lo: 0, hi: 86_400_000_000 - 1 }),
+        PgKind::Oid => spec(GenSpec::Int { lo: 1, hi: 1_000_000 }),
         // Rows are inserted over time: their creation time rises with them.
         PgKind::Timestamp | PgKind::Timestamptz if matches!(name.as_str(), "created_at" | "inserted_at") => {
             let GenSpec::Timestamp { lo, hi } = GenSpec::default_timestamp() else { unreachable!() };
@@ -236,13 +243,8 @@ pub fn infer(col: &ColumnInfo, tables: &[(String, u64)]) -> Result<ValueGen, Str
                 PgKind::Uuid => GenSpec::Uuid,
                 PgKind::Date => GenSpec::default_date(),
                 PgKind::Timestamp | PgKind::Timestamptz => GenSpec::default_timestamp(),
-                _ => {
-                    return Err(format!(
-                        "cannot generate values of type {} for column `{}`; name a generator for it in `columns`",
-                        col.ty.name(),
-                        col.name
-                    ));
-                }
+                // Any other element: a random value of its type.
+                _ => GenSpec::Any,
             };
             spec(GenSpec::Array { of: Box::new(ValueSpec { kind: of, nulls: 0.0 }), min: 0, max: 3 })
         }
@@ -298,8 +300,8 @@ mod tests {
 
     #[test]
     fn unknown_not_null_types_are_an_error_nullable_ones_null() {
-        assert!(infer(&col("shape", Type::POINT), &[]).unwrap_err().contains("columns"));
-        let mut c = col("shape", Type::POINT);
+        assert!(infer(&col("shape", Type::BOX), &[]).unwrap_err().contains("columns"));
+        let mut c = col("shape", Type::BOX);
         c.not_null = false;
         assert!(infer(&c, &[]).unwrap().is_null());
     }

@@ -17,6 +17,7 @@ mod disk;
 mod generate;
 mod infer;
 mod keys;
+mod numeric;
 mod schema;
 mod styles;
 mod value;
@@ -420,7 +421,7 @@ async fn plan(
             }
         }
         .with_rows(t.rows);
-        let kind = PgKind::of(&c.ty);
+        let kind = PgKind::of_column(&c.ty, c.typmod);
         let Some(kind) = kind.or(generator.is_null().then_some(PgKind::Text)) else {
             return Err(LoadError::Column {
                 at,

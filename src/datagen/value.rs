@@ -97,7 +97,7 @@ pub enum PgKind {
     Uuid,
     /// `bytea`
     Bytea,
-    /// `xid8`: a 64-bit transaction id.
+    /// `xid8` (a 64-bit transaction id) and `pg_lsn`.
     Xid8,
     /// `money`: cents as a 64-bit integer.
     Money,
@@ -117,6 +117,26 @@ pub enum PgKind {
     Ltree,
     /// `hstore` (the extension): key/value pairs.
     Hstore,
+    /// `bit(n)`: exactly n bits (0: a parameter, any length).
+    Bit(u32),
+    /// `varbit(n)`: at most n bits (0: no limit).
+    Varbit(u32),
+    /// A range of `elem` (`int4range`, `tstzrange`, …).
+    Range(&'static PgKind),
+    /// A multirange of `elem` (`int4multirange`, …).
+    Multirange(&'static PgKind),
+    /// `pg_snapshot` and `txid_snapshot`: xmin, xmax and the running xids.
+    Snapshot,
+    /// `point`: two float8s.
+    Point,
+    /// `timetz`: microseconds since midnight and a zone offset.
+    Timetz,
+    /// `macaddr8`
+    Macaddr8,
+    /// `oid` and `xid`: an unsigned 32-bit integer.
+    Oid,
+    /// `"char"`: one byte.
+    Char,
     /// A one-dimensional array of `elem`, whose type has `oid`.
     Array {
         /// The elements' format.
@@ -155,7 +175,23 @@ fn scalar(kind: PgKind) -> Option<&'static PgKind> {
         K::Tsvector => &K::Tsvector,
         K::Ltree => &K::Ltree,
         K::Hstore => &K::Hstore,
-        K::Array { .. } => return None,
+        K::Bit(_) => &K::Bit(0),
+        K::Varbit(_) => &K::Varbit(0),
+        K::Snapshot => &K::Snapshot,
+        K::Point => &K::Point,
+        K::Timetz => &K::Timetz,
+        K::Macaddr8 => &K::Macaddr8,
+        K::Oid => &K::Oid,
+        K::Char => &K::Char,
+        K::Range(e) => match e {
+            K::Int4 => &K::Range(&K::Int4),
+            K::Int8 => &K::Range(&K::Int8),
+            K::Numeric => &K::Range(&K::Numeric),
+            K::Date => &K::Range(&K::Date),
+            K::Timestamp => &K::Range(&K::Timestamp),
+            _ => &K::Range(&K::Timestamptz),
+        },
+        K::Multirange(_) | K::Array { .. } => return None,
     })
 }
 
@@ -179,7 +215,7 @@ impl PgKind {
             Type::DATE => PgKind::Date,
             Type::UUID => PgKind::Uuid,
             Type::BYTEA => PgKind::Bytea,
-            Type::XID8 => PgKind::Xid8,
+            Type::XID8 | Type::PG_LSN => PgKind::Xid8,
             Type::MONEY => PgKind::Money,
             Type::INET => PgKind::Inet,
             Type::CIDR => PgKind::Cidr,
@@ -187,10 +223,20 @@ impl PgKind {
             Type::INTERVAL => PgKind::Interval,
             Type::TIME => PgKind::Time,
             Type::TS_VECTOR => PgKind::Tsvector,
+            Type::BIT => PgKind::Bit(0),
+            Type::VARBIT => PgKind::Varbit(0),
+            Type::PG_SNAPSHOT | Type::TXID_SNAPSHOT => PgKind::Snapshot,
+            Type::POINT => PgKind::Point,
+            Type::TIMETZ => PgKind::Timetz,
+            Type::MACADDR8 => PgKind::Macaddr8,
+            Type::OID | Type::XID | Type::REGCLASS | Type::REGTYPE | Type::REGPROC => PgKind::Oid,
+            Type::CHAR => PgKind::Char,
             _ => match ty.kind() {
                 Kind::Enum(_) => PgKind::Text,
                 Kind::Domain(inner) => return PgKind::of(inner),
                 Kind::Array(elem) => PgKind::Array { elem: scalar(PgKind::of(elem)?)?, oid: elem.oid() },
+                Kind::Range(elem) => PgKind::Range(range_of(PgKind::of(elem)?)?),
+                Kind::Multirange(elem) => PgKind::Multirange(range_of(PgKind::of(elem)?)?),
                 // citext and similar extension types receive text.
                 _ if ty.name() == "citext" => PgKind::Text,
                 _ if ty.name() == "ltree" => PgKind::Ltree,
@@ -199,6 +245,32 @@ impl PgKind {
             },
         })
     }
+
+    /// The format of a column's type: `PgKind::of`, with the length of a
+    /// `bit(n)` or `varbit(n)` from the column's `atttypmod`.
+    pub fn of_column(ty: &Type, typmod: i32) -> Option<PgKind> {
+        let n = u32::try_from(typmod).unwrap_or(0);
+        Some(match PgKind::of(ty)? {
+            // A bare `bit` is `bit(1)`.
+            PgKind::Bit(_) => PgKind::Bit(n.max(1)),
+            PgKind::Varbit(_) => PgKind::Varbit(n),
+            kind => kind,
+        })
+    }
+}
+
+/// The bound kinds a range can have, as `'static` references.
+fn range_of(elem: PgKind) -> Option<&'static PgKind> {
+    use PgKind as K;
+    Some(match elem {
+        K::Int4 => &K::Int4,
+        K::Int8 => &K::Int8,
+        K::Numeric => &K::Numeric,
+        K::Date => &K::Date,
+        K::Timestamp => &K::Timestamp,
+        K::Timestamptz => &K::Timestamptz,
+        _ => return None,
+    })
 }
 
 /// A value that does not fit the type it is written as.
@@ -245,11 +317,11 @@ impl Value {
             (Value::Int(i), K::Int8) => out.put_i64(*i),
             (Value::Int(i), K::Float4) => out.put_f32(*i as f32),
             (Value::Int(i), K::Float8) => out.put_f64(*i as f64),
-            (Value::Int(i), K::Numeric) => encode_numeric(&i.to_string(), out).ok_or_else(err)?,
+            (Value::Int(i), K::Numeric) => super::numeric::encode_numeric(&i.to_string(), out).ok_or_else(err)?,
             (Value::Float(f), K::Float4) => out.put_f32(*f as f32),
             (Value::Float(f), K::Float8) => out.put_f64(*f),
             (Value::Float(f), K::Numeric) if f.is_finite() => {
-                encode_numeric(&format!("{f:.6}"), out).ok_or_else(err)?
+                super::numeric::encode_numeric(&format!("{f:.6}"), out).ok_or_else(err)?
             }
             (Value::Float(f), K::Int2 | K::Int4 | K::Int8) => Value::Int(f.round() as i64).encode(kind, out)?,
             (Value::Timestamp(us), K::Timestamp | K::Timestamptz) => out.put_i64(*us),
@@ -269,7 +341,7 @@ impl Value {
                 out.put_slice(s.as_bytes());
             }
             (Value::Text(s), K::Bytea) => out.put_slice(s.as_bytes()),
-            (Value::Text(s), K::Numeric) => encode_numeric(s.trim(), out).ok_or_else(err)?,
+            (Value::Text(s), K::Numeric) => super::numeric::encode_numeric(s.trim(), out).ok_or_else(err)?,
             (Value::Bytes(b), K::Bytea) => out.put_slice(b),
             (Value::Int(i), K::Xid8 | K::Money) => out.put_i64(*i),
             (Value::Int(i), K::Inet | K::Cidr) => {
@@ -297,6 +369,19 @@ impl Value {
                 out.put_slice(s.as_bytes());
             }
             (Value::Text(s), K::Hstore) => super::compound::encode_hstore(s, out).ok_or_else(err)?,
+            (
+                _,
+                K::Bit(_)
+                | K::Varbit(_)
+                | K::Range(_)
+                | K::Multirange(_)
+                | K::Snapshot
+                | K::Point
+                | K::Timetz
+                | K::Macaddr8
+                | K::Oid
+                | K::Char,
+            ) => super::compound::encode(self, kind, out).ok_or_else(err)?,
             (Value::Array(items), K::Array { elem, oid }) => {
                 // ndim, has-nulls flag, element type, then (length, lower
                 // bound) per dimension, then each element with its length.
@@ -368,53 +453,6 @@ fn parse_uuid(s: &str) -> Option<[u8; 16]> {
     Some(out)
 }
 
-/// Writes a decimal string (`-123.4500`) in numeric's binary format:
-/// digit count, weight, sign, display scale, then base-10000 digits.
-fn encode_numeric(text: &str, out: &mut BytesMut) -> Option<()> {
-    let (negative, digits) = match text.strip_prefix('-') {
-        Some(rest) => (true, rest),
-        None => (false, text),
-    };
-    let (int_part, frac_part) = digits.split_once('.').unwrap_or((digits, ""));
-    if int_part.is_empty() && frac_part.is_empty()
-        || !int_part.chars().chain(frac_part.chars()).all(|c| c.is_ascii_digit())
-    {
-        return None;
-    }
-    let int_part = int_part.trim_start_matches('0');
-    let dscale = frac_part.len() as u16;
-    // Left-pad the integer part and right-pad the fraction to whole groups.
-    let int_pad = (4 - int_part.len() % 4) % 4;
-    let frac_pad = (4 - frac_part.len() % 4) % 4;
-    let mut all = String::with_capacity(int_pad + int_part.len() + frac_part.len() + frac_pad);
-    all.extend(std::iter::repeat_n('0', int_pad));
-    all.push_str(int_part);
-    let int_groups = all.len() / 4;
-    all.push_str(frac_part);
-    all.extend(std::iter::repeat_n('0', frac_pad));
-    let mut groups: Vec<i16> =
-        all.as_bytes().chunks(4).map(|c| c.iter().fold(0i16, |acc, d| acc * 10 + (d - b'0') as i16)).collect();
-    let mut weight = int_groups as i16 - 1;
-    // Strip leading zero groups (each lowers the weight) and trailing ones.
-    let lead = groups.iter().take_while(|g| **g == 0).count();
-    groups.drain(..lead);
-    weight -= lead as i16;
-    while groups.last() == Some(&0) {
-        groups.pop();
-    }
-    if groups.is_empty() {
-        weight = 0;
-    }
-    out.put_i16(groups.len() as i16);
-    out.put_i16(weight);
-    out.put_u16(if negative && !groups.is_empty() { 0x4000 } else { 0 });
-    out.put_u16(dscale);
-    for g in groups {
-        out.put_i16(g);
-    }
-    Some(())
-}
-
 impl ToSql for Value {
     fn to_sql(&self, ty: &Type, out: &mut BytesMut) -> Result<IsNull, Box<dyn StdError + Sync + Send>> {
         if *self == Value::Null {
@@ -436,27 +474,6 @@ impl ToSql for Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn numeric(text: &str) -> Vec<u8> {
-        let mut b = BytesMut::new();
-        encode_numeric(text, &mut b).unwrap();
-        b.to_vec()
-    }
-
-    fn be16(v: &[i16]) -> Vec<u8> {
-        v.iter().flat_map(|x| x.to_be_bytes()).collect()
-    }
-
-    #[test]
-    fn numeric_binary_format() {
-        // 123.45: one integer group (123), one fraction group (4500), weight 0
-        assert_eq!(numeric("123.45"), be16(&[2, 0, 0, 2, 123, 4500]));
-        // 10000: groups [1, 0000] -> trailing zero stripped, weight 1
-        assert_eq!(numeric("10000"), be16(&[1, 1, 0, 0, 1]));
-        // -0.0001: weight -1, digit 1, negative
-        assert_eq!(numeric("-0.0001"), be16(&[1, -1, 0x4000, 4, 1]));
-        assert_eq!(numeric("0"), be16(&[0, 0, 0, 0]));
-    }
 
     #[test]
     fn values_convert_to_their_target() {
