@@ -118,6 +118,7 @@ async fn ours(scenario: &Scenario, url: &str, load: Load, secs: u64, observe: Du
         replica_url: None,
         load_streams: 1,
         progress: false,
+        rollback: false,
     };
     let report = rehearse(&s, &on, &opts).await.expect("rehearsal");
     let b = &report.phases.baseline;

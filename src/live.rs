@@ -133,6 +133,8 @@ fn line(src: &Sources, now: Instant, s: &LiveSample, window: Duration, failures:
         (false, Phase::Baseline) => "baseline",
         (false, Phase::During) => "during",
         (false, Phase::After) => "after",
+        (false, Phase::Rollback) => "rollback",
+        (false, Phase::AfterRollback) => "after rollback",
     };
     let elapsed = now.saturating_duration_since(src.clock.start()).as_secs_f64();
     let secs = window.as_secs_f64().max(1e-3);
@@ -149,4 +151,32 @@ fn line(src: &Sources, now: Instant, s: &LiveSample, window: Duration, failures:
         secs,
         s.errors,
     )
+}
+
+/// The event line that opens the load.
+pub(crate) fn load_line(scenario: &crate::scenario::Scenario, strategy: Option<&crate::scenario::Strategy>) -> String {
+    let w = &scenario.workload;
+    let rate: f64 = w.queries.iter().filter_map(|q| q.rate()).sum();
+    let clients: usize = w
+        .queries
+        .iter()
+        .map(|q| match q.load {
+            crate::scenario::Load::Closed { clients, .. } => clients,
+            crate::scenario::Load::Open { .. } => 0,
+        })
+        .sum();
+    let mut shape = format!("{rate:.0} requests/s open loop");
+    if clients > 0 {
+        shape = format!("{shape} and {clients} closed-loop clients");
+    }
+    let what = match strategy {
+        Some(s) => {
+            format!("migration `{}` at {}", s.name, crate::scenario::duration::human(scenario.timeline.migrate_at))
+        }
+        None => format!(
+            "load only, for {}",
+            crate::scenario::duration::human(scenario.timeline.duration.unwrap_or_default())
+        ),
+    };
+    format!("load started: {} queries, {shape} through a pool of {}; {what}", w.queries.len(), w.pool_size)
 }

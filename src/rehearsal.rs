@@ -18,16 +18,16 @@ use anyhow::Context;
 use crate::datagen::{self, LoadOptions};
 use crate::interference::Interference;
 use crate::live::{self, LiveView};
-use crate::migration::{self, MigrationReport};
+use crate::migration::{self, MigrationReport, Outcome};
 use crate::observe::Observer;
 use crate::postgres::{self, BackendArg, BackendChoice, Cleanup, Fault, Role, Server, ServerWatch};
 use crate::preflight::{self, DryRun};
 use crate::report::{self, FaultReport, Judged, Named, PhaseReport, Phases, PostgresInfo, QueryInfo, Report};
 use crate::report::{ThresholdsInfo, Timeline, WorkloadInfo};
 use crate::scenario::duration::human;
-use crate::scenario::{Load, Scenario, Strategy, Target};
+use crate::scenario::{Rollback, Scenario, Strategy, Target};
 use crate::units::{millis, secs};
-use crate::workload::{Phase, PhaseClock, Signal, Workload};
+use crate::workload::{Phase, PhaseClock, Signal, Window, Workload};
 
 /// How to run a rehearsal.
 #[derive(Debug, Clone)]
@@ -46,6 +46,9 @@ pub struct RunOptions {
     pub load_streams: usize,
     /// Progress bars and event lines on stderr.
     pub progress: bool,
+    /// `--rollback`: after the migration and its cooldown, rehearse its
+    /// down migration under the same load, then cool down again.
+    pub rollback: bool,
 }
 
 /// The server a rehearsal runs on, and why that one.
@@ -117,7 +120,16 @@ pub async fn rehearse_all(
     images: &[String],
     opts: &RunOptions,
 ) -> anyhow::Result<Vec<Report>> {
-    strategy(scenario, opts.strategy.as_deref())?;
+    let chosen = strategy(scenario, opts.strategy.as_deref())?;
+    if opts.rollback {
+        match chosen.map(|s| &s.rollback) {
+            Some(Rollback::Steps(_)) => {}
+            Some(Rollback::Missing(why)) => return Err(UsageError(format!("--rollback: {why}")).into()),
+            None => {
+                return Err(UsageError("--rollback: a load-only scenario has no migration to roll back".into()).into());
+            }
+        }
+    }
     let plan = postgres::plan(backend, images, &scenario.postgres.images).await?;
     // Always said, even with --quiet: which server a result is from is
     // part of the result.
@@ -207,6 +219,14 @@ pub async fn rehearse(scenario: &Scenario, on: &RunOn, opts: &RunOptions) -> any
         .map_err(|e| stopped_or(server.as_ref(), "the workload's setup", e.into()))?;
     let watch = ServerWatch::start(&config, server.exit_probe()).await.context("starting the server watch")?;
     let timed = timeline(scenario, strategy, &config, &version, Arc::new(workload), &watch, opts).await?;
+    if opts.rollback && strategy.is_some() && timed.rollback.is_none() {
+        let why = match &timed.migration {
+            Some(m) if m.outcome != Outcome::Ok => format!("the migration {}", m.outcome),
+            Some(_) => "the server failed".to_string(),
+            None => "the migration never started".to_string(),
+        };
+        warnings.push(format!("--rollback: the rollback was not rehearsed, because {why}"));
+    }
     // Close the harness's own sessions before the clean-up drops tables.
     drop((admin, watch));
     warnings.extend(cleanup.finish().await);
@@ -229,6 +249,7 @@ struct Timed {
     clock: Arc<PhaseClock>,
     end: Instant,
     migration: Option<MigrationReport>,
+    rollback: Option<MigrationReport>,
     fault: Option<Fault>,
     results: Vec<crate::workload::QueryResult>,
     pool: crate::workload::PoolStats,
@@ -267,7 +288,7 @@ async fn timeline(
     let interference = Interference::start(config, &scenario.interference, clock.clone())
         .await
         .context("connecting the interference sessions")?;
-    say(opts, Some(&clock), load_line(scenario, strategy));
+    say(opts, Some(&clock), live::load_line(scenario, strategy));
     let live = opts.progress.then(|| {
         LiveView::start(live::Sources {
             workload: workload.clone(),
@@ -276,26 +297,26 @@ async fn timeline(
             load_only: strategy.is_none(),
         })
     });
+    let stage = Stage { config, observer: &observer, clock: &clock, fault: &fault, opts, max_duration: t.max_duration };
     let migration = match strategy {
         Some(strategy) if wait_until(clock.start() + t.migrate_at, &fault).await => {
-            say(opts, Some(&clock), format!("migration `{}` started", strategy.name));
-            let m = migration::apply(config, strategy, &observer, &clock, t.max_duration, &fault)
-                .await
-                .context("opening the migration's connection")?;
-            let took = human(Duration::from_secs_f64(m.total_ms / 1000.0));
-            say(
-                opts,
-                Some(&clock),
-                format!("migration {} after {took}; load continues for {}", m.outcome, human(t.cooldown)),
-            );
-            wait_until(Instant::now() + t.cooldown, &fault).await;
-            Some(m)
+            Some(stage.apply(strategy, Window::Migration, t.cooldown).await?)
         }
         Some(_) => None,
         None => {
             wait_until(clock.start() + t.duration.unwrap_or_default(), &fault).await;
             None
         }
+    };
+    let down = match strategy.map(|s| &s.rollback) {
+        Some(Rollback::Steps(down)) if opts.rollback => Some(down),
+        _ => None,
+    };
+    let rollback = match (down, &migration) {
+        (Some(down), Some(m)) if m.outcome == Outcome::Ok && !fault.is_fired() => {
+            Some(stage.apply(down, Window::Rollback, t.cooldown).await?)
+        }
+        _ => None,
     };
     let fault = watch.fault();
     let end = fault.as_ref().map_or_else(Instant::now, |f| f.at);
@@ -313,7 +334,35 @@ async fn timeline(
     let interference = interference.finish().await;
     let locks = observer.finish().await;
     say(opts, Some(&clock), "load stopped");
-    Ok(Timed { clock, end, migration, fault, results, pool, interference, locks })
+    Ok(Timed { clock, end, migration, rollback, fault, results, pool, interference, locks })
+}
+
+/// What applying a migration (or its rollback) on the timeline needs.
+struct Stage<'a> {
+    config: &'a tokio_postgres::Config,
+    observer: &'a Observer,
+    clock: &'a PhaseClock,
+    fault: &'a Signal,
+    opts: &'a RunOptions,
+    max_duration: Duration,
+}
+
+impl Stage<'_> {
+    /// Applies `strategy` as `window`, then lets the load run on for
+    /// `cooldown` (cut short by a fault of the server).
+    async fn apply(&self, strategy: &Strategy, window: Window, cooldown: Duration) -> anyhow::Result<MigrationReport> {
+        let (opts, clock) = (self.opts, Some(self.clock));
+        let what = if window == Window::Rollback { "rollback" } else { "migration" };
+        say(opts, clock, format!("{what} `{}` started", strategy.name));
+        let m =
+            migration::apply(self.config, strategy, self.observer, self.clock, window, self.max_duration, self.fault)
+                .await
+                .with_context(|| format!("opening the {what}'s connection"))?;
+        let took = human(Duration::from_secs_f64(m.total_ms / 1000.0));
+        say(opts, clock, format!("{what} {} after {took}; load continues for {}", m.outcome, human(cooldown)));
+        wait_until(Instant::now() + cooldown, self.fault).await;
+        Ok(m)
+    }
 }
 
 /// The report of a run.
@@ -326,25 +375,10 @@ fn assemble(
     timed: Timed,
     warnings: Vec<String>,
 ) -> Report {
-    let Timed { clock, end, migration, fault, results, pool, interference, locks } = timed;
+    let Timed { clock, end, migration, rollback, fault, results, pool, interference, locks } = timed;
     let t = scenario.timeline;
     let end_s = clock.offset(end);
-    let (mig_start, mig_end) = clock.migration_window();
-    let (mig_start, mig_end) = match &migration {
-        Some(_) => (mig_start.map_or(0.0, secs), mig_end.map_or(end_s, secs)),
-        None => (end_s, end_s),
-    };
-    let bounds = [(0.0, mig_start), (mig_start, mig_end), (mig_end, end_s.max(mig_end))];
-    let phase = |p: Phase| {
-        let (start_s, end_s) = bounds[p.index()];
-        PhaseReport {
-            start_s,
-            end_s,
-            seconds: secs(Duration::from_secs_f64((end_s - start_s).max(0.0))),
-            queries: Named(results.iter().map(|q| (q.name.clone(), q.phases[p.index()].clone())).collect()),
-        }
-    };
-    let phases = Phases { baseline: phase(Phase::Baseline), during: phase(Phase::During), after: phase(Phase::After) };
+    let phases = phases(&clock, end_s, migration.is_some(), rollback.is_some(), &results);
     let fault = fault.map(|f| {
         let at_s = clock.offset(f.at);
         FaultReport {
@@ -367,6 +401,7 @@ fn assemble(
         thresholds: &thresholds,
         migration: migration.as_ref(),
         has_strategy: strategy.is_some(),
+        rollback: rollback.as_ref(),
         locks: &locks,
         phases: &phases,
         interference: &interference,
@@ -394,6 +429,7 @@ fn assemble(
         phases,
         pool,
         migration,
+        rollback,
         locks,
         series: Named(results.into_iter().map(|q| (q.name, q.series)).collect()),
         thresholds,
@@ -403,27 +439,40 @@ fn assemble(
     }
 }
 
-/// The event line that opens the load.
-fn load_line(scenario: &Scenario, strategy: Option<&Strategy>) -> String {
-    let w = &scenario.workload;
-    let rate: f64 = w.queries.iter().filter_map(|q| q.rate()).sum();
-    let clients: usize = w
-        .queries
-        .iter()
-        .map(|q| match q.load {
-            Load::Closed { clients, .. } => clients,
-            Load::Open { .. } => 0,
-        })
-        .sum();
-    let mut shape = format!("{rate:.0} requests/s open loop");
-    if clients > 0 {
-        shape = format!("{shape} and {clients} closed-loop clients");
-    }
-    let what = match strategy {
-        Some(s) => format!("migration `{}` at {}", s.name, human(scenario.timeline.migrate_at)),
-        None => format!("load only, for {}", human(scenario.timeline.duration.unwrap_or_default())),
+/// Each phase's window and statistics. Without a migration the whole run
+/// is the baseline; without a rollback, `after` runs to the end.
+fn phases(
+    clock: &PhaseClock,
+    end_s: f64,
+    migrated: bool,
+    rolled_back: bool,
+    results: &[crate::workload::QueryResult],
+) -> Phases {
+    let window = |w: Window, until: f64| {
+        let (start, end) = clock.window(w);
+        (start.map_or(0.0, secs), end.map_or(until, secs))
     };
-    format!("load started: {} queries, {shape} through a pool of {}; {what}", w.queries.len(), w.pool_size)
+    let (mig_start, mig_end) = if migrated { window(Window::Migration, end_s) } else { (end_s, end_s) };
+    let (back_start, back_end) = if rolled_back { window(Window::Rollback, end_s) } else { (end_s, end_s) };
+    let bounds =
+        [(0.0, mig_start), (mig_start, mig_end), (mig_end, back_start), (back_start, back_end), (back_end, end_s)];
+    let phase = |p: Phase| {
+        let (start_s, end_s) = bounds[p.index()];
+        let end_s = end_s.max(start_s);
+        PhaseReport {
+            start_s,
+            end_s,
+            seconds: secs(Duration::from_secs_f64(end_s - start_s)),
+            queries: Named(results.iter().map(|q| (q.name.clone(), q.phases[p.index()].clone())).collect()),
+        }
+    };
+    Phases {
+        baseline: phase(Phase::Baseline),
+        during: phase(Phase::During),
+        after: phase(Phase::After),
+        rollback: rolled_back.then(|| phase(Phase::Rollback)),
+        after_rollback: rolled_back.then(|| phase(Phase::AfterRollback)),
+    }
 }
 
 /// The replica named by `--replica-url`, when queries target one. Without

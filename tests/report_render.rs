@@ -50,6 +50,8 @@ fn naive() -> Report {
             stats(510, 404, 1205.2, 10210.0, 10220.0, &[("pool_timeout", 404)]),
         ),
         after: phase(20.2, 30.2, stats(4000, 0, 1.5, 4.7, 183.3, &[]), stats(500, 0, 2.6, 35.8, 177.4, &[])),
+        rollback: None,
+        after_rollback: None,
     };
     let migration = MigrationReport {
         outcome: Outcome::Ok,
@@ -194,6 +196,7 @@ fn naive() -> Report {
         phases,
         pool: PoolStats { size: 50, max_in_use: 50, full_seconds: 10.2, timeouts: 3640, replans: 50 },
         migration: Some(migration),
+        rollback: None,
         locks,
         series: Named(vec![(
             "get_order".into(),
@@ -221,6 +224,7 @@ fn judge(r: &Report) -> Verdict {
         thresholds: &r.thresholds,
         migration: r.migration.as_ref(),
         has_strategy: r.strategy.is_some(),
+        rollback: r.rollback.as_ref(),
         locks: &r.locks,
         phases: &r.phases,
         interference: &r.timeline.interference,
@@ -303,6 +307,57 @@ fn terminal_summary_of_a_failed_step() {
     assert!(text.contains("MIGRATION  FAILED"));
     assert!(text.contains("error: ERROR 42704: type \"nosuchtype\" does not exist (at character 42)"));
     assert!(text.contains("✗ migration: the migration failed at step 1: ERROR 42704"));
+}
+
+/// The outage, then its rollback (`--rollback`): a DROP COLUMN that
+/// waited behind the report and held up every request for 3 s, then
+/// failed on a second statement.
+fn with_rollback() -> Report {
+    let mut r = naive();
+    r.timeline.end_s = 45.0;
+    r.phases.after.end_s = 30.2;
+    let slow = stats(1200, 0, 900.0, 3020.0, 3050.0, &[]);
+    r.phases.rollback = Some(phase(30.2, 33.3, slow.clone(), slow));
+    let calm = stats(4000, 0, 1.4, 3.3, 20.0, &[]);
+    r.phases.after_rollback = Some(phase(33.3, 45.0, calm.clone(), calm));
+    let mut back = r.migration.clone().unwrap();
+    back.outcome = Outcome::Failed;
+    (back.started_s, back.ended_s, back.total_ms, back.lock_wait_ms) = (30.2, 33.3, 3100.0, 3050.0);
+    let step = &mut back.steps[0];
+    step.name = Some("0002_status.down.sql:1 ALTER TABLE".into());
+    step.sql = "ALTER TABLE orders DROP COLUMN status_v2".into();
+    (step.started_s, step.ended_s, step.duration_ms, step.lock_wait_ms) = (30.2, 33.3, 3100.0, 3050.0);
+    step.error = Some(SqlError {
+        sqlstate: Some("42703".into()),
+        message: "column \"status_v2\" of relation \"orders\" does not exist".into(),
+        position: None,
+        detail: None,
+        hint: None,
+    });
+    r.rollback = Some(back);
+    r.verdict = judge(&r);
+    r
+}
+
+#[test]
+fn terminal_summary_with_a_rollback() {
+    let r = with_rollback();
+    let text = render(&r);
+    insta::assert_snapshot!("with_rollback", text);
+    let checks: Vec<String> = r.verdict.violations.iter().map(|v| format!("{}: {}", v.threshold, v.message)).collect();
+    // The rollback's failure and its latency are findings of their own.
+    assert!(
+        checks.iter().any(|c| c.starts_with("rollback: the rollback failed at step 1 (0002_status.down.sql:1")),
+        "{checks:?}"
+    );
+    assert!(checks.iter().any(|c| c.contains("p99 during the rollback was 3.02s")), "{checks:?}");
+    let v = serde_json::to_value(&r).unwrap();
+    assert_eq!(v["rollback"]["outcome"], "failed");
+    assert_eq!(v["phases"]["rollback"]["start_s"], 30.2);
+    assert_eq!(v["phases"]["after_rollback"]["end_s"], 45.0);
+    // Without --rollback the fields are absent, not null.
+    let plain = serde_json::to_value(naive()).unwrap();
+    assert!(plain.get("rollback").is_none() && plain["phases"].get("rollback").is_none());
 }
 
 #[test]

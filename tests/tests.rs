@@ -21,6 +21,7 @@ mod pool;
 mod preflight;
 mod real_schemas;
 mod report_render;
+mod rollback;
 mod scenario_errors;
 mod scenario_files;
 mod schema_import;

@@ -173,6 +173,11 @@ pub struct RunArgs {
     /// The tables, when there is no scenario file.
     #[command(flatten)]
     pub tables: migrations::TablesArgs,
+    /// After the migration and its cooldown, rehearse its rollback (the
+    /// down migrations, last first, or the strategy's `rollback` steps)
+    /// under the same load, and judge it as a migration of its own.
+    #[arg(long)]
+    pub rollback: bool,
     /// Multiply every table's row count, e.g. 0.05 for a quick run.
     #[arg(long, default_value_t = 1.0)]
     pub scale: f64,
@@ -471,6 +476,7 @@ async fn run_rehearsal(args: RunArgs) -> anyhow::Result<i32> {
         replica_url: args.replica_url,
         load_streams: args.load_streams.map_or_else(default_streams, usize::from),
         progress: !args.quiet,
+        rollback: args.rollback,
     };
     let reports = rehearse_all(&scenario, &requested, &args.server.pg_images, &opts).await?;
     let (summary, json) = match reports.as_slice() {

@@ -24,7 +24,7 @@ pub use lock_mode::LockMode;
 use crate::observe::Observer;
 use crate::postgres::{Role, SqlError, connect};
 use crate::scenario::Strategy;
-use crate::workload::{PhaseClock, Signal};
+use crate::workload::{PhaseClock, Signal, Window};
 
 /// How the migration ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -217,7 +217,8 @@ impl Session<'_> {
     }
 }
 
-/// Applies `strategy`, marking the migration's start and end on `clock`.
+/// Applies `strategy`, marking the start and end of `window` (the
+/// migration, or its rollback) on `clock`.
 /// Only a failure to open the migration's connection is an error. When
 /// `server_gone` fires, the statement running is abandoned.
 pub async fn apply(
@@ -225,12 +226,13 @@ pub async fn apply(
     strategy: &Strategy,
     observer: &Observer,
     clock: &PhaseClock,
+    window: Window,
     max_duration: Duration,
     server_gone: &Signal,
 ) -> Result<MigrationReport, tokio_postgres::Error> {
     let client = connect(config, &Role::Migration).await?;
     let pid: i32 = client.query_one("SELECT pg_backend_pid()", &[]).await?.get(0);
-    let started = clock.mark_migration_start();
+    let started = clock.mark_start(window);
     let deadline = started + max_duration;
     let expired = Arc::new(AtomicBool::new(false));
     let (abandon, why) = (Signal::new(), Arc::new(Mutex::new(String::new())));
@@ -284,7 +286,7 @@ pub async fn apply(
     }
     watchdog.abort();
     held_until(&mut steps);
-    let ended = clock.mark_migration_end();
+    let ended = clock.mark_end(window);
     Ok(MigrationReport {
         outcome,
         started_s: clock.offset(started),

@@ -74,6 +74,10 @@ pub struct Report {
     pub pool: PoolStats,
     /// What the migration did.
     pub migration: Option<MigrationReport>,
+    /// What its rollback did, when `--rollback` rehearsed it after the
+    /// migration; absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rollback: Option<MigrationReport>,
     /// What the lock observer saw.
     pub locks: LockSummary,
     /// Per query, per second (by due time).
@@ -116,6 +120,8 @@ impl FaultReport {
             (Phase::Baseline, _) => "in the baseline, before the migration",
             (Phase::During, _) => "during the migration",
             (Phase::After, _) => "after the migration",
+            (Phase::Rollback, _) => "during the rollback",
+            (Phase::AfterRollback, _) => "after the rollback",
         };
         format!("{what} at {:.1}s, {when} ({}); the figures cover the run up to then only", self.at_s, self.detail)
     }
@@ -262,23 +268,34 @@ pub struct Timeline {
     pub interference: Vec<InterferenceReport>,
 }
 
-/// The three phases.
+/// The phases: three, or five with a rollback.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Phases {
     /// From the start of the load to the start of the migration.
     pub baseline: PhaseReport,
     /// While the migration ran.
     pub during: PhaseReport,
-    /// From the end of the migration to the end of the run.
+    /// From the end of the migration to the end of the run, or to the
+    /// start of its rollback.
     pub after: PhaseReport,
+    /// While the rollback ran (with `--rollback`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rollback: Option<PhaseReport>,
+    /// From the end of the rollback to the end of the run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub after_rollback: Option<PhaseReport>,
 }
 
 impl Phases {
     /// The phases the error-rate threshold judges: from the migration's
-    /// start to the end of the run, or the whole run when there is no
-    /// migration (it is all `baseline`).
+    /// start to the end of the run (its rollback included), or the whole
+    /// run when there is no migration (it is all `baseline`).
     pub fn judged(&self, load_only: bool) -> Vec<&PhaseReport> {
-        if load_only { vec![&self.baseline] } else { vec![&self.during, &self.after] }
+        if load_only {
+            return vec![&self.baseline];
+        }
+        let rollback = self.rollback.iter().chain(&self.after_rollback);
+        [&self.during, &self.after].into_iter().chain(rollback).collect()
     }
 
     /// The phase the p99 threshold judges: `during`, or `baseline` when

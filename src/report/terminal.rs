@@ -83,7 +83,13 @@ pub fn render(r: &Report) -> String {
     }
 
     match &r.migration {
-        Some(m) => migration(w, r, m),
+        Some(m) => {
+            migration(w, r, m, "MIGRATION");
+            interference(w, r);
+            if let Some(back) = &r.rollback {
+                migration(w, r, back, "ROLLBACK");
+            }
+        }
         None => interference(w, r),
     }
     locks(w, r);
@@ -150,7 +156,9 @@ fn default_thresholds(th: &crate::report::ThresholdsInfo) -> String {
     parts.join(", ")
 }
 
-fn migration(w: &mut String, r: &Report, m: &MigrationReport) {
+/// The migration's steps (or its rollback's, under `title`), and what its
+/// session waited behind.
+fn migration(w: &mut String, r: &Report, m: &MigrationReport, title: &str) {
     let outcome = match m.outcome {
         Outcome::Ok => "ok",
         Outcome::Failed => "FAILED",
@@ -159,7 +167,7 @@ fn migration(w: &mut String, r: &Report, m: &MigrationReport) {
     };
     let _ = writeln!(
         w,
-        "\nMIGRATION  {outcome} · {} from {:.2}s to {:.2}s · {} of it waiting for locks",
+        "\n{title}  {outcome} · {} from {:.2}s to {:.2}s · {} of it waiting for locks",
         dur(m.total_ms),
         m.started_s,
         m.ended_s,
@@ -217,7 +225,9 @@ fn migration(w: &mut String, r: &Report, m: &MigrationReport) {
             let _ = writeln!(w, "     error: {e}");
         }
     }
-    for e in r.locks.blocking.iter().filter(|e| e.waiter == "migration") {
+    // The migration's session, seen while this one ran.
+    let here = |e: &&crate::observe::BlockEdge| e.first_s >= m.started_s - 0.5 && e.first_s <= m.ended_s + 0.5;
+    for e in r.locks.blocking.iter().filter(|e| e.waiter == "migration").filter(here) {
         let _ = writeln!(
             w,
             "  waited for {} on {} behind {} for up to {} ({:.1}s–{:.1}s){}",
@@ -230,7 +240,6 @@ fn migration(w: &mut String, r: &Report, m: &MigrationReport) {
             if e.blocker_query.is_empty() { String::new() } else { format!(": {}", shorten(&e.blocker_query, 70)) }
         );
     }
-    interference(w, r);
 }
 
 fn interference(w: &mut String, r: &Report) {
@@ -296,47 +305,66 @@ fn locks(w: &mut String, r: &Report) {
 }
 
 fn latency(w: &mut String, r: &Report) {
-    let _ = writeln!(
-        w,
-        "\nLATENCY  p99 of successful requests, from when each was due · baseline {:.1}s, during {:.1}s, after {:.1}s",
-        r.phases.baseline.seconds, r.phases.during.seconds, r.phases.after.seconds
-    );
-
-    let _ = writeln!(w, "  {:<24} {:>10} {:>20} {:>10}", "query", "baseline", "during", "after");
+    let p = &r.phases;
+    let mut columns = vec![("baseline", &p.baseline), ("during", &p.during), ("after", &p.after)];
+    columns.extend(p.rollback.as_ref().map(|x| ("rollback", x)));
+    columns.extend(p.after_rollback.as_ref().map(|x| ("after rollback", x)));
+    let windows: Vec<String> = columns.iter().map(|(n, x)| format!("{n} {:.1}s", x.seconds)).collect();
+    let _ = writeln!(w, "\nLATENCY  p99 of successful requests, from when each was due · {}", windows.join(", "));
+    // The judged phases are wide enough for a ratio beside the figure.
+    let width = |label: &str| match label {
+        "during" | "rollback" => 20,
+        "after rollback" => 14,
+        _ => 10,
+    };
+    let mut head = format!("  {:<24} {:>10}", "query", "baseline");
+    for (label, _) in &columns[1..] {
+        let _ = write!(head, " {label:>width$}", width = width(label));
+    }
+    let _ = writeln!(w, "{head}");
     // The longest request of each kind: (milliseconds, query).
     type Stall<'a> = Option<(f64, &'a str)>;
     let (mut read_stall, mut write_stall): (Stall, Stall) = (None, None);
     let mut any_ratio = false;
     for q in &r.workload.queries {
         let get = |p: &super::PhaseReport| p.queries.get(&q.name).and_then(|s| s.p99_ms);
-        let (b, d, a) = (get(&r.phases.baseline), get(&r.phases.during), get(&r.phases.after));
-        let ratio = match (b, d) {
+        let base = get(&p.baseline);
+        let ratio = |x: Option<f64>| match (base, x) {
             (Some(b), Some(d)) if b > 0.0 && d / b >= 2.0 => format!(" (×{:.0})", d / b),
             _ => String::new(),
         };
-        any_ratio |= !ratio.is_empty();
         let name = format!("{} ({})", q.name, q.kind);
-        let _ =
-            writeln!(w, "  {name:<24} {:>10} {:>20} {:>10}", opt_dur(b), format!("{}{ratio}", opt_dur(d)), opt_dur(a));
-        // The longest request due during the migration, failed or not.
-        let worst = r.phases.during.queries.get(&q.name).and_then(|s| match (s.max_ms, s.failed_max_ms) {
+        let mut line = format!("  {name:<24} {:>10}", opt_dur(base));
+        for (label, phase) in &columns[1..] {
+            let x = get(phase);
+            let judged = matches!(*label, "during" | "rollback");
+            let shown = if judged { format!("{}{}", opt_dur(x), ratio(x)) } else { opt_dur(x) };
+            any_ratio |= judged && !ratio(x).is_empty();
+            let _ = write!(line, " {shown:>width$}", width = width(label));
+        }
+        let _ = writeln!(w, "{line}");
+        // The longest request due during the migration (or the rollback),
+        // failed or not.
+        let judged = std::iter::once(&p.during).chain(&p.rollback);
+        let worst = judged.filter_map(|ph| ph.queries.get(&q.name)).filter_map(|s| match (s.max_ms, s.failed_max_ms) {
             (Some(ok), Some(failed)) => Some(ok.max(failed)),
             (ok, failed) => ok.or(failed),
         });
-        if let Some(x) = worst {
+        if let Some(x) = worst.reduce(f64::max) {
             let slot = if q.kind == QueryKind::Read { &mut read_stall } else { &mut write_stall };
             if slot.is_none_or(|(y, _)| x > y) {
                 *slot = Some((x, q.name.as_str()));
             }
         }
     }
+    let during = if p.rollback.is_some() { "during the migration and its rollback" } else { "during the migration" };
     if any_ratio {
-        let _ = writeln!(w, "  (×N: the p99 during the migration, N times the baseline's)");
+        let _ = writeln!(w, "  (×N: the p99 {during}, N times the baseline's)");
     }
     let stall = |s: Stall| s.map_or_else(|| "-".to_string(), |(ms, q)| format!("{} ({q})", dur(ms)));
     let _ = writeln!(
         w,
-        "  stalls during the migration, the longest request: reads {}, writes {}",
+        "  stalls {during}, the longest request: reads {}, writes {}",
         stall(read_stall),
         stall(write_stall)
     );

@@ -4,7 +4,7 @@
 
 use serde::Serialize;
 
-use super::{FaultReport, Phases, ThresholdsInfo};
+use super::{FaultReport, PhaseReport, Phases, ThresholdsInfo};
 use crate::interference::{InterferenceOutcome, InterferenceReport};
 use crate::migration::{MigrationReport, Outcome};
 use crate::observe::LockSummary;
@@ -28,6 +28,8 @@ pub enum Check {
     Server,
     /// The migration did not complete.
     Migration,
+    /// Its rollback (`--rollback`) did not complete.
+    Rollback,
     /// An interference the run needed failed.
     Interference,
     /// `max_lock_wait`
@@ -45,6 +47,7 @@ impl std::fmt::Display for Check {
         f.write_str(match self {
             Check::Server => "server",
             Check::Migration => "migration",
+            Check::Rollback => "rollback",
             Check::Interference => "interference",
             Check::MaxLockWait => "max_lock_wait",
             Check::MaxP99 => "max_p99",
@@ -81,6 +84,8 @@ pub struct Judged<'a> {
     pub migration: Option<&'a MigrationReport>,
     /// Whether the scenario has a migration (it may not have started).
     pub has_strategy: bool,
+    /// The rollback, when `--rollback` rehearsed one.
+    pub rollback: Option<&'a MigrationReport>,
     /// The lock observer's summary.
     pub locks: &'a LockSummary,
     /// The phases.
@@ -116,23 +121,10 @@ pub fn evaluate(j: &Judged<'_>) -> Verdict {
         );
         v.push(violation(Check::Interference, &i.name, message));
     }
-    if let Some(migration) = migration.filter(|m| m.outcome != Outcome::Ok) {
-        let failed = migration.steps.iter().find(|s| s.error.is_some());
-        let message = match (migration.outcome, failed) {
-            (Outcome::Cancelled, _) => "the migration did not finish within max_duration and was cancelled".to_string(),
-            (Outcome::Interrupted, Some(step)) => format!(
-                "the migration was interrupted at step {}: {}",
-                step.index,
-                step.error.as_ref().map(|e| e.to_string()).unwrap_or_default()
-            ),
-            (_, Some(step)) => format!(
-                "the migration failed at step {}: {}",
-                step.index,
-                step.error.as_ref().map(|e| e.to_string()).unwrap_or_default()
-            ),
-            _ => "the migration failed".to_string(),
-        };
-        v.push(violation(Check::Migration, "migration", message));
+    for (check, m) in [(Check::Migration, migration), (Check::Rollback, j.rollback)] {
+        if let Some(m) = m.filter(|m| m.outcome != Outcome::Ok) {
+            v.push(violation(check, &check.to_string(), incomplete(check, m)));
+        }
     }
     if let Some(limit) = th.max_lock_wait_ms {
         let measured = locks.workload_longest_wait_ms;
@@ -142,30 +134,42 @@ pub fn evaluate(j: &Judged<'_>) -> Verdict {
                 subject: "workload".into(),
                 measured: Some(measured),
                 limit: Some(limit),
-                message: format!("a workload request waited {} on a lock (limit {})", dur(measured), dur(limit)),
+                message: format!(
+                    "a workload request waited {} on a lock{} (limit {})",
+                    dur(measured),
+                    longest_wait_when(locks, j.rollback),
+                    dur(limit)
+                ),
             });
         }
     }
     if let Some(limit) = th.max_p99_ms {
-        let when = if load_only { "over the run" } else { "during the migration" };
-        for (name, q) in &phases.under_test(load_only).queries.0 {
-            if let Some(p99) = q.p99_ms.filter(|p| *p > limit) {
-                v.push(Violation {
-                    threshold: Check::MaxP99,
-                    subject: name.clone(),
-                    measured: Some(p99),
-                    limit: Some(limit),
-                    message: format!("{name}: p99 {when} was {} (limit {})", dur(p99), dur(limit)),
-                });
+        for (when, phase) in under_test(phases, load_only) {
+            for (name, q) in &phase.queries.0 {
+                if let Some(p99) = q.p99_ms.filter(|p| *p > limit) {
+                    v.push(Violation {
+                        threshold: Check::MaxP99,
+                        subject: name.clone(),
+                        measured: Some(p99),
+                        limit: Some(limit),
+                        message: format!("{name}: p99 {when} was {} (limit {})", dur(p99), dur(limit)),
+                    });
+                }
             }
         }
     }
     if let Some(ratio) = th.max_p99_ratio.filter(|_| !load_only) {
-        v.extend(p99_ratio(phases, ratio));
+        for (when, phase) in under_test(phases, load_only) {
+            v.extend(p99_ratio(phase, &phases.baseline, when, ratio));
+        }
     }
     if let Some(limit) = th.max_error_rate {
         let judged = phases.judged(load_only);
-        let window = if load_only { "over the run" } else { "from the migration's start to the end of the run" };
+        let window = match (load_only, j.rollback.is_some()) {
+            (true, _) => "over the run",
+            (false, false) => "from the migration's start to the end of the run",
+            (false, true) => "from the migration's start to the end of the run (its rollback included)",
+        };
         for (name, _) in &phases.baseline.queries.0 {
             let each = judged.iter().filter_map(|p| p.queries.get(name));
             let (errors, count) = each.fold((0, 0), |(e, c), q| (e + q.errors, c + q.count));
@@ -191,13 +195,60 @@ pub fn evaluate(j: &Judged<'_>) -> Verdict {
     Verdict { pass: v.is_empty(), violations: v }
 }
 
-/// Queries whose p99 during the migration is more than `ratio` times their
-/// baseline p99, and more than [`P99_RATIO_FLOOR`] above it.
-fn p99_ratio(phases: &Phases, ratio: f64) -> Vec<Violation> {
+/// Why a migration (or its rollback) did not complete, for people.
+fn incomplete(check: Check, m: &MigrationReport) -> String {
+    let what = if check == Check::Rollback { "the rollback" } else { "the migration" };
+    let failed = m.steps.iter().find(|s| s.error.is_some());
+    let at = |step: &crate::migration::StepReport| {
+        let error = step.error.as_ref().map(|e| e.to_string()).unwrap_or_default();
+        match &step.name {
+            Some(name) => format!("step {} ({name}): {error}", step.index),
+            None => format!("step {}: {error}", step.index),
+        }
+    };
+    match (m.outcome, failed) {
+        (Outcome::Cancelled, _) => format!("{what} did not finish within max_duration and was cancelled"),
+        (Outcome::Interrupted, Some(step)) => format!("{what} was interrupted at {}", at(step)),
+        (_, Some(step)) => format!("{what} failed at {}", at(step)),
+        _ => format!("{what} failed"),
+    }
+}
+
+/// The phases the p99 thresholds judge, each with how a message names it:
+/// the migration's, and the rollback's when one ran; the baseline of a
+/// load-only run.
+fn under_test(phases: &Phases, load_only: bool) -> Vec<(&'static str, &PhaseReport)> {
+    if load_only {
+        return vec![("over the run", &phases.baseline)];
+    }
+    let mut out = vec![("during the migration", &phases.during)];
+    out.extend(phases.rollback.as_ref().map(|r| ("during the rollback", r)));
+    out
+}
+
+/// ` during the rollback` when the longest wait of a workload request
+/// began while the rollback ran; empty otherwise.
+fn longest_wait_when(locks: &LockSummary, rollback: Option<&MigrationReport>) -> &'static str {
+    let Some(r) = rollback else { return "" };
+    let longest = locks
+        .blocking
+        .iter()
+        .filter(|e| e.waiter == "workload")
+        .max_by(|a, b| a.longest_wait_ms.total_cmp(&b.longest_wait_ms));
+    match longest {
+        Some(e) if e.first_s >= r.started_s => " during the rollback",
+        Some(_) => " during the migration",
+        None => "",
+    }
+}
+
+/// Queries whose p99 in `phase` is more than `ratio` times their baseline
+/// p99, and more than [`P99_RATIO_FLOOR`] above it.
+fn p99_ratio(phase: &PhaseReport, baseline: &PhaseReport, when: &str, ratio: f64) -> Vec<Violation> {
     let floor = crate::units::millis(P99_RATIO_FLOOR);
     let mut v = Vec::new();
-    for (name, q) in &phases.during.queries.0 {
-        let (Some(during), Some(base)) = (q.p99_ms, phases.baseline.queries.get(name).and_then(|b| b.p99_ms)) else {
+    for (name, q) in &phase.queries.0 {
+        let (Some(during), Some(base)) = (q.p99_ms, baseline.queries.get(name).and_then(|b| b.p99_ms)) else {
             continue;
         };
         let limit = (base * ratio).max(base + floor);
@@ -208,7 +259,7 @@ fn p99_ratio(phases: &Phases, ratio: f64) -> Vec<Violation> {
                 measured: Some(during),
                 limit: Some(limit),
                 message: format!(
-                    "{name}: p99 during the migration was {} against {} in the baseline ({:.1}×, limit {ratio}× and {} above it)",
+                    "{name}: p99 {when} was {} against {} in the baseline ({:.1}×, limit {ratio}× and {} above it)",
                     dur(during),
                     dur(base),
                     during / base.max(1e-6),

@@ -130,6 +130,8 @@ pub struct RawStrategy {
     #[serde(default)]
     pub steps: Vec<Spanned<RawStep>>,
     pub migrations: Option<Spanned<RawMigrations>>,
+    /// Steps that undo `steps`, rehearsed after them with `--rollback`.
+    pub rollback: Option<Spanned<Vec<Spanned<RawStep>>>>,
 }
 
 /// `migrations = { dir = "…", format = "auto", from = "…" }` of a strategy.

@@ -20,6 +20,19 @@ pub struct Strategy {
     /// Where those files come from: the folder, its format and why, and
     /// how the candidate was chosen.
     pub source: Option<String>,
+    /// The way back, rehearsed after it with `--rollback`.
+    pub rollback: Rollback,
+}
+
+/// The way back from a strategy: its migrations' down parts, last first,
+/// or the scenario's `rollback` steps.
+#[derive(Debug, Clone)]
+pub enum Rollback {
+    /// The steps of the down migration, as a strategy of their own.
+    Steps(Box<Strategy>),
+    /// There is none, and why (a file without a down part, a format
+    /// without downs).
+    Missing(String),
 }
 
 /// A migration file a strategy runs, and how its runner sends it.

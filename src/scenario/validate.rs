@@ -16,8 +16,8 @@ use super::raw::{RawInterference, RawMigrations, RawPostgres, RawScenario, RawSt
 use super::source::{SourceFile, SqlText};
 use super::sql_parse;
 use super::{
-    ColumnOverride, InterferenceSpec, LoadOptions, PostgresSpec, Scenario, ScenarioError, SchemaFile, Setting,
-    StepSpec, StepTx, Strategy, TableSpec, Thresholds,
+    ColumnOverride, InterferenceSpec, LoadOptions, PostgresSpec, Rollback, Scenario, ScenarioError, SchemaFile,
+    Setting, StepSpec, StepTx, Strategy, TableSpec, Thresholds,
 };
 use crate::migration::files;
 
@@ -319,6 +319,12 @@ impl Validator {
                 if !s.steps.is_empty() {
                     return self.err(m.span(), format!("strategy `{name}` gives `steps` and `migrations`: give one"));
                 }
+                if let Some(r) = &s.rollback {
+                    let message = format!(
+                        "strategy `{name}` gives `rollback` and `migrations`: the rollback of migration files is their down part"
+                    );
+                    return self.err(r.span(), message);
+                }
                 let at = m.span();
                 let folder = self.migrations(m.into_inner(), at)?;
                 schema = schema.or(folder.schema);
@@ -335,9 +341,36 @@ impl Validator {
                 .enumerate()
                 .map(|(i, st)| self.step(st, &format!("step {} of strategy `{name}`", i + 1)))
                 .collect::<Result<_, _>>()?;
-            strategies.push(Strategy { name, description: s.description, steps, files: Vec::new(), source: None });
+            let rollback = self.rollback(&name, s.rollback)?;
+            let (description, files) = (s.description, Vec::new());
+            strategies.push(Strategy { name, description, steps, files, source: None, rollback });
         }
         Ok((strategies, schema))
+    }
+
+    /// A strategy's `rollback = [ … ]` steps, as a strategy of their own.
+    fn rollback(&self, name: &str, raw: Option<Spanned<Vec<Spanned<RawStep>>>>) -> Result<Rollback, ScenarioError> {
+        let Some(raw) = raw else {
+            return Ok(Rollback::Missing(format!("strategy `{name}` has no `rollback` steps")));
+        };
+        let span = raw.span();
+        let steps: Vec<StepSpec> = raw
+            .into_inner()
+            .into_iter()
+            .enumerate()
+            .map(|(i, st)| self.step(st, &format!("rollback step {} of strategy `{name}`", i + 1)))
+            .collect::<Result<_, _>>()?;
+        if steps.is_empty() {
+            return self.err(span, format!("strategy `{name}` has an empty `rollback`"));
+        }
+        Ok(Rollback::Steps(Box::new(Strategy {
+            name: format!("{name} (rollback)"),
+            description: Some(format!("the rollback of `{name}`")),
+            steps,
+            files: Vec::new(),
+            source: None,
+            rollback: Rollback::Missing("a rollback is not rolled back".into()),
+        })))
     }
 
     /// A strategy's `migrations = { … }`: the folder read as its runner

@@ -34,7 +34,7 @@ use tokio_util::task::TaskTracker;
 
 pub use lease::{Lease, Plan};
 pub use pacer::{Issue, OpenSchedule, Pacer, Share, ThinkTime, TimerFdWait, TokioWait, Wait, pace};
-pub use phase::{Phase, PhaseClock};
+pub use phase::{Phase, PhaseClock, Window};
 pub use pool::{Pool, PoolStats};
 pub use recorder::QueryRecorder;
 pub use shards::Shards;
@@ -147,7 +147,7 @@ pub struct QueryResult {
     /// The query's name.
     pub name: String,
     /// Per phase: baseline, during, after.
-    pub phases: [QueryPhaseStats; 3],
+    pub phases: [QueryPhaseStats; 5],
     /// Per second, by due time.
     pub series: Vec<SeriesPoint>,
 }

@@ -90,7 +90,7 @@ impl Second {
 
 /// What one shard's requests recorded.
 struct Slot {
-    phases: [PhaseHist; 3],
+    phases: [PhaseHist; 5],
     /// Completed since the live view last looked.
     live: LiveSample,
     open: BTreeMap<u64, Second>,
@@ -172,7 +172,7 @@ impl QueryRecorder {
     pub fn with_slots(n: usize) -> Self {
         let cell = |_| Cell {
             slot: Mutex::new(Slot {
-                phases: [PhaseHist::new(), PhaseHist::new(), PhaseHist::new()],
+                phases: std::array::from_fn(|_| PhaseHist::new()),
                 live: LiveSample::default(),
                 open: BTreeMap::new(),
                 through: 0,

@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use super::{Catalog, Format, Migration, Script, Selection, Sending, invalid_at};
 use crate::scenario::{
-    MigrationFileInfo, ScenarioError, SchemaFile, SharedTx, SqlText, StepOrigin, StepSpec, StepTx, Strategy, TxControl,
-    sql_parse,
+    MigrationFileInfo, Rollback, ScenarioError, SchemaFile, SharedTx, SqlText, StepOrigin, StepSpec, StepTx, Strategy,
+    TxControl, sql_parse,
 };
 
 /// A strategy read from migration files, and the schema the migrations
@@ -73,6 +73,7 @@ fn strategy(dir: &Path, candidate: &[Migration], catalog: &Catalog) -> Result<St
         let m = candidate.last().expect("a candidate");
         return Err(invalid_at(&m.up.source, 0, "the migration holds no SQL statement".into()));
     }
+    let rollback = rollback(dir, candidate, catalog.format);
     let name = match candidate {
         [one] => Path::new(&one.path).file_stem().map_or(one.version.clone(), |s| s.to_string_lossy().into_owned()),
         [first, .., last] => format!("{} to {}", first.version, last.version),
@@ -80,7 +81,46 @@ fn strategy(dir: &Path, candidate: &[Migration], catalog: &Catalog) -> Result<St
     };
     let name =
         if name == "up" || name == "migration" { rel(dir, candidate[0].path.parent().unwrap_or(dir)) } else { name };
-    Ok(Strategy { name, description: Some(format!("{} migrations", catalog.format)), steps, files, source: None })
+    let rollback = match rollback {
+        Ok((steps, files)) => Rollback::Steps(Box::new(Strategy {
+            name: format!("{name} (rollback)"),
+            description: Some(format!("the down part of {} migrations, last first", catalog.format)),
+            steps,
+            files,
+            source: None,
+            rollback: Rollback::Missing("a rollback is not rolled back".into()),
+        })),
+        Err(why) => Rollback::Missing(why),
+    };
+    let description = Some(format!("{} migrations", catalog.format));
+    Ok(Strategy { name, description, steps, files, source: None, rollback })
+}
+
+/// The down parts of the candidate, last migration first, as steps; or why
+/// there is no way back.
+fn rollback(
+    dir: &Path,
+    candidate: &[Migration],
+    format: Format,
+) -> Result<(Vec<StepSpec>, Vec<MigrationFileInfo>), String> {
+    let (mut steps, mut files, mut next_tx) = (Vec::new(), Vec::new(), 0u32);
+    for m in candidate.iter().rev() {
+        let Some(down) = &m.down else {
+            let has_downs = !matches!(format, Format::Plain | Format::Refinery | Format::Prisma | Format::Atlas);
+            return Err(if has_downs {
+                format!("{} has no down part that rehearse can read", rel(dir, &m.path))
+            } else {
+                format!("{format} migrations have no down part ({} has none)", rel(dir, &m.path))
+            });
+        };
+        let file = rel(dir, &down.source.path);
+        steps.extend(script_steps(&file, down, &mut next_tx).map_err(|e| e.to_string())?);
+        files.push(MigrationFileInfo { file, version: m.version.clone(), sending: down.why.clone() });
+    }
+    if steps.is_empty() {
+        return Err("the down migration holds no SQL statement".into());
+    }
+    Ok((steps, files))
 }
 
 /// `CREATE INDEX`, `ALTER TABLE`, `INSERT`: a statement's first keywords.
