@@ -81,7 +81,8 @@ fn load(text: &str) -> Result<Vec<(String, f64)>, String> {
                 "SELECT count(*) FROM bookings WHERE lower(during) < upper(during) AND NOT isempty(days) \
                  AND NOT isempty(seats) AND NOT isempty(spans) AND length(flags) = 12 AND length(mask) <= 20 \
                  AND pg_snapshot_xmin(snap) <= pg_snapshot_xmax(snap) AND location[0] BETWEEN -180 AND 180 \
-                 AND cardinality(hosts) <= 3 AND cardinality(windows) <= 3 AND cardinality(waits) <= 3",
+                 AND cardinality(hosts) <= 3 AND cardinality(windows) <= 3 AND cardinality(waits) <= 3 \
+                 AND area ~= box '((0,0),(1,1))' AND outline IS NULL",
             ),
             ("distinct ranges", "SELECT count(DISTINCT during) FROM bookings"),
             ("distinct flags", "SELECT count(DISTINCT flags) FROM bookings"),

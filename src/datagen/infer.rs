@@ -31,6 +31,8 @@ pub struct ColumnInfo {
     pub typmod: i32,
     /// Whether it is NOT NULL.
     pub not_null: bool,
+    /// Whether it has a DEFAULT (which fills it when the COPY leaves it out).
+    pub has_default: bool,
     /// The sequence behind an identity or serial column.
     pub sequence: Option<String>,
     /// Alone, it is the primary key or a unique key.
@@ -56,7 +58,8 @@ pub async fn columns(client: &Client, table: &str) -> Result<Vec<ColumnInfo>, to
                     (SELECT k.confrelid::regclass::text FROM pg_constraint k \
                      WHERE k.conrelid = a.attrelid AND k.contype = 'f' AND k.conkey = ARRAY[a.attnum] LIMIT 1), \
                     EXISTS (SELECT 1 FROM pg_constraint k WHERE k.confrelid = a.attrelid AND k.contype = 'f' \
-                            AND k.confkey = ARRAY[a.attnum]) \
+                            AND k.confkey = ARRAY[a.attnum]), \
+                    a.atthasdef \
              FROM pg_attribute a \
              WHERE a.attrelid = $1::text::regclass AND a.attnum > 0 AND NOT a.attisdropped \
                AND a.attgenerated = '' \
@@ -83,6 +86,7 @@ pub async fn columns(client: &Client, table: &str) -> Result<Vec<ColumnInfo>, to
             unique_key: r.get(5),
             references: r.get(6),
             referenced: r.get(7),
+            has_default: r.get(8),
             table: table.to_string(),
             ty: c.type_().clone(),
         })
@@ -105,6 +109,18 @@ fn parent_table<'a>(column: &str, tables: &'a [(String, u64)]) -> Option<&'a (St
         let last = t.rsplit('.').next().unwrap_or(t).trim_matches('"').to_ascii_lowercase();
         *rows > 0 && names.contains(&last)
     })
+}
+
+/// Why a NOT NULL column of a type the binary COPY cannot write stops the
+/// load, and what to change.
+pub fn unwritable(col: &ColumnInfo) -> String {
+    format!(
+        "{}column `{}` has type {}, which rehearse cannot write yet; give it a DEFAULT in the schema (the load then \
+         leaves it to the server) or let it be NULL",
+        if col.not_null { "NOT NULL " } else { "" },
+        col.name,
+        col.ty.name()
+    )
 }
 
 fn spec(kind: GenSpec) -> ValueGen {
@@ -144,11 +160,7 @@ pub fn infer(col: &ColumnInfo, tables: &[(String, u64)]) -> Result<ValueGen, Str
         if !col.not_null {
             return Ok(ValueGen::null());
         }
-        return Err(format!(
-            "cannot generate values of type {} for NOT NULL column `{}`; name a generator for it in `columns`",
-            col.ty.name(),
-            col.name
-        ));
+        return Err(unwritable(col));
     };
     // An enum's labels are the only values it takes, whatever its name.
     if let tokio_postgres::types::Kind::Enum(labels) = col.ty.kind() {
@@ -263,6 +275,7 @@ mod tests {
             ty,
             typmod: -1,
             not_null: true,
+            has_default: false,
             sequence: None,
             unique_key: false,
             references: None,
@@ -300,7 +313,7 @@ mod tests {
 
     #[test]
     fn unknown_not_null_types_are_an_error_nullable_ones_null() {
-        assert!(infer(&col("shape", Type::BOX), &[]).unwrap_err().contains("columns"));
+        assert!(infer(&col("shape", Type::BOX), &[]).unwrap_err().contains("give it a DEFAULT"));
         let mut c = col("shape", Type::BOX);
         c.not_null = false;
         assert!(infer(&c, &[]).unwrap().is_null());
