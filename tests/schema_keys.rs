@@ -1,7 +1,8 @@
 //! A schema's keys hold in the generated rows without the user's help, and
 //! columns of network, interval, time, money, xid8 and tsvector types,
-//! ranges, bit strings, snapshots, points and arrays of them are written:
-//! the load ends with every constraint valid.
+//! ranges, bit strings, snapshots, points and arrays of them are written,
+//! and a foreign key over two text columns names rows that exist: the load
+//! ends with every constraint valid.
 
 use std::path::Path;
 
@@ -86,6 +87,8 @@ fn load(text: &str) -> Result<Vec<(String, f64)>, String> {
             ),
             ("distinct ranges", "SELECT count(DISTINCT during) FROM bookings"),
             ("distinct flags", "SELECT count(DISTINCT flags) FROM bookings"),
+            ("rule_segments", "SELECT count(*) FROM rule_segments"),
+            ("segments named", "SELECT count(DISTINCT (namespace_key, segment_key)) FROM rule_segments"),
         ] {
             let v: f64 = c.query_one(&format!("SELECT ({sql})::float8"), &[]).await.unwrap().get(0);
             out.push((name.to_string(), v));
@@ -100,7 +103,7 @@ fn unique_foreign_keys_composite_keys_and_text_input_types_fill_valid() {
     // documents is described by a [[table]] of its own, with no DDL: its
     // columns come from the schema.
     let documents = "\n[[table]]\nname = \"documents\"\nrows = 3000\ncolumns = { body = { words = [3, 12] } }\n";
-    let rows = "{ users = 1000, profiles = 800, tags = 50, user_tags = 20000, settings = 5000, bookings = 4000 }";
+    let rows = "{ users = 1000, profiles = 800, tags = 50, user_tags = 20000, settings = 5000, bookings = 4000, namespaces = 20, segments = 500, rule_segments = 5000 }";
     let got = load(&scenario_text(rows, documents)).unwrap();
     let v = |k: &str| got.iter().find(|(n, _)| n == k).unwrap().1;
     assert_eq!(v("profiles"), 800.0);
@@ -121,15 +124,19 @@ fn unique_foreign_keys_composite_keys_and_text_input_types_fill_valid() {
     // ranges overlap; and the bits vary from row to row.
     assert_eq!(v("distinct ranges"), 4000.0, "{got:?}");
     assert!(v("distinct flags") > 1000.0, "{got:?}");
+    // The two-column foreign key names segments that exist (the
+    // constraint is valid above), and many of them.
+    assert_eq!(v("rule_segments"), 5000.0);
+    assert!(v("segments named") >= 400.0, "{got:?}");
 }
 
 #[test]
 fn a_one_to_one_table_larger_than_its_parent_is_refused_with_what_to_change() {
     let _turn = heavy();
-    let rows = "{ users = 100, profiles = 200, tags = 5, user_tags = 10, settings = 10, bookings = 0 }";
+    let rows = "{ users = 100, profiles = 200, tags = 5, user_tags = 10, settings = 10, bookings = 0, namespaces = 0, segments = 0, rule_segments = 0 }";
     let e = load(&scenario_text(rows, "")).unwrap_err();
     assert!(e.contains("unique foreign key") && e.contains("at most 100 rows"), "{e}");
-    let rows = "{ users = 10, profiles = 5, tags = 5, user_tags = 51, settings = 10, bookings = 0 }";
+    let rows = "{ users = 10, profiles = 5, tags = 5, user_tags = 51, settings = 10, bookings = 0, namespaces = 0, segments = 0, rule_segments = 0 }";
     let e = load(&scenario_text(rows, "")).unwrap_err();
     assert!(e.contains("(user_id, tag_id)") && e.contains("only 50 combinations"), "{e}");
 }

@@ -35,6 +35,26 @@ fn init_writes_the_scenario_that_run_would_derive_and_it_checks() {
 }
 
 #[test]
+fn a_table_without_an_integer_key_still_gets_reads_and_writes() {
+    // rule_segments has no primary key, only a unique key over text and a
+    // foreign key over two text columns (as Flipt's does).
+    let sandbox = Sandbox::new();
+    let m = sandbox.write("m.sql", "ALTER TABLE rule_segments ADD COLUMN weight int;\n");
+    let schema = crate::common::repo("tests/fixtures/keys_and_types.sql");
+    let out = sandbox.run(&["init", "--migration", m.to_str().unwrap(), "--schema", schema.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let toml = text(&out.stdout);
+    assert!(toml.contains("SELECT * FROM rule_segments LIMIT 1"), "{toml}");
+    assert!(
+        toml.contains("WHERE ctid = (SELECT ctid FROM rule_segments OFFSET floor(random() * 1000)::int LIMIT 1)"),
+        "{toml}"
+    );
+    let path = sandbox.write("scenario.toml", &toml);
+    let check = sandbox.run(&["check", path.to_str().unwrap()]);
+    assert_eq!(check.status.code(), Some(0), "{}", text(&check.stderr));
+}
+
+#[test]
 fn without_a_schema_there_is_nothing_to_derive_and_the_error_says_what_to_give() {
     let sandbox = Sandbox::new();
     let out = sandbox.run(&["run", "--migration", &fixture("add_status_v2.sql"), "--backend", "local"]);

@@ -62,10 +62,14 @@ enum Kind {
     Sequence {
         start: i64,
     },
+    /// Key number `(m / place) % radix + 1`, where m is
+    /// `(row / group.0) % group.1`: the row itself, or the parent row a
+    /// multi-column foreign key points at.
     Digit {
         radix: u64,
         place: u64,
         key: KeyKind,
+        group: (u64, u64),
     },
     /// Distinct timestamps, a second apart, `offset` seconds on.
     Spaced {
@@ -82,6 +86,7 @@ enum Kind {
     LabelDigit {
         labels: Vec<Value>,
         place: u64,
+        radix: u64,
     },
     /// A random key of a parent whose keys are not integers.
     TypedKey {
@@ -191,7 +196,15 @@ impl ValueGen {
     /// digit of the row number in mixed radix (see `keys::Forced::Digit`);
     /// with a radix of `u64::MAX` and a place of 1, key `row + 1`.
     pub fn digit(radix: u64, place: u64, key: KeyKind) -> Self {
-        Self::plain(Kind::Digit { radix: radix.max(1), place: place.max(1), key })
+        Self::plain(Kind::Digit { radix: radix.max(1), place: place.max(1), key, group: (1, u64::MAX) })
+    }
+
+    /// The digit `radix`, `place` of parent row m, written as `key`, where
+    /// m is `(row / group_place) % parent_rows`: one column of a
+    /// multi-column foreign key, written as the parent wrote that row.
+    pub fn follow(group_place: u64, parent_rows: u64, radix: u64, place: u64, key: KeyKind) -> Self {
+        let group = (group_place.max(1), parent_rows.max(1));
+        Self::plain(Kind::Digit { radix: radix.max(1), place: place.max(1), key, group })
     }
 
     /// Timestamps a second apart from 2020-01-01 plus `offset` seconds, in
@@ -215,10 +228,12 @@ impl ValueGen {
         Self::plain(Kind::SpacedDays)
     }
 
-    /// Label `(row / place) % labels.len()` of `labels` (not empty).
-    pub fn label_digit(labels: &[String], place: u64) -> Self {
+    /// Label `(row / place) % radix` of `labels` (not empty; `radix` at
+    /// most their number).
+    pub fn label_digit(labels: &[String], place: u64, radix: u64) -> Self {
+        let radix = radix.clamp(1, labels.len().max(1) as u64);
         let labels = labels.iter().map(|l| Value::Text(l.clone())).collect();
-        Self::plain(Kind::LabelDigit { labels, place: place.max(1) })
+        Self::plain(Kind::LabelDigit { labels, place: place.max(1), radix })
     }
 
     /// A random one of the `rows` keys of a parent, as `key` writes them.
@@ -272,7 +287,7 @@ impl ValueGen {
             Kind::Int { lo, hi } => Value::Int(rng.random_range(*lo..=*hi)),
             Kind::Float { lo, hi } => Value::Float(rng.random_range(*lo..*hi)),
             Kind::Sequence { start } => Value::Int(start.wrapping_add(row as i64)),
-            Kind::Digit { radix, place, key } => key.value((row / place) % radix + 1),
+            Kind::Digit { radix, place, key, group } => key.value((row / group.0 % group.1 / place) % radix + 1),
             Kind::TypedKey { rows, key } => key.value(rng.random_range(1..=*rows)),
             // 2020-01-01 in microseconds since 2000-01-01.
             Kind::Spaced { offset } => Value::Timestamp(631_152_000_000_000 + (row as i64 + offset) * 1_000_000),
@@ -280,7 +295,7 @@ impl ValueGen {
             Kind::BytesLen(n) => Value::Bytes((0..*n).map(|_| rng.random()).collect()),
             // From 1990-01-01 (days since 2000-01-01).
             Kind::SpacedDays => Value::Date(-3652 + row as i32),
-            Kind::LabelDigit { labels, place } => labels[((row / place) % labels.len() as u64) as usize].clone(),
+            Kind::LabelDigit { labels, place, radix } => labels[((row / place) % radix) as usize].clone(),
             Kind::Any => Value::Any(rng.random()),
             Kind::Key { rows } => Value::Int(rng.random_range(1..=*rows) as i64),
             Kind::OneOf { values, weights } => {
@@ -365,142 +380,5 @@ fn fake_text(kind: FakeKind, rng: &mut DataRng) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn spec(kind: GenSpec, nulls: f64) -> ValueGen {
-        ValueGen::from_spec(&ValueSpec { kind, nulls })
-    }
-
-    fn sample(g: &ValueGen, n: u64) -> Vec<Value> {
-        let mut rng = rng_for(42, 1, 0);
-        (0..n).map(|i| g.generate(i, &mut rng)).collect()
-    }
-
-    #[test]
-    fn int_stays_in_range_and_covers_it() {
-        let vals = sample(&spec(GenSpec::Int { lo: 10, hi: 19 }, 0.0), 5000);
-        let mut seen = [0u32; 10];
-        for v in vals {
-            let Value::Int(i) = v else { panic!("{v:?}") };
-            assert!((10..=19).contains(&i));
-            seen[(i - 10) as usize] += 1;
-        }
-        // uniform: each of 10 values near 500
-        assert!(seen.iter().all(|c| (400..600).contains(c)), "{seen:?}");
-    }
-
-    #[test]
-    fn one_of_follows_its_weights() {
-        let g = spec(
-            GenSpec::OneOf {
-                values: vec![Literal::Text("a".into()), Literal::Text("b".into())],
-                weights: Some(vec![9.0, 1.0]),
-            },
-            0.0,
-        );
-        let a = sample(&g, 10_000).iter().filter(|v| **v == Value::Text("a".into())).count();
-        assert!((8_700..9_300).contains(&a), "{a}");
-    }
-
-    #[test]
-    fn null_fraction_is_respected() {
-        let g = spec(GenSpec::Bool, 0.25);
-        let nulls = sample(&g, 10_000).iter().filter(|v| **v == Value::Null).count();
-        assert!((2_250..2_750).contains(&nulls), "{nulls}");
-    }
-
-    #[test]
-    fn same_seed_same_values_other_seed_other_values() {
-        let g = spec(GenSpec::Fake(FakeKind::Email), 0.0);
-        let a: Vec<Value> = (0..50).map(|i| g.generate(i, &mut rng_for(7, 0, 3))).collect();
-        let b: Vec<Value> = (0..50).map(|i| g.generate(i, &mut rng_for(7, 0, 3))).collect();
-        let c: Vec<Value> = (0..50).map(|i| g.generate(i, &mut rng_for(8, 0, 3))).collect();
-        assert_eq!(a, b);
-        assert_ne!(a, c);
-        let Value::Text(email) = &a[0] else { panic!() };
-        assert!(email.contains('@'), "{email}");
-    }
-
-    #[test]
-    fn keys_point_into_the_parent_table() {
-        let g = spec(GenSpec::KeyOf { table: "t".into(), rows: 100 }, 0.0);
-        for v in sample(&g, 2000) {
-            let Value::Int(k) = v else { panic!() };
-            assert!((1..=100).contains(&k));
-        }
-    }
-
-    #[test]
-    fn varchar_limit_cuts_text() {
-        let g = spec(GenSpec::Words { min: 20, max: 30 }, 0.0).with_max_len(Some(12));
-        for v in sample(&g, 50) {
-            let Value::Text(s) = v else { panic!() };
-            assert!(s.chars().count() <= 12);
-        }
-    }
-
-    #[test]
-    fn zipf_follows_its_law() {
-        let g = spec(GenSpec::Zipf { lo: 10, hi: 109, skew: 1.0 }, 0.0);
-        let mut counts = [0u32; 100];
-        for v in sample(&g, 50_000) {
-            let Value::Int(i) = v else { panic!("{v:?}") };
-            counts[(i - 10) as usize] += 1;
-        }
-        // Rank 1 takes 1/H(100) ≈ 19.3%; rank k about 1/k of rank 1.
-        let share = counts[0] as f64 / 50_000.0;
-        assert!((0.18..0.21).contains(&share), "{share}");
-        let ratio = counts[1] as f64 / counts[0] as f64;
-        assert!((0.45..0.55).contains(&ratio), "{ratio}");
-        assert!(counts[99] > 0 && counts[99] < counts[9], "{counts:?}");
-    }
-
-    #[test]
-    fn increasing_timestamps_rise_with_the_row() {
-        let g = spec(GenSpec::Increasing { lo: 0, hi: 1_000_000 }, 0.0).with_rows(1001);
-        let mut rng = rng_for(1, 2, 3);
-        let vals: Vec<i64> = (0..1001)
-            .map(|row| match g.generate(row, &mut rng) {
-                Value::Timestamp(t) => t,
-                v => panic!("{v:?}"),
-            })
-            .collect();
-        // Each row within its step (999 µs) of the way; never out of [lo, hi).
-        let step = 1_000_000.0 / 1001.0;
-        for (row, t) in vals.iter().enumerate() {
-            let low = (row as f64 * step) as i64;
-            assert!((low..=low + step as i64 + 1).contains(t), "row {row}: {t}");
-            assert!((0..1_000_000).contains(t));
-        }
-    }
-
-    #[test]
-    fn json_objects_have_their_shape() {
-        let shape = vec![
-            ("n".to_string(), ValueSpec { kind: GenSpec::Int { lo: 1, hi: 3 }, nulls: 0.0 }),
-            ("at".to_string(), ValueSpec { kind: GenSpec::default_date(), nulls: 0.0 }),
-            ("maybe".to_string(), ValueSpec { kind: GenSpec::Bool, nulls: 1.0 }),
-        ];
-        for v in sample(&spec(GenSpec::Json(shape), 0.0), 200) {
-            let Value::Json(text) = v else { panic!("{v:?}") };
-            let j: serde_json::Value = serde_json::from_str(&text).unwrap();
-            assert!((1..=3).contains(&j["n"].as_i64().unwrap()), "{j}");
-            assert!(j["at"].as_str().unwrap().starts_with("202"), "{j}");
-            assert!(j["maybe"].is_null());
-        }
-    }
-
-    #[test]
-    fn arrays_have_lengths_in_range() {
-        let of = Box::new(ValueSpec { kind: GenSpec::Uuid, nulls: 0.0 });
-        let mut seen = [0u32; 5];
-        for v in sample(&spec(GenSpec::Array { of, min: 2, max: 4 }, 0.0), 3000) {
-            let Value::Array(items) = v else { panic!("{v:?}") };
-            assert!(items.iter().all(|i| matches!(i, Value::Uuid(_))));
-            seen[items.len()] += 1;
-        }
-        assert_eq!(&seen[..2], &[0, 0]);
-        assert!(seen[2..].iter().all(|c| (900..1100).contains(c)), "{seen:?}");
-    }
-}
+#[path = "generate_tests.rs"]
+mod tests;

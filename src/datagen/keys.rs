@@ -42,12 +42,111 @@ pub enum Forced {
     Spaced,
     /// Dates a day apart from 1990-01-01: distinct.
     SpacedDays,
-    /// Label `(row / place) % labels` of the column's enum: a digit of a
-    /// count, beside foreign keys.
+    /// Label `(row / place) % radix` of the column's enum (`radix` at most
+    /// its labels): a digit of a count, beside foreign keys.
     Label {
         /// The product of the radices before it.
         place: u64,
+        /// How many of its labels it takes.
+        radix: u64,
     },
+    /// A column of a foreign key over several columns: the value its
+    /// parent wrote (by the parent's [`Forced::Key`] `radix`, `place`,
+    /// `key`) in parent row `(row / group_place) % parent_rows`, so that
+    /// the columns together name a row that exists.
+    Follow {
+        /// Which foreign key of the table (its columns share the row).
+        fk: usize,
+        /// The product of the radices before this key's in a unique key
+        /// of the table (1 otherwise).
+        group_place: u64,
+        /// The parent's rows.
+        parent_rows: u64,
+        /// The parent column's radix.
+        radix: u64,
+        /// The parent column's place.
+        place: u64,
+        /// How the parent column's keys are written.
+        key: KeyKind,
+    },
+}
+
+/// The foreign keys over several columns that concern a table: those it
+/// has (each column with what it must follow) and the columns of its own
+/// that others' point at (each with how it is written).
+#[derive(Debug, Default, Clone)]
+pub struct MultiColumnKeys {
+    /// This table's columns that others' multi-column foreign keys name.
+    pub referenced: Vec<(String, Forced)>,
+    /// This table's columns of its own multi-column foreign keys.
+    pub following: Vec<(String, Forced)>,
+}
+
+/// How the columns `key` of `table` (the target of a multi-column foreign
+/// key) are written from the row number: a column that is itself a
+/// foreign key as a digit of its parent's keys, any other as each key once
+/// (distinct); `None` when a column has a type keys are not written as.
+fn referenced_rules(
+    table: &str,
+    cols: &[ColumnInfo],
+    key: &[String],
+    sizes: &[(String, u64)],
+) -> Option<Vec<(String, Forced)>> {
+    let mut place = 1u64;
+    let mut out = Vec::new();
+    for name in key {
+        let c = cols.iter().find(|c| &c.name == name)?;
+        let f = match c.references.as_deref().and_then(|p| Some((p, rows_of(sizes, p).filter(|n| *n > 0)?))) {
+            Some((parent, radix)) => {
+                let f = Forced::Key { radix, place, key: key_kind(c, parent)? };
+                place = place.saturating_mul(radix);
+                f
+            }
+            None => once(key_kind(c, table)?),
+        };
+        out.push((name.clone(), f));
+    }
+    Some(out)
+}
+
+/// Reads the multi-column foreign keys from and to `table` (a regclass
+/// text, whose columns are `cols`) and decides how their columns are
+/// written, given the tables' sizes.
+pub async fn multi_column(
+    client: &Client,
+    table: &str,
+    cols: &[ColumnInfo],
+    sizes: &[(String, u64)],
+) -> Result<MultiColumnKeys, tokio_postgres::Error> {
+    let names = |side: &str| {
+        format!(
+            "ARRAY(SELECT a.attname::text FROM unnest(c.{side}key) WITH ORDINALITY k(n, o) \
+             JOIN pg_attribute a ON a.attrelid = c.{side}relid AND a.attnum = k.n ORDER BY k.o)"
+        )
+    };
+    let sql = format!(
+        "SELECT c.conrelid::regclass::text, c.confrelid::regclass::text, {}, {} FROM pg_constraint c \
+         WHERE c.contype = 'f' AND cardinality(c.conkey) > 1 \
+           AND (c.conrelid = $1::text::regclass OR c.confrelid = $1::text::regclass) ORDER BY c.oid",
+        names("con"),
+        names("conf")
+    );
+    let mut out = MultiColumnKeys::default();
+    for (fk, r) in client.query(&sql, &[&table]).await?.iter().enumerate() {
+        let (child, parent): (String, String) = (r.get(0), r.get(1));
+        let (columns, parent_columns): (Vec<String>, Vec<String>) = (r.get(2), r.get(3));
+        if parent == table {
+            out.referenced.extend(referenced_rules(table, cols, &parent_columns, sizes).unwrap_or_default());
+        }
+        let Some(parent_rows) = rows_of(sizes, &parent).filter(|n| *n > 0 && child == table) else { continue };
+        let parent_cols = super::infer::columns(client, &parent).await?;
+        let Some(rules) = referenced_rules(&parent, &parent_cols, &parent_columns, sizes) else { continue };
+        for (column, (_, rule)) in columns.into_iter().zip(rules) {
+            let Forced::Key { radix, place, key } = rule else { continue };
+            out.following.push((column, Forced::Follow { fk, group_place: 1, parent_rows, radix, place, key }));
+        }
+    }
+    Ok(out)
 }
 
 /// Each key once: 1, 2, 3, … written as `key`.
@@ -99,11 +198,21 @@ pub fn force(
     t: &TableSpec,
     cols: &[ColumnInfo],
     composites: &[Vec<String>],
+    multi: &MultiColumnKeys,
     sizes: &[(String, u64)],
 ) -> Result<BTreeMap<String, Forced>, String> {
     let described = |c: &str| t.columns.iter().any(|o| o.column == c);
     let mut forced = BTreeMap::new();
-    for c in cols.iter().filter(|c| !described(&c.name)) {
+    // Multi-column foreign keys first: a column written as a parent wrote
+    // it, or as the child will name it, is written so whatever else holds.
+    for (name, f) in multi.referenced.iter().chain(&multi.following) {
+        if !described(name) {
+            forced.insert(name.clone(), *f);
+        }
+    }
+
+    let multi_fk = |c: &&ColumnInfo| multi.referenced.iter().chain(&multi.following).any(|(name, _)| *name == c.name);
+    for c in cols.iter().filter(|c| !described(&c.name) && !multi_fk(c)) {
         // A key others point at is written so that they can name it.
         if c.unique_key && c.references.is_none() && c.sequence.is_none() {
             match key_kind(c, &c.table) {
@@ -157,7 +266,8 @@ fn composite(
     if members.iter().any(|c| described(&c.name) || distinct_already(c)) {
         return Ok(());
     }
-    let free = |c: &&&ColumnInfo| c.references.is_none();
+    let following = |c: &ColumnInfo| matches!(forced.get(&c.name), Some(Forced::Follow { .. }));
+    let free = |c: &&&ColumnInfo| c.references.is_none() && !following(c);
     let kind = |c: &ColumnInfo| PgKind::of(&c.ty);
     let enum_type = |c: &ColumnInfo| matches!(c.ty.kind(), tokio_postgres::types::Kind::Enum(_));
     // Text first, then integers, then times: a time column is often a
@@ -180,55 +290,131 @@ fn composite(
         tokio_postgres::types::Kind::Enum(l) if !l.is_empty() && c.references.is_none() => Some(l.len() as u64),
         _ => None,
     };
-    let parents: Option<Vec<(String, u64, Option<KeyKind>)>> = members
+    // Each digit: a parent's keys, an enum's labels, or the parent rows of
+    // a multi-column foreign key (its columns one digit together).
+    #[derive(Clone, Copy)]
+    enum Digit {
+        Key(KeyKind),
+        Label,
+        Group(usize),
+    }
+    let digits: Option<Vec<(String, u64, Digit)>> = members
         .iter()
         .map(|c| {
+            if let Some(Forced::Follow { fk, parent_rows, .. }) = forced.get(&c.name) {
+                return Some((c.name.clone(), *parent_rows, Digit::Group(*fk)));
+            }
             if let Some(n) = labels(c) {
-                return Some((c.name.clone(), n, None));
+                return Some((c.name.clone(), n, Digit::Label));
             }
             let parent = c.references.clone()?;
             let n = rows_of(sizes, &parent)?.max(1);
-            Some((c.name.clone(), n, Some(key_kind(c, &parent)?)))
+            Some((c.name.clone(), n, Digit::Key(key_kind(c, &parent)?)))
         })
         .collect();
-    let Some(parents) = parents else {
+    let Some(digits) = digits else {
         return Err(format!(
             "cannot keep the unique key ({}) of `{}` unique: describe one of its columns in `columns` (a `sequence`, say)",
             key.join(", "),
             t.name
         ));
     };
-    let mut place = 1u64;
-    for (name, radix, k) in parents {
-        let f = match k {
-            Some(key) => Forced::Key { radix, place, key },
-            None => Forced::Label { place },
-        };
-        forced.insert(name, f);
-        place = place.saturating_mul(radix);
+    // One slot per digit; a multi-column foreign key's columns share one.
+    let mut slots: Vec<(u64, Vec<(String, Digit)>)> = Vec::new();
+    for (name, radix, d) in digits {
+        let same = |s: &&mut (u64, Vec<(String, Digit)>)| matches!((s.1[0].1, d), (Digit::Group(a), Digit::Group(b)) if a == b);
+        match slots.iter_mut().find(same) {
+            Some(slot) => slot.1.push((name, d)),
+            None => slots.push((radix, vec![(name, d)])),
+        }
     }
-    if t.rows > place {
+    let capacity = slots.iter().fold(1u64, |a, s| a.saturating_mul(s.0));
+    if t.rows > capacity {
         return Err(format!(
-            "unique key ({}) of `{}` has only {place} combinations of its parents' keys, fewer than its {} rows (give the parents more rows or this table fewer)",
+            "unique key ({}) of `{}` has only {capacity} combinations of its parents' keys, fewer than its {} rows (give the parents more rows or this table fewer)",
             key.join(", "),
             t.name,
             t.rows
         ));
     }
+    // Each digit `row % m`, the moduli pairwise coprime: the combinations
+    // stay distinct for their product of rows, and every digit takes as many
+    // values as it can. When that product is too small, a count in mixed
+    // radix, whose last digits vary slowly.
+    let moduli = coprime(&slots.iter().map(|s| s.0).collect::<Vec<_>>());
+    let spread = moduli.iter().fold(1u64, |a, m| a.saturating_mul(*m)) >= t.rows;
+    let mut place = 1u64;
+    for ((full, columns), m) in slots.into_iter().zip(moduli) {
+        let (radix, at) = if spread { (m, 1) } else { (full, place) };
+        for (name, d) in columns {
+            let f = match d {
+                Digit::Key(key) => Forced::Key { radix, place: at, key },
+                Digit::Label => Forced::Label { place: at, radix },
+                Digit::Group(fk) => {
+                    let Some(Forced::Follow { radix: r, place: p, key, .. }) = forced.get(&name).copied() else {
+                        unreachable!("a group digit is a Follow")
+                    };
+                    Forced::Follow { fk, group_place: at, parent_rows: radix, radix: r, place: p, key }
+                }
+            };
+            forced.insert(name, f);
+        }
+        place = place.saturating_mul(full);
+    }
     Ok(())
+}
+
+/// For each radix, the largest modulus at most it that is coprime with the
+/// moduli of the larger radices (1 at worst), in the order given.
+fn coprime(radices: &[u64]) -> Vec<u64> {
+    fn gcd(a: u64, b: u64) -> u64 {
+        if b == 0 { a } else { gcd(b, a % b) }
+    }
+    let mut order: Vec<usize> = (0..radices.len()).collect();
+    order.sort_by_key(|i| std::cmp::Reverse(radices[*i]));
+    let mut out = vec![1u64; radices.len()];
+    let mut chosen: Vec<u64> = Vec::new();
+    for i in order {
+        let mut m = radices[i].max(1);
+        while m > 1 && chosen.iter().any(|c| gcd(*c, m) != 1) {
+            m -= 1;
+        }
+        chosen.push(m);
+        out[i] = m;
+    }
+    out
 }
 
 /// `g`, the generator of `c`, made to be what `f` says.
 pub fn apply(c: &ColumnInfo, g: ValueGen, f: Forced) -> ValueGen {
     match f {
         Forced::SpacedDays => ValueGen::spaced_days(),
-        Forced::Label { place } => match c.ty.kind() {
-            tokio_postgres::types::Kind::Enum(labels) => ValueGen::label_digit(labels, place),
+        Forced::Label { place, radix } => match c.ty.kind() {
+            tokio_postgres::types::Kind::Enum(labels) => ValueGen::label_digit(labels, place, radix),
             _ => g,
         },
         Forced::Unique => g.with_unique(true),
         Forced::Key { radix, place, key } => ValueGen::digit(radix, place, key),
         Forced::RandomKey { rows, key } => ValueGen::typed_key(rows, key),
+        Forced::Follow { group_place, parent_rows, radix, place, key, .. } => {
+            ValueGen::follow(group_place, parent_rows, radix, place, key)
+        }
         Forced::Spaced => ValueGen::spaced(0),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::coprime;
+
+    #[test]
+    fn moduli_are_pairwise_coprime_and_as_large_as_they_can_be() {
+        // 1000 keeps its size; 500 shares a factor with it, 499 does not.
+        assert_eq!(coprime(&[1000, 500]), vec![1000, 499]);
+        assert_eq!(coprime(&[500, 1000]), vec![499, 1000]);
+        assert_eq!(coprime(&[7, 5, 3]), vec![7, 5, 3]);
+        // Two equal radices cannot both keep their size.
+        assert_eq!(coprime(&[10, 10]), vec![10, 9]);
+        assert_eq!(coprime(&[1, 4]), vec![1, 4]);
     }
 }

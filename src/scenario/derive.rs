@@ -155,9 +155,10 @@ fn rows_of(
 }
 
 /// The derived queries of one table, as TOML, or why there are none.
-fn queries(t: &TableShape, out: &mut String) -> Result<(), String> {
+fn queries(t: &TableShape, rows: u64, out: &mut String) -> Result<(), String> {
     let Some(key) = t.integer_key() else {
-        return Err(format!("{}: no integer primary key to read rows by", t.name));
+        keyless(t, rows, out);
+        return Ok(());
     };
     let short = t.name.replace('.', "_");
     let (k, table) = (ident(&key.name), t.name.clone());
@@ -202,6 +203,44 @@ fn queries(t: &TableShape, out: &mut String) -> Result<(), String> {
     Ok(())
 }
 
+/// The derived queries of a table without an integer primary key (a text
+/// or UUID key, a join table, no key at all): a read of its first row and
+/// an update of one of its first rows (up to 1,000, so that updates seldom
+/// queue on one row's lock) by its `ctid`. They take the table's locks as
+/// the application's reads and writes do, which is what the rehearsal
+/// measures; their plans are not the application's.
+fn keyless(t: &TableShape, rows: u64, out: &mut String) {
+    let short = t.name.replace('.', "_");
+    let rel = relation(&t.name);
+    let q = |name: &str, sql: String, rate: u32, comment: &str, out: &mut String| {
+        let _ = write!(
+            out,
+            "\n# {comment}\n[[workload.query]]\nname = {}\nsql = {}\nrate = {rate}\n",
+            quoted(name),
+            quoted(&sql)
+        );
+    };
+    let why = "no integer primary key to pick rows by";
+    q(
+        &format!("read_{short}"),
+        format!("SELECT * FROM {rel} LIMIT 1"),
+        READ_RATE,
+        &format!("{why}: a read of its first row"),
+        out,
+    );
+    let plain: Vec<&shapes::ColumnShape> =
+        t.columns.iter().filter(|c| !c.generated_always && !t.primary_key.contains(&c.name)).collect();
+    let target = plain.iter().find(|c| !c.name.ends_with("_id")).or(plain.first());
+    if let Some(c) = target {
+        let c = ident(&c.name);
+        let spread = rows.clamp(1, 1000);
+        let sql = format!(
+            "UPDATE {rel} SET {c} = {c} WHERE ctid = (SELECT ctid FROM {rel} OFFSET floor(random() * {spread})::int LIMIT 1)"
+        );
+        q(&format!("update_{short}"), sql, UPDATE_RATE, &format!("{why}: an update of one row, by its ctid"), out);
+    }
+}
+
 /// The derived scenario, as commented TOML.
 pub fn derive(inputs: &Inputs<'_>) -> Result<String, ScenarioError> {
     let shapes = shapes::tables(inputs.schema.iter().map(String::as_str));
@@ -230,7 +269,7 @@ pub fn derive(inputs: &Inputs<'_>) -> Result<String, ScenarioError> {
     );
     let mut skipped = Vec::new();
     for t in &touched {
-        if let Err(why) = queries(&shapes[t], &mut o) {
+        if let Err(why) = queries(&shapes[t], rows.get(t).copied().unwrap_or(DEFAULT_ROWS), &mut o) {
             skipped.push(why);
         }
     }
