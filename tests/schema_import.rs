@@ -1,8 +1,9 @@
 //! `schema = "dump.sql"` with `rows = { … }`: a `pg_dump --schema-only`
 //! file with sequences, identity columns, enums, domains, CHECK
 //! constraints, partial and expression indexes, a partitioned table,
-//! comments, a trigger and an extension this server cannot install loads,
-//! says what it skipped, and ends keyed and constrained as the dump says.
+//! comments, a trigger, an extension this server cannot install and roles
+//! it lacks (`OWNER TO`, `GRANT`) loads, says what it skipped, and ends
+//! keyed and constrained as the dump says.
 
 use std::path::Path;
 
@@ -120,6 +121,11 @@ fn a_pg_dump_schema_loads_keyed_and_constrained() {
         let next: i32 =
             c.query_one("INSERT INTO customers (email) VALUES ('x@y.z') RETURNING id", &[]).await.unwrap().get(0);
         assert_eq!(next, 501);
+        // The roles the dump names were made, without login.
+        let roles = "SELECT count(*) FROM pg_roles WHERE rolname IN ('shop_owner', 'reporting') AND NOT rolcanlogin";
+        assert_eq!(scalar(&c, roles).await, 2.0);
+        let owner = "SELECT count(*) FROM pg_tables WHERE tablename = 'customers' AND tableowner = 'shop_owner'";
+        assert_eq!(scalar(&c, owner).await, 1.0);
         // The harness's own sessions kept their search_path.
         assert_eq!(scalar(&c, "SELECT count(*) FROM pg_tables WHERE tablename = 'orders'").await, 1.0);
     });

@@ -4,10 +4,14 @@
 //!
 //! What cannot be built is skipped only where a real-world dump needs it
 //! and always said: an extension this server cannot install (and the
-//! `COMMENT ON EXTENSION` of it), and psql meta-commands. Any other failure
-//! stops the load with the statement's file, line and column; when an
-//! extension was skipped before, the message says so, since that is the
-//! likely cause.
+//! `COMMENT ON EXTENSION` of it), and psql meta-commands. A role the schema
+//! names (`OWNER TO`, `GRANT`, a policy's `TO`) that the server lacks is
+//! created and said: without login (nobody can connect as it), as a
+//! superuser (an owner's checks, such as a foreign key's, pass as they do
+//! in production, where the owner has its rights). A schema file is only
+//! ever built on a throwaway server. Any other failure stops the load with the statement's
+//! file, line and column; when an extension was skipped before, the message
+//! says so, since that is the likely cause.
 
 use tokio_postgres::Client;
 
@@ -48,9 +52,9 @@ pub async fn build(config: &tokio_postgres::Config, schema: &SchemaFile) -> Resu
         skipped.push(format!("psql meta-command `{meta}` (not SQL)"));
     }
     let mut skipped_extensions: Vec<String> = Vec::new();
+    let mut roles: Vec<String> = Vec::new();
     for stmt in &schema.statements {
-        let Err(e) = client.batch_execute(&stmt.text).await else { continue };
-        let error = SqlError::from_pg(&e);
+        let Err(error) = run_creating_roles(&client, &stmt.text, &mut roles).await else { continue };
         match extension_of(&stmt.text) {
             Some((true, name)) => {
                 skipped.push(format!("extension {name} at {} ({})", stmt.at, error.message));
@@ -70,8 +74,41 @@ pub async fn build(config: &tokio_postgres::Config, schema: &SchemaFile) -> Resu
     for s in &skipped {
         eprintln!("rehearse: schema {}: skipped {s}", schema.path.display());
     }
+    if !roles.is_empty() {
+        eprintln!(
+            "rehearse: schema {}: created the roles it names (no login): {}",
+            schema.path.display(),
+            roles.join(", ")
+        );
+    }
     drop(client);
     Ok(skipped)
+}
+
+/// The role a `role "x" does not exist` error names.
+fn missing_role(error: &SqlError) -> Option<String> {
+    if error.sqlstate.as_deref() != Some("42704") {
+        return None;
+    }
+    let rest = error.message.strip_prefix("role \"")?;
+    rest.strip_suffix("\" does not exist").map(str::to_string)
+}
+
+/// Runs `sql`; when it names a role the server lacks, creates the role
+/// (`NOLOGIN SUPERUSER`: nobody can connect as it, and what it owns works)
+/// and runs it again.
+async fn run_creating_roles(client: &Client, sql: &str, created: &mut Vec<String>) -> Result<(), SqlError> {
+    for _ in 0..16 {
+        let Err(e) = client.batch_execute(sql).await else { return Ok(()) };
+        let error = SqlError::from_pg(&e);
+        let Some(role) = missing_role(&error).filter(|r| !created.contains(r)) else { return Err(error) };
+        let quoted = format!("\"{}\"", role.replace('"', "\"\""));
+        if client.batch_execute(&format!("CREATE ROLE {quoted} NOLOGIN SUPERUSER")).await.is_err() {
+            return Err(error);
+        }
+        created.push(role);
+    }
+    client.batch_execute(sql).await.map_err(|e| SqlError::from_pg(&e))
 }
 
 /// Re-adds a CHECK constraint taken off for the load. When the generated
