@@ -58,8 +58,24 @@ pub async fn create<'a>(
             }
         }
     }
+    if scenario.schema.is_some() {
+        clear_seed_rows(admin, &created).await?;
+    }
     parents_first(admin, &mut created).await.map_err(db("(foreign keys)"))?;
     Ok(Created { created, reused })
+}
+
+/// Empties the schema's tables that are to be filled, and the tables that
+/// point at them: rows the schema's statements inserted (a migration's
+/// seed data) would collide with the generated keys, or point at rows the
+/// load replaces. Only a throwaway server builds a schema.
+async fn clear_seed_rows(admin: &Client, created: &[(&TableSpec, String)]) -> Result<(), LoadError> {
+    let filled: Vec<&str> = created.iter().filter(|(t, _)| t.rows > 0).map(|(_, q)| q.as_str()).collect();
+    if filled.is_empty() {
+        return Ok(());
+    }
+    let sql = format!("TRUNCATE {} CASCADE", filled.join(", "));
+    admin.batch_execute(&sql).await.map_err(db("(schema)"))
 }
 
 /// When a run that is gone created `table` on `target` and could not drop
@@ -79,7 +95,20 @@ fn left_by_a_run(table: &str, target: &str) -> String {
 
 /// The table's name as `regclass` prints it, if it exists.
 async fn regclass(admin: &Client, name: &str) -> Result<Option<String>, LoadError> {
-    Ok(admin.query_one("SELECT to_regclass($1)::text", &[&name]).await.map_err(db(name))?.get(0))
+    let find = |n: String| async move {
+        let found: Option<String> = admin.query_one("SELECT to_regclass($1)::text", &[&n]).await?.get(0);
+        Ok::<_, tokio_postgres::Error>(found)
+    };
+    if let Some(found) = find(name.to_string()).await.map_err(db(name))? {
+        return Ok(Some(found));
+    }
+    // A name as the schema spells it (`AvatarImage`, as Prisma writes
+    // tables), which Postgres would fold to lower case unquoted.
+    if name.contains('"') || name == name.to_lowercase() {
+        return Ok(None);
+    }
+    let quoted: Vec<String> = name.split('.').map(|p| format!("\"{}\"", p)).collect();
+    find(quoted.join(".")).await.map_err(db(name))
 }
 
 /// Orders `tables` so that a table comes after every table its foreign

@@ -247,7 +247,19 @@ pub fn infer(col: &ColumnInfo, tables: &[(String, u64)]) -> Result<ValueGen, Str
         PgKind::Json | PgKind::Jsonb => ValueGen::json(),
         PgKind::Bytea => ValueGen::bytes(),
         PgKind::Array { elem, .. } => {
+            let labels = match col.ty.kind() {
+                tokio_postgres::types::Kind::Array(e) => match e.kind() {
+                    tokio_postgres::types::Kind::Enum(labels) => Some(labels.clone()),
+                    _ => None,
+                },
+                _ => None,
+            };
             let of = match elem {
+                // An array of an enum holds its labels.
+                PgKind::Text if labels.is_some() => GenSpec::OneOf {
+                    values: labels.unwrap_or_default().into_iter().map(Literal::Text).collect(),
+                    weights: None,
+                },
                 PgKind::Text => GenSpec::Words { min: 1, max: 1 },
                 PgKind::Int2 | PgKind::Int4 | PgKind::Int8 => GenSpec::Int { lo: 0, hi: 1000 },
                 PgKind::Float4 | PgKind::Float8 | PgKind::Numeric => GenSpec::Float { lo: 0.0, hi: 1000.0 },

@@ -174,7 +174,7 @@ fn queries(t: &TableShape, rows: u64, out: &mut String) -> Result<(), String> {
     };
     q(
         &format!("read_{short}"),
-        format!("SELECT * FROM {table} WHERE {k} = $1"),
+        format!("SELECT * FROM {rel} WHERE {k} = $1"),
         READ_RATE,
         "a point read by primary key",
         out,

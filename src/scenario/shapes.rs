@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 
 use pg_query::NodeEnum;
-use pg_query::protobuf::{AlterTableType, ConstrType, Constraint, Node, RangeVar};
+use pg_query::protobuf::{AlterTableType, ConstrType, Constraint, Node, ObjectType, RangeVar};
 
 /// A column as the schema declares it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,6 +43,9 @@ pub struct TableShape {
     /// A partition (or an inheriting child) of another table: rows go to
     /// it through its parent.
     pub partition: bool,
+    /// Its foreign keys by name (as given, or as Postgres names them), with
+    /// the table each points at: a later `DROP CONSTRAINT` takes one off.
+    pub foreign_keys: Vec<(String, String)>,
 }
 
 fn strings(nodes: &[Node]) -> Vec<String> {
@@ -119,6 +122,16 @@ pub fn tables<'a>(statements: impl IntoIterator<Item = &'a str>) -> BTreeMap<Str
                                 t.primary_key.retain(|k| *k != c.name);
                                 continue;
                             }
+                            // … and `DROP CONSTRAINT` of a foreign key.
+                            (AlterTableType::AtDropConstraint, _, _) => {
+                                if let Some(i) = t.foreign_keys.iter().position(|(n, _)| *n == c.name) {
+                                    let (_, parent) = t.foreign_keys.remove(i);
+                                    if let Some(j) = t.references.iter().position(|r| *r == parent) {
+                                        t.references.remove(j);
+                                    }
+                                }
+                                continue;
+                            }
                             _ => {}
                         }
                         match c.def.as_ref().and_then(|d| d.node.as_ref()) {
@@ -128,6 +141,19 @@ pub fn tables<'a>(statements: impl IntoIterator<Item = &'a str>) -> BTreeMap<Str
                         }
                     }
                 }
+                NodeEnum::DropStmt(d) if d.remove_type() == ObjectType::ObjectTable => {
+                    for object in &d.objects {
+                        let Some(NodeEnum::List(l)) = object.node.as_ref() else { continue };
+                        let parts = strings(&l.items);
+                        let name = match parts.as_slice() {
+                            [schema, table] if schema != "public" => format!("{schema}.{table}"),
+                            [.., table] => table.clone(),
+                            [] => continue,
+                        };
+                        drop_table(&mut out, &name);
+                    }
+                }
+                NodeEnum::RenameStmt(r) => rename(&mut out, r),
                 NodeEnum::IndexStmt(i) if i.unique || i.primary => {
                     if let Some(t) = i.relation.as_ref().and_then(|r| out.get_mut(&name_of(r))) {
                         if i.primary && t.primary_key.is_empty() {
@@ -187,6 +213,50 @@ fn column(t: &mut TableShape, cd: &pg_query::protobuf::ColumnDef) {
     t.columns.push(c);
 }
 
+/// A later migration's `DROP TABLE`: the table is gone, and so are the
+/// foreign keys pointing at it (`CASCADE`, or dropped before).
+fn drop_table(out: &mut BTreeMap<String, TableShape>, name: &str) {
+    out.remove(name);
+    for t in out.values_mut() {
+        t.references.retain(|r| r != name);
+        t.foreign_keys.retain(|(_, p)| p != name);
+    }
+}
+
+/// `ALTER TABLE … RENAME TO` and `RENAME COLUMN`.
+fn rename(out: &mut BTreeMap<String, TableShape>, r: &pg_query::protobuf::RenameStmt) {
+    let Some(rel) = &r.relation else { return };
+    let old = name_of(rel);
+    match r.rename_type() {
+        ObjectType::ObjectTable => {
+            let Some(mut t) = out.remove(&old) else { return };
+            let new = match old.rsplit_once('.') {
+                Some((schema, _)) => format!("{schema}.{}", r.newname),
+                None => r.newname.clone(),
+            };
+            t.name = new.clone();
+            out.insert(new.clone(), t);
+            for t in out.values_mut() {
+                for p in t.references.iter_mut().chain(t.foreign_keys.iter_mut().map(|(_, p)| p)) {
+                    if *p == old {
+                        *p = new.clone();
+                    }
+                }
+            }
+        }
+        ObjectType::ObjectColumn => {
+            let Some(t) = out.get_mut(&old) else { return };
+            if let Some(c) = t.columns.iter_mut().find(|c| c.name == r.subname) {
+                c.name = r.newname.clone();
+            }
+            for k in t.primary_key.iter_mut().filter(|k| **k == r.subname) {
+                *k = r.newname.clone();
+            }
+        }
+        _ => {}
+    }
+}
+
 /// A constraint of the table, or of column `own` when `keys` is empty.
 fn constraint(t: &mut TableShape, k: &Constraint, own: &[String]) {
     let keys = if k.keys.is_empty() { own.to_vec() } else { strings(&k.keys) };
@@ -195,6 +265,14 @@ fn constraint(t: &mut TableShape, k: &Constraint, own: &[String]) {
         ConstrType::ConstrUnique | ConstrType::ConstrExclusion => t.other_unique = true,
         ConstrType::ConstrForeign => {
             if let Some(p) = &k.pktable {
+                let columns = if k.fk_attrs.is_empty() { own.to_vec() } else { strings(&k.fk_attrs) };
+                let table = t.name.rsplit('.').next().unwrap_or(&t.name);
+                let name = if k.conname.is_empty() {
+                    format!("{table}_{}_fkey", columns.join("_"))
+                } else {
+                    k.conname.clone()
+                };
+                t.foreign_keys.push((name, name_of(p)));
                 t.references.push(name_of(p));
             }
         }
