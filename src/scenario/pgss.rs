@@ -6,8 +6,9 @@
 //! The top queries by calls are replayed, open loop, each at its calls per
 //! second over the window (times `load_scale`), evenly spaced so that the
 //! rate replayed is the rate exported. A `$n` compared with a table's
-//! integer primary key (`WHERE aid = $2`) is bound to a key of that table;
-//! any other `$n` to a value of the type the server gives it when the query
+//! integer primary key (`WHERE aid = $2`) is bound to a key of that table,
+//! one compared with a foreign key's column to a key of the table it points
+//! at; any other `$n` to a value of the type the server gives it when the query
 //! is prepared (`"any"`). Utility statements (`BEGIN`, `SET`, …) and
 //! queries on tables the schema lacks are left out, each named with why.
 
@@ -144,11 +145,21 @@ pub fn bindings(sql: &str, tables: &[String], shapes: &BTreeMap<String, TableSha
     let Ok(tree) = pg_query::parse(sql) else { return Vec::new() };
     let json = serde_json::to_value(&tree.protobuf).unwrap_or_default();
     let mut out = vec![Binding::Any; params_used(&json)];
+    let integer_key =
+        |t: &str, column: &str| shapes.get(t).and_then(|s| s.integer_key()).is_some_and(|k| k.name == column);
     for (n, column) in compared(&json) {
-        let key_of =
-            tables.iter().find(|t| shapes.get(*t).and_then(|s| s.integer_key()).is_some_and(|k| k.name == column));
-        if let (Some(t), Some(slot)) = (key_of, n.checked_sub(1).and_then(|i| out.get_mut(i))) {
-            *slot = Binding::KeyOf(t.clone());
+        // The table's own integer key, or a foreign key's column (`WHERE
+        // customer_id = $1`), bound to a key of the table it points at.
+        let own = tables.iter().find(|t| integer_key(t, &column)).cloned();
+        let parent = || {
+            tables.iter().find_map(|t| {
+                let p = shapes.get(t)?.parent_of(&column)?;
+                shapes.get(p)?.integer_key()?;
+                Some(p.to_string())
+            })
+        };
+        if let (Some(t), Some(slot)) = (own.or_else(parent), n.checked_sub(1).and_then(|i| out.get_mut(i))) {
+            *slot = Binding::KeyOf(t);
         }
     }
     out
@@ -251,4 +262,25 @@ pub fn read(
     }
     let share = if total == 0 { 0.0 } else { replayed as f64 / total as f64 };
     Ok(Replay { queries, skipped, share, window_s })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_and_foreign_keys_bind_to_the_keys_of_their_table() {
+        let schema = [
+            "CREATE TABLE customers (id bigint PRIMARY KEY, name text)",
+            "CREATE TABLE orders (id bigint PRIMARY KEY, customer_id bigint REFERENCES customers (id), total int)",
+        ];
+        let shapes = super::super::shapes::tables(schema);
+        let tables = vec!["orders".to_string()];
+        let b = bindings("SELECT * FROM orders WHERE customer_id = $1 AND total > $2 AND id = $3", &tables, &shapes);
+        assert_eq!(b, [Binding::KeyOf("customers".into()), Binding::Any, Binding::KeyOf("orders".into())]);
+        // A foreign key a later migration dropped binds to nothing.
+        let dropped = [schema[0], schema[1], "ALTER TABLE orders DROP CONSTRAINT orders_customer_id_fkey"];
+        let shapes = super::super::shapes::tables(dropped);
+        assert_eq!(bindings("SELECT * FROM orders WHERE customer_id = $1", &tables, &shapes), [Binding::Any]);
+    }
 }

@@ -44,8 +44,9 @@ pub struct TableShape {
     /// it through its parent.
     pub partition: bool,
     /// Its foreign keys by name (as given, or as Postgres names them), with
-    /// the table each points at: a later `DROP CONSTRAINT` takes one off.
-    pub foreign_keys: Vec<(String, String)>,
+    /// the table each points at and its columns here: a later `DROP
+    /// CONSTRAINT` takes one off.
+    pub foreign_keys: Vec<(String, String, Vec<String>)>,
 }
 
 fn strings(nodes: &[Node]) -> Vec<String> {
@@ -124,8 +125,8 @@ pub fn tables<'a>(statements: impl IntoIterator<Item = &'a str>) -> BTreeMap<Str
                             }
                             // … and `DROP CONSTRAINT` of a foreign key.
                             (AlterTableType::AtDropConstraint, _, _) => {
-                                if let Some(i) = t.foreign_keys.iter().position(|(n, _)| *n == c.name) {
-                                    let (_, parent) = t.foreign_keys.remove(i);
+                                if let Some(i) = t.foreign_keys.iter().position(|(n, _, _)| *n == c.name) {
+                                    let (_, parent, _) = t.foreign_keys.remove(i);
                                     if let Some(j) = t.references.iter().position(|r| *r == parent) {
                                         t.references.remove(j);
                                     }
@@ -219,7 +220,7 @@ fn drop_table(out: &mut BTreeMap<String, TableShape>, name: &str) {
     out.remove(name);
     for t in out.values_mut() {
         t.references.retain(|r| r != name);
-        t.foreign_keys.retain(|(_, p)| p != name);
+        t.foreign_keys.retain(|(_, p, _)| p != name);
     }
 }
 
@@ -237,7 +238,7 @@ fn rename(out: &mut BTreeMap<String, TableShape>, r: &pg_query::protobuf::Rename
             t.name = new.clone();
             out.insert(new.clone(), t);
             for t in out.values_mut() {
-                for p in t.references.iter_mut().chain(t.foreign_keys.iter_mut().map(|(_, p)| p)) {
+                for p in t.references.iter_mut().chain(t.foreign_keys.iter_mut().map(|(_, p, _)| p)) {
                     if *p == old {
                         *p = new.clone();
                     }
@@ -272,7 +273,7 @@ fn constraint(t: &mut TableShape, k: &Constraint, own: &[String]) {
                 } else {
                     k.conname.clone()
                 };
-                t.foreign_keys.push((name, name_of(p)));
+                t.foreign_keys.push((name, name_of(p), columns));
                 t.references.push(name_of(p));
             }
         }
@@ -281,6 +282,11 @@ fn constraint(t: &mut TableShape, k: &Constraint, own: &[String]) {
 }
 
 impl TableShape {
+    /// The table a single-column foreign key on `column` points at.
+    pub fn parent_of(&self, column: &str) -> Option<&str> {
+        self.foreign_keys.iter().find(|(_, _, c)| c.len() == 1 && c[0] == column).map(|(_, p, _)| p.as_str())
+    }
+
     /// The primary key's column when it is one integer column.
     pub fn integer_key(&self) -> Option<&ColumnShape> {
         let [pk] = self.primary_key.as_slice() else { return None };
