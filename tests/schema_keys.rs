@@ -89,6 +89,7 @@ fn load(text: &str) -> Result<Vec<(String, f64)>, String> {
             ("distinct flags", "SELECT count(DISTINCT flags) FROM bookings"),
             ("rule_segments", "SELECT count(*) FROM rule_segments"),
             ("segments named", "SELECT count(DISTINCT (namespace_key, segment_key)) FROM rule_segments"),
+            ("user_tag_notes", "SELECT count(*) FROM user_tag_notes"),
         ] {
             let v: f64 = c.query_one(&format!("SELECT ({sql})::float8"), &[]).await.unwrap().get(0);
             out.push((name.to_string(), v));
@@ -103,7 +104,7 @@ fn unique_foreign_keys_composite_keys_and_text_input_types_fill_valid() {
     // documents is described by a [[table]] of its own, with no DDL: its
     // columns come from the schema.
     let documents = "\n[[table]]\nname = \"documents\"\nrows = 3000\ncolumns = { body = { words = [3, 12] } }\n";
-    let rows = "{ users = 1000, profiles = 800, tags = 50, user_tags = 20000, settings = 5000, bookings = 4000, namespaces = 20, segments = 500, rule_segments = 5000 }";
+    let rows = "{ users = 1000, profiles = 800, tags = 50, user_tags = 20000, settings = 5000, bookings = 4000, namespaces = 20, segments = 500, rule_segments = 5000, user_tag_notes = 3000 }";
     let got = load(&scenario_text(rows, documents)).unwrap();
     let v = |k: &str| got.iter().find(|(n, _)| n == k).unwrap().1;
     assert_eq!(v("profiles"), 800.0);
@@ -128,15 +129,17 @@ fn unique_foreign_keys_composite_keys_and_text_input_types_fill_valid() {
     // constraint is valid above), and many of them.
     assert_eq!(v("rule_segments"), 5000.0);
     assert!(v("segments named") >= 400.0, "{got:?}");
+    // … and one over both columns of a join table's key of two foreign keys.
+    assert_eq!(v("user_tag_notes"), 3000.0);
 }
 
 #[test]
 fn a_one_to_one_table_larger_than_its_parent_is_refused_with_what_to_change() {
     let _turn = heavy();
-    let rows = "{ users = 100, profiles = 200, tags = 5, user_tags = 10, settings = 10, bookings = 0, namespaces = 0, segments = 0, rule_segments = 0 }";
+    let rows = "{ users = 100, profiles = 200, tags = 5, user_tags = 10, settings = 10, bookings = 0, namespaces = 0, segments = 0, rule_segments = 0, user_tag_notes = 0 }";
     let e = load(&scenario_text(rows, "")).unwrap_err();
     assert!(e.contains("unique foreign key") && e.contains("at most 100 rows"), "{e}");
-    let rows = "{ users = 10, profiles = 5, tags = 5, user_tags = 51, settings = 10, bookings = 0, namespaces = 0, segments = 0, rule_segments = 0 }";
+    let rows = "{ users = 10, profiles = 5, tags = 5, user_tags = 51, settings = 10, bookings = 0, namespaces = 0, segments = 0, rule_segments = 0, user_tag_notes = 0 }";
     let e = load(&scenario_text(rows, "")).unwrap_err();
     assert!(e.contains("(user_id, tag_id)") && e.contains("only 50 combinations"), "{e}");
 }

@@ -238,9 +238,39 @@ pub fn force(
         }
     }
     for key in composites {
+        // A key whose columns others' multi-column foreign keys name is
+        // already written from the row number (each key once, or as digits
+        // of one count): the children reproduce it, so it must stay.
+        let named = |k: &String| multi.referenced.iter().any(|(n, _)| n == k);
+        if key.iter().any(named) {
+            check_referenced(t, key, &forced)?;
+            continue;
+        }
         composite(t, cols, key, sizes, &described, &mut forced)?;
     }
     Ok(forced)
+}
+
+/// A unique key written as the digits of one count (every column of it a
+/// foreign key that others' multi-column foreign keys name) holds only for
+/// as many rows as the count has combinations.
+fn check_referenced(t: &TableSpec, key: &[String], forced: &BTreeMap<String, Forced>) -> Result<(), String> {
+    let mut combinations = 1u64;
+    for k in key {
+        match forced.get(k) {
+            Some(Forced::Key { radix, .. }) => combinations = combinations.saturating_mul(*radix),
+            _ => return Ok(()),
+        }
+    }
+    if t.rows > combinations {
+        return Err(format!(
+            "unique key ({}) of `{}` has only {combinations} combinations of its parents' keys, fewer than its {} rows (give the parents more rows or this table fewer)",
+            key.join(", "),
+            t.name,
+            t.rows
+        ));
+    }
+    Ok(())
 }
 
 /// Makes the unique key `key` hold, unless a column of it already does.
