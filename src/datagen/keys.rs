@@ -262,14 +262,7 @@ fn check_referenced(t: &TableSpec, key: &[String], forced: &BTreeMap<String, For
             _ => return Ok(()),
         }
     }
-    if t.rows > combinations {
-        return Err(format!(
-            "unique key ({}) of `{}` has only {combinations} combinations of its parents' keys, fewer than its {} rows (give the parents more rows or this table fewer)",
-            key.join(", "),
-            t.name,
-            t.rows
-        ));
-    }
+    fits(t, key, combinations)?;
     Ok(())
 }
 
@@ -359,14 +352,7 @@ fn composite(
         }
     }
     let capacity = slots.iter().fold(1u64, |a, s| a.saturating_mul(s.0));
-    if t.rows > capacity {
-        return Err(format!(
-            "unique key ({}) of `{}` has only {capacity} combinations of its parents' keys, fewer than its {} rows (give the parents more rows or this table fewer)",
-            key.join(", "),
-            t.name,
-            t.rows
-        ));
-    }
+    fits(t, key, capacity)?;
     // Each digit `row % m`, the moduli pairwise coprime: the combinations
     // stay distinct for their product of rows, and every digit takes as many
     // values as it can. When that product is too small, a count in mixed
@@ -392,6 +378,20 @@ fn composite(
         place = place.saturating_mul(full);
     }
     Ok(())
+}
+
+/// Whether `t`'s rows fit in the `combinations` its unique key `key` can
+/// take, or what to change.
+fn fits(t: &TableSpec, key: &[String], combinations: u64) -> Result<(), String> {
+    if t.rows <= combinations {
+        return Ok(());
+    }
+    Err(format!(
+        "unique key ({}) of `{}` has only {combinations} combinations of its parents' keys, fewer than its {} rows (give the parents more rows or this table fewer)",
+        key.join(", "),
+        t.name,
+        t.rows
+    ))
 }
 
 /// For each radix, the largest modulus at most it that is coprime with the
