@@ -52,7 +52,7 @@ pub async fn generate(
     let cleanup = Cleanup::new((!server.is_throwaway()).then(|| config.clone()), true);
     let admin = postgres::connect(&config, &Role::Harness).await.context("connecting to the server")?;
     let version = postgres::server_version(&admin).await.context("reading the server version")?;
-    let opts = LoadOptions { data_dir: server.data_dir(), ..opts.clone() };
+    let opts = LoadOptions { data_dir: server.data_dir(), throwaway: server.is_throwaway(), ..opts.clone() };
     let tables = datagen::load(&config, &server.target(), &admin, scenario, &opts, &cleanup).await?;
     drop(admin);
     let _ = cleanup.finish().await;

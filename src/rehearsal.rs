@@ -199,6 +199,8 @@ pub async fn rehearse(scenario: &Scenario, on: &RunOn, opts: &RunOptions) -> any
         reuse_existing: opts.reuse_existing,
         progress: opts.progress,
         data_dir: server.data_dir(),
+        throwaway: server.is_throwaway(),
+        mix: None,
     };
     let setup = async {
         let created = datagen::create(&admin, &config, &server.target(), scenario, &load_opts, &cleanup).await?;

@@ -46,7 +46,7 @@ columns = {{ status = {{ one_of = ["pending", "paid"], weights = [3, 1] }} }}
 }
 
 fn options(streams: usize) -> LoadOptions {
-    LoadOptions { streams, reuse_existing: false, progress: false, data_dir: None }
+    LoadOptions { streams, throwaway: true, ..Default::default() }
 }
 
 async fn load_into(cluster: &LocalCluster, db: &str, seed: u64, streams: usize) -> Client {
@@ -291,5 +291,71 @@ fn new_generators_land_with_their_distributions() {
         assert!((1.4..1.6).contains(&mean), "mean length of 0..=3 is 1.5, got {mean}");
         // A named text generator is cut to char(6).
         assert_eq!(scalar(&c, "SELECT max(length(rtrim(code)))::float8 FROM events").await, 6.0);
+    });
+}
+
+/// Keys, indexes and constraints of the tables below, as the catalog
+/// prints them: the load must put back exactly what the DDL declared.
+const DECLARED: &str = "SELECT c.relname || ' ' || con.conname || ' ' || con.contype::text || ' ' || pg_get_constraintdef(con.oid) \
+      || ' deferrable=' || con.condeferrable || ' deferred=' || con.condeferred || ' valid=' || con.convalidated \
+      || ' index=' || coalesce(pg_get_indexdef(con.conindid), '-') \
+    FROM pg_constraint con JOIN pg_class c ON c.oid = con.conrelid \
+    WHERE c.relname IN ('accounts', 'events', 'events_rest') \
+  UNION ALL SELECT indexdef FROM pg_indexes WHERE tablename IN ('accounts', 'events', 'events_rest') \
+  ORDER BY 1";
+
+const KEYS_DDL: &str = r#"
+CREATE TABLE accounts (id bigint PRIMARY KEY, code text NOT NULL, region int, slot tsrange,
+  CONSTRAINT accounts_code_key UNIQUE (code) DEFERRABLE INITIALLY DEFERRED,
+  CONSTRAINT accounts_region_code UNIQUE NULLS NOT DISTINCT (region, code),
+  CONSTRAINT accounts_cover UNIQUE (id) INCLUDE (region) WITH (fillfactor = 70),
+  CONSTRAINT accounts_no_overlap EXCLUDE USING gist (slot WITH &&));
+CREATE INDEX accounts_lower_code ON accounts (lower(code)) WHERE region IS NOT NULL;
+"#;
+
+const EVENTS_DDL: &str = r#"
+CREATE TABLE events (id bigint NOT NULL, account_id bigint NOT NULL REFERENCES accounts (id),
+  at date NOT NULL, PRIMARY KEY (id, at)) PARTITION BY RANGE (at);
+CREATE TABLE events_rest PARTITION OF events DEFAULT;
+CREATE INDEX events_account ON events (account_id);
+"#;
+
+/// Rebuilt several at once, keys attached from unique indexes built beside
+/// the others: every primary key, unique key (deferrable, NULLS NOT
+/// DISTINCT, with INCLUDE and storage options), exclusion constraint,
+/// partitioned table's key, expression and partial index and foreign key
+/// comes back as declared, and holds.
+#[test]
+fn keys_and_indexes_come_back_as_declared() {
+    let _turn = heavy();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let cluster = LocalCluster::start(&[]).await.unwrap();
+        let admin = connect(cluster.config(), &Role::Harness).await.unwrap();
+        let mut declared = Vec::new();
+        for db in ["declared", "loaded"] {
+            admin.batch_execute(&format!("CREATE DATABASE {db}")).await.unwrap();
+            let mut config = cluster.config().clone();
+            config.dbname(db);
+            let client = connect(&config, &Role::Harness).await.unwrap();
+            if db == "declared" {
+                client.batch_execute(&format!("{KEYS_DDL}{EVENTS_DDL}")).await.unwrap();
+            } else {
+                let toml = format!(
+                    "name = \"keys\"\n[[table]]\nname = \"accounts\"\nrows = 3000\nddl = \"\"\"{KEYS_DDL}\"\"\"\n\
+                     [[table]]\nname = \"events\"\nrows = 20000\nddl = \"\"\"{EVENTS_DDL}\"\"\"\n{LOAD_ONLY}"
+                );
+                let s = scenario::parse(Path::new("keys.toml"), toml, &Default::default()).unwrap();
+                let opts = options(2);
+                datagen::load(&config, "test", &client, &s, &opts, &Cleanup::new(None, false)).await.unwrap();
+                assert_eq!(scalar(&client, "SELECT count(*) FROM events").await, 20000.0);
+                assert_eq!(scalar(&client, "SELECT count(DISTINCT code) FROM accounts").await, 3000.0);
+            }
+            let rows = client.query(DECLARED, &[]).await.unwrap();
+            declared.push(rows.iter().map(|r| r.get::<_, String>(0)).collect::<Vec<_>>());
+        }
+        assert!(declared[0].len() >= 10, "{:#?}", declared[0]);
+        assert_eq!(declared[1], declared[0], "what the load put back differs from what the DDL declared");
+        drop(cluster);
     });
 }

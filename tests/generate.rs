@@ -46,6 +46,7 @@ fn generate_leaves_its_tables_on_a_named_server() {
     let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
     assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
     assert!(!stdout.contains(password) && !stderr.contains(password));
+    assert!(!stderr.contains("load:") && !stderr.contains("index builds"), "--quiet shows no progress: {stderr}");
     let g: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(sandbox.path().join("g.json")).unwrap()).unwrap();
     assert_eq!(g["backend"], "url");
@@ -56,4 +57,35 @@ fn generate_leaves_its_tables_on_a_named_server() {
         c.query_one("SELECT count(*) FROM items", &[]).await.unwrap().get(0)
     });
     assert_eq!(rows, 2000, "the generated table stays on the named server");
+}
+
+/// Without `--quiet`, and with stderr not a terminal (a CI log), the load
+/// prints plain progress lines, and on a named server says that its index
+/// builds' settings are its own sessions' only: the server's stay as they
+/// were.
+#[test]
+fn generate_on_a_named_server_shows_progress_and_leaves_its_settings() {
+    let _turn = heavy();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let cluster = rt.block_on(LocalCluster::start(&[])).unwrap();
+    let sandbox = Sandbox::new();
+    let path = sandbox.write("s.toml", &small_scenario(QUERY, "SELECT 1"));
+    let out = sandbox.run(&["generate", path.to_str().unwrap(), "--url", &cluster.connect_url()]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let said = |needle: &str| stderr.lines().any(|l| l.contains(needle));
+    assert!(said("index builds:") && said("the server's configuration is unchanged"), "{stderr}");
+    assert!(said("load: items: building 1 index") && said("load: items: loaded in"), "{stderr}");
+    let settings: (String, String) = rt.block_on(async {
+        let c = connect(cluster.config(), &Role::Other("user".into())).await.unwrap();
+        let row = c
+            .query_one(
+                "SELECT current_setting('maintenance_work_mem'), current_setting('max_parallel_maintenance_workers')",
+                &[],
+            )
+            .await
+            .unwrap();
+        (row.get(0), row.get(1))
+    });
+    assert_eq!(settings, ("64MB".to_string(), "2".to_string()), "the server's own defaults, untouched");
 }

@@ -39,7 +39,7 @@ fn fill(file: &str) -> (usize, Vec<String>) {
         let c = connect(cluster.config(), &Role::Harness).await.unwrap();
         let s =
             scenario::parse(Path::new("s.toml"), text, &Default::default()).unwrap_or_else(|e| panic!("{file}: {e}"));
-        let opts = LoadOptions { streams: 2, reuse_existing: false, progress: false, data_dir: None };
+        let opts = LoadOptions { streams: 2, throwaway: true, ..Default::default() };
         let loaded = datagen::load(cluster.config(), "test", &c, &s, &opts, &Cleanup::new(None, false))
             .await
             .unwrap_or_else(|e| panic!("{file}: {e}"));

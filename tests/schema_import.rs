@@ -59,7 +59,7 @@ fn a_pg_dump_schema_loads_keyed_and_constrained() {
         let cluster = LocalCluster::start(&[]).await.unwrap();
         let c = connect(cluster.config(), &Role::Harness).await.unwrap();
         let s = scenario::parse(Path::new("s.toml"), scenario_text(&schema, ROWS), &Default::default()).unwrap();
-        let opts = LoadOptions { streams: 2, reuse_existing: false, progress: false, data_dir: None };
+        let opts = LoadOptions { streams: 2, throwaway: true, ..Default::default() };
         let tables = datagen::load(cluster.config(), "test", &c, &s, &opts, &Cleanup::new(None, false)).await.unwrap();
         let rows: Vec<(String, u64)> = tables.iter().map(|t| (t.name.clone(), t.rows)).collect();
         // Parents first: orders point at customers.

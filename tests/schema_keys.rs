@@ -49,7 +49,7 @@ fn load(text: &str) -> Result<Vec<(String, f64)>, String> {
         let c = connect(cluster.config(), &Role::Harness).await.unwrap();
         let s =
             scenario::parse(Path::new("s.toml"), text.to_string(), &Default::default()).map_err(|e| e.to_string())?;
-        let opts = LoadOptions { streams: 2, reuse_existing: false, progress: false, data_dir: None };
+        let opts = LoadOptions { streams: 2, throwaway: true, ..Default::default() };
         datagen::load(cluster.config(), "test", &c, &s, &opts, &Cleanup::new(None, false))
             .await
             .map_err(|e| e.to_string())?;

@@ -198,7 +198,7 @@ pub struct RunArgs {
     /// it they run on the primary). Its password is never printed.
     #[arg(long, value_name = "URL")]
     pub replica_url: Option<String>,
-    /// COPY streams per table (default: the number of CPUs).
+    /// COPY streams per table (default: half the CPUs, at least one, on a server the harness starts here; the number of CPUs on --url)
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub load_streams: Option<u16>,
     /// No progress bars or event lines; the summary only.
@@ -238,7 +238,7 @@ pub struct GenerateArgs {
     /// Write what was loaded as JSON to this file ("-" for stdout).
     #[arg(long)]
     pub json: Option<PathBuf>,
-    /// COPY streams per table (default: the number of CPUs).
+    /// COPY streams per table (default: half the CPUs, at least one, on a server the harness starts here; the number of CPUs on --url)
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub load_streams: Option<u16>,
     /// No progress bars.
@@ -335,8 +335,9 @@ pub fn run(cli: Cli) -> i32 {
     }
 }
 
+/// 0: the loader chooses (see `datagen::LoadOptions::streams`).
 fn default_streams() -> usize {
-    std::thread::available_parallelism().map_or(2, |n| n.get())
+    0
 }
 
 async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
@@ -371,7 +372,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
                 streams: args.load_streams.map_or_else(default_streams, usize::from),
                 reuse_existing: false,
                 progress: !args.quiet,
-                data_dir: None,
+                ..Default::default()
             };
             crate::generate::generate(&scenario, &requested, &args.server.pg_images, &opts, |g| {
                 for t in &g.tables {

@@ -123,7 +123,7 @@ pub enum CopyError {
 }
 
 /// Sends chunks `stream, stream + streams, ...` of the plan over `client`;
-/// `progress` is called with the rows of each sent chunk.
+/// `progress` is called with the rows and bytes of each encoded chunk.
 ///
 /// A single stream into a fresh, empty table (`freeze`) truncates it and
 /// copies with `FREEZE` in one transaction: the rows arrive frozen, with
@@ -135,7 +135,7 @@ pub async fn copy_stream(
     stream: u64,
     streams: u64,
     freeze: bool,
-    progress: impl Fn(u64),
+    progress: impl Fn(u64, u64),
 ) -> Result<u64, CopyError> {
     let freeze = freeze && streams == 1;
     if freeze {
@@ -149,8 +149,9 @@ pub async fn copy_stream(
     buf.put_i32(0); // header extension length
     let mut chunk = stream;
     while chunk < plan.chunks() {
+        let before = buf.len();
         let rows = plan.encode_chunk(chunk, &mut buf)?;
-        progress(rows);
+        progress(rows, (buf.len() - before) as u64);
         if buf.len() >= SEND_BYTES {
             sink.send(buf.split().freeze()).await?;
         }

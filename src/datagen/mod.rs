@@ -8,6 +8,7 @@
 //! touched unless the user asks to rehearse against it as it is.
 
 mod any;
+pub mod build;
 mod checks;
 mod compound;
 mod copy;
@@ -19,6 +20,7 @@ mod infer;
 mod keys;
 mod numeric;
 mod plan;
+pub mod progress;
 mod schema;
 mod styles;
 mod value;
@@ -26,7 +28,6 @@ mod value;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
 use tokio_postgres::Client;
 
@@ -42,7 +43,7 @@ use crate::scenario::{Location, Scenario, TableSpec};
 /// How to load.
 #[derive(Debug, Clone)]
 pub struct LoadOptions {
-    /// COPY streams per table.
+    /// COPY streams per table; 0 to choose (see [`LoadOptions::streams`]).
     pub streams: usize,
     /// Use tables that already exist as they are instead of refusing.
     pub reuse_existing: bool,
@@ -51,6 +52,36 @@ pub struct LoadOptions {
     /// Where the server keeps its data on this machine, when the harness
     /// knows: the load checks the free space there first.
     pub data_dir: Option<std::path::PathBuf>,
+    /// The harness started the server, on this machine: index builds are
+    /// sized to it (see [`build::Tuning::for_server`]).
+    pub throwaway: bool,
+    /// Builds at once and workers per build, when set; else chosen.
+    pub mix: Option<build::Mix>,
+}
+
+impl LoadOptions {
+    /// COPY streams per table: as set, else chosen. A server the harness
+    /// started runs on this machine, where each stream takes a CPU of the
+    /// server's backend and part of one for its encoder: half the CPUs, at
+    /// least one (a single stream copies with `FREEZE`, so the `VACUUM`
+    /// after it has nothing to rewrite). A server the user named has CPUs
+    /// of its own: as many streams as this machine has CPUs.
+    pub fn streams(&self) -> usize {
+        let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
+        match (self.streams, self.throwaway) {
+            (0, true) => (cpus / 2).max(1),
+            (0, false) => cpus,
+            (n, _) => n,
+        }
+    }
+}
+
+impl Default for LoadOptions {
+    /// Streams chosen, nothing shown, a server the user named (nothing
+    /// sized to this machine).
+    fn default() -> LoadOptions {
+        LoadOptions { streams: 0, reuse_existing: false, progress: false, data_dir: None, throwaway: false, mix: None }
+    }
 }
 
 /// The scenario's tables as [`create`] left them, empty: those it created
@@ -244,6 +275,10 @@ pub async fn load(
 /// reused ones included. Before any row moves, the size the tables will
 /// take is estimated and checked against the free space where the server
 /// keeps its data, when the harness knows where that is.
+///
+/// Tables are copied one after another, parents first; each table's
+/// indexes build (several at once, see [`build`]) while the next one's
+/// rows are copied, and foreign keys are added when every table is in.
 pub async fn fill(
     config: &tokio_postgres::Config,
     admin: &Client,
@@ -270,20 +305,17 @@ pub async fn fill(
     if let Some(dir) = &opts.data_dir {
         disk::check(&plans, &deferred, dir).map_err(|e| *e)?;
     }
-    let bars = MultiProgress::with_draw_target(if opts.progress {
-        ProgressDrawTarget::stderr()
-    } else {
-        ProgressDrawTarget::hidden()
-    });
-    let style = ProgressStyle::with_template("{prefix:>14} [{bar:28}] {human_pos}/{human_len} rows {rate:>14} {msg}")
-        .expect("valid template")
-        .with_key("rate", |state: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
-            let _ = write!(w, "{} rows/s", crate::units::thousands(state.per_sec().round() as u64));
-        })
-        .progress_chars("=> ");
+    let (tuning, note) =
+        build::Tuning::for_server(admin, opts.throwaway, opts.streams(), opts.mix).await.map_err(db("(indexes)"))?;
+    if opts.progress && !created.is_empty() {
+        eprintln!("rehearse: {note}");
+    }
+    let sessions = build::Sessions::new(config, tuning);
+    let progress = progress::Progress::new(opts.progress);
+    let mut builds = tokio::task::JoinSet::new();
     let mut loaded = Vec::new();
-    for ((t, q), (plan, deferred)) in created.iter().zip(plans.into_iter().zip(&deferred)) {
-        let bar = bars.add(ProgressBar::new(plan.rows).with_style(style.clone()).with_prefix(t.name.clone()));
+    for (i, ((t, q), (plan, deferred))) in created.iter().zip(plans.into_iter().zip(&deferred)).enumerate() {
+        let bar = progress.table(&t.name, plan.rows);
         let started = Instant::now();
         // COPY FREEZE needs a plain table (not partitioned) and one stream.
         let plain: bool = admin
@@ -291,44 +323,37 @@ pub async fn fill(
             .await
             .map_err(db(&t.name))?
             .get(0);
-        copy_table(config, plan.clone(), opts.streams.max(1), plain, &bar).await?;
+        copy_table(config, plan.clone(), opts.streams(), plain, &bar).await?;
         let copied = started.elapsed();
-        // Identity and serial columns were filled explicitly; move their
-        // sequences past the generated keys so the workload's inserts fit.
-        for c in plan.columns.iter().filter(|c| c.sequence.is_some()) {
-            let sql = format!(
-                "SELECT setval($1::text::regclass, (SELECT coalesce(max({}), 0) FROM {q}) + 1, false)",
-                c.quoted
-            );
-            admin.execute(&sql, &[&c.sequence]).await.map_err(db(&t.name))?;
-        }
-        bar.set_message("indexing");
-        for sql in &deferred.indexes {
-            admin.batch_execute(sql).await.map_err(db(&t.name))?;
-        }
-        for sql in &deferred.checks {
-            schema::add_check(admin, sql).await.map_err(db(&t.name))?;
-        }
-        let indexed = started.elapsed();
-        bar.set_message("vacuum analyze");
-        admin.batch_execute(&format!("VACUUM (ANALYZE) {q}")).await.map_err(db(&t.name))?;
-        let elapsed = started.elapsed();
-        bar.finish_with_message(format!("loaded in {:.1}s", elapsed.as_secs_f64()));
-        let dead_tuples = bloat(admin, t, q, &plan).await.map_err(db(&t.name))?;
-        let mut table = measure(admin, t, q, elapsed, false).await?;
-        table.dead_tuples = dead_tuples;
+        let mut table = measure(admin, t, q, Duration::ZERO, false).await?;
         table.copy_seconds = copied.as_secs_f64();
-        table.index_seconds = (indexed - copied).as_secs_f64();
-        table.vacuum_seconds = (elapsed - indexed).as_secs_f64();
         loaded.push(table);
+        let job = Indexing { sessions: sessions.clone(), q: q.clone(), plan, bloat: t.bloat, bar };
+        let deferred = deferred.clone();
+        builds.spawn(async move { (i, job.run(&deferred, started).await) });
     }
-    for (i, ((t, _), d)) in created.iter().zip(&deferred).enumerate() {
-        let started = Instant::now();
-        for sql in &d.foreign_keys {
-            admin.batch_execute(sql).await.map_err(db(&t.name))?;
+    while let Some(done) = builds.join_next().await {
+        let (i, result) = done.unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
+        let (built, dead_tuples, elapsed) = result.map_err(db(&loaded[i].name))?;
+        let table = &mut loaded[i];
+        table.index_seconds = built.indexes.as_secs_f64();
+        table.vacuum_seconds = built.vacuum.as_secs_f64();
+        table.load_seconds = elapsed.as_secs_f64();
+        table.dead_tuples = dead_tuples;
+    }
+    // A foreign key's time counts to the table it is on.
+    let fks: Vec<_> = deferred.iter().flat_map(|d| d.foreign_keys.iter().cloned()).collect();
+    let owners: Vec<Option<usize>> = fks.iter().map(|fk| names.iter().position(|q| *q == fk.tables[0])).collect();
+    let took = build::foreign_keys(&sessions, &fks).await.map_err(db("(foreign keys)"))?;
+    for (i, took) in owners.into_iter().zip(took) {
+        if let Some(t) = i.and_then(|i| loaded.get_mut(i)) {
+            t.load_seconds += took.as_secs_f64();
+            t.index_seconds += took.as_secs_f64();
         }
-        loaded[i].load_seconds += started.elapsed().as_secs_f64();
-        loaded[i].index_seconds += started.elapsed().as_secs_f64();
+    }
+    for ((t, q), table) in created.iter().zip(loaded.iter_mut()) {
+        let sized = measure(admin, t, q, Duration::ZERO, false).await?;
+        (table.heap_bytes, table.total_bytes) = (sized.heap_bytes, sized.total_bytes);
     }
     for (t, q) in reused {
         let mut table = measure(admin, t, &q, Duration::ZERO, true).await?;
@@ -343,19 +368,58 @@ pub async fn fill(
     Ok(loaded)
 }
 
-/// Leaves `t.bloat` of the rows as dead tuples: each chosen row is updated
+/// What a table needs once its rows are in.
+struct Indexing {
+    sessions: Arc<build::Sessions>,
+    q: String,
+    plan: Arc<CopyPlan>,
+    bloat: f64,
+    bar: progress::TableProgress,
+}
+
+impl Indexing {
+    /// Builds its indexes and constraints, vacuums and analyzes it, moves
+    /// its sequences past the generated keys and leaves its dead tuples;
+    /// returns what the builds took, the dead tuples, and the time since
+    /// `started`.
+    async fn run(
+        self,
+        deferred: &deferred::Deferred,
+        started: Instant,
+    ) -> Result<(build::Built, u64, Duration), tokio_postgres::Error> {
+        let Indexing { sessions, q, plan, bloat, bar } = self;
+        let built = build::table(&sessions, &q, deferred, |what| bar.phase(what)).await?;
+        let s = sessions.session(0).await?;
+        // Identity and serial columns were filled explicitly; move their
+        // sequences past the generated keys so the workload's inserts fit
+        // (after the builds: the key's index finds the largest at once).
+        for c in plan.columns.iter().filter(|c| c.sequence.is_some()) {
+            let sql = format!(
+                "SELECT setval($1::text::regclass, (SELECT coalesce(max({}), 0) FROM {q}) + 1, false)",
+                c.quoted
+            );
+            s.execute(&sql, &[&c.sequence]).await?;
+        }
+        let dead_tuples = leave_bloat(&s, bloat, &q, &plan).await?;
+        let elapsed = started.elapsed();
+        bar.finish();
+        Ok((built, dead_tuples, elapsed))
+    }
+}
+
+/// Leaves `bloat` of the rows as dead tuples: each chosen row is updated
 /// to itself once (a new version, the old one dead), with a fixed seed so
 /// the same rows are chosen every time; then `ANALYZE`. Returns the number
 /// of rows updated.
-async fn bloat(admin: &Client, t: &TableSpec, q: &str, plan: &CopyPlan) -> Result<u64, tokio_postgres::Error> {
+async fn leave_bloat(client: &Client, bloat: f64, q: &str, plan: &CopyPlan) -> Result<u64, tokio_postgres::Error> {
     // Any column will do but an identity column (it cannot be set).
-    let Some(col) = plan.columns.iter().rev().find(|c| c.sequence.is_none()).filter(|_| t.bloat > 0.0) else {
+    let Some(col) = plan.columns.iter().rev().find(|c| c.sequence.is_none()).filter(|_| bloat > 0.0) else {
         return Ok(0);
     };
     let c = &col.quoted;
-    admin.batch_execute("SELECT setseed(0.5)").await?;
-    let n = admin.execute(&format!("UPDATE {q} SET {c} = {c} WHERE random() < {}", t.bloat), &[]).await?;
-    admin.batch_execute(&format!("ANALYZE {q}")).await?;
+    client.batch_execute("SELECT setseed(0.5)").await?;
+    let n = client.execute(&format!("UPDATE {q} SET {c} = {c} WHERE random() < {bloat}"), &[]).await?;
+    client.batch_execute(&format!("ANALYZE {q}")).await?;
     Ok(n)
 }
 
@@ -365,7 +429,7 @@ async fn copy_table(
     plan: Arc<CopyPlan>,
     streams: usize,
     freeze: bool,
-    bar: &ProgressBar,
+    bar: &progress::TableProgress,
 ) -> Result<(), LoadError> {
     let streams = (streams as u64).min(plan.chunks().max(1));
     let mut tasks = tokio::task::JoinSet::new();
@@ -379,7 +443,7 @@ async fn copy_table(
             // `replica` role; where the server refuses it, to a role that
             // is not a superuser, they fire).
             let _ = client.batch_execute("SET session_replication_role = replica").await;
-            copy::copy_stream(&client, plan, s, streams, freeze, |rows| bar.inc(rows)).await
+            copy::copy_stream(&client, plan, s, streams, freeze, |rows, bytes| bar.copied(rows, bytes)).await
         });
     }
     let table = plan.table.clone();
