@@ -91,6 +91,7 @@ fn naive() -> Report {
         mode: mode.into(),
         max_waiters: n,
         longest_wait_ms: ms,
+        longest_began_s: 10.0,
         first_s: 10.0,
         last_s: 20.2,
         blocker_query: q.into(),

@@ -100,6 +100,11 @@ pub struct BlockEdge {
     pub max_waiters: usize,
     /// The longest such wait, in milliseconds.
     pub longest_wait_ms: f64,
+    /// When the longest wait began, seconds from the start of the load
+    /// (when it was seen, less how long it had waited): which migration it
+    /// came during, when the run rehearses a rollback too.
+    #[serde(skip)]
+    pub longest_began_s: f64,
     /// First seen, seconds from the start of the load.
     pub first_s: f64,
     /// Last seen.

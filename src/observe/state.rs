@@ -236,13 +236,17 @@ impl State {
                 mode: w.target.1.clone(),
                 max_waiters: 0,
                 longest_wait_ms: 0.0,
+                longest_began_s: offset,
                 first_s: offset,
                 last_s: offset,
                 blocker_query: query.to_string(),
                 max_blockers: 0,
             });
             edge.max_blockers = edge.max_blockers.max(backends);
-            edge.longest_wait_ms = edge.longest_wait_ms.max(waited_ms);
+            if waited_ms > edge.longest_wait_ms {
+                edge.longest_wait_ms = waited_ms;
+                edge.longest_began_s = offset - waited_ms / 1000.0;
+            }
             edge.last_s = offset;
             keys.push(key);
         }

@@ -236,7 +236,7 @@ fn longest_wait_when(locks: &LockSummary, rollback: Option<&MigrationReport>) ->
         .filter(|e| e.waiter == "workload")
         .max_by(|a, b| a.longest_wait_ms.total_cmp(&b.longest_wait_ms));
     match longest {
-        Some(e) if e.first_s >= r.started_s => " during the rollback",
+        Some(e) if e.longest_began_s >= r.started_s => " during the rollback",
         Some(_) => " during the migration",
         None => "",
     }
