@@ -56,11 +56,12 @@ use std::time::Duration;
 use std::sync::Arc;
 use std::time::Instant;
 
+use rehearse::clock::PhaseClock;
 use rehearse::observe::Observer;
 use rehearse::postgres::{BackendChoice, LocalCluster, Role, Server, connect, server_program, server_version};
 use rehearse::rehearsal::{RunOn, RunOptions, rehearse};
 use rehearse::scenario::{self, Arrival, GenSpec, Load, RateProfile, Scenario};
-use rehearse::workload::{PhaseClock, Workload};
+use rehearse::workload::Workload;
 
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
     std::env::var(name).ok().and_then(|s| s.parse().ok()).unwrap_or(default)

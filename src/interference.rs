@@ -13,9 +13,9 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use tokio_postgres::{CancelToken, NoTls};
 
+use crate::clock::PhaseClock;
 use crate::postgres::{Role, SqlError, connect};
 use crate::scenario::InterferenceSpec;
-use crate::workload::PhaseClock;
 
 /// What one interfering statement did.
 #[derive(Debug, Clone, Serialize, PartialEq)]

@@ -28,6 +28,8 @@
 //! - [`migration`]: the strategy's steps, with lock waits, locks taken and
 //!   rewrites per step;
 //! - [`observe`]: the lock observer (who blocked whom, how long, how many);
+//! - [`clock`]: the phases of a run (baseline, during, after, rollback) and
+//!   the clock that tells them apart;
 //! - [`live`]: the line updated every second while the load runs;
 //! - [`report`]: the report model, its verdict, the terminal summary and JSON;
 //! - [`rehearsal`]: the timeline that ties them together; [`generate`]: the
@@ -35,6 +37,7 @@
 #![warn(missing_docs)]
 
 pub mod cli;
+pub mod clock;
 pub mod datagen;
 pub mod generate;
 pub mod interference;

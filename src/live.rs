@@ -18,7 +18,8 @@ use std::time::{Duration, Instant};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tokio_util::sync::CancellationToken;
 
-use crate::workload::{LiveSample, Phase, PhaseClock, Workload};
+use crate::clock::{Phase, PhaseClock};
+use crate::workload::{LiveSample, Workload};
 
 /// Seconds between lines when stderr is not a terminal.
 pub const PLAIN_EVERY: u64 = 5;

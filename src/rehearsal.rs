@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 
+use crate::clock::{Phase, PhaseClock, Window};
 use crate::datagen::{self, LoadOptions};
 use crate::interference::Interference;
 use crate::live::{self, LiveView};
@@ -27,7 +28,7 @@ use crate::report::{ThresholdsInfo, Timeline, WorkloadInfo};
 use crate::scenario::duration::human;
 use crate::scenario::{Rollback, Scenario, Strategy, Target};
 use crate::units::{millis, secs};
-use crate::workload::{Phase, PhaseClock, Signal, Window, Workload};
+use crate::workload::{Signal, Workload};
 
 /// How to run a rehearsal.
 #[derive(Debug, Clone)]

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 
+use rehearse::clock::Phase;
 use rehearse::datagen::LoadedTable;
 use rehearse::interference::{InterferenceOutcome, InterferenceReport};
 use rehearse::migration::{LockTaken, MigrationReport, Outcome, StepReport, TransactionKind};
@@ -13,7 +14,7 @@ use rehearse::report::{
     ThresholdsInfo, Timeline, Verdict, WorkloadInfo, evaluate, render, render_side_by_side, to_json_many,
 };
 use rehearse::scenario::{Arrival, Target};
-use rehearse::workload::{Phase, PoolStats, QueryPhaseStats, SeriesPoint};
+use rehearse::workload::{PoolStats, QueryPhaseStats, SeriesPoint};
 
 fn stats(count: u64, errors: u64, p50: f64, p99: f64, max: f64, kinds: &[(&str, u64)]) -> QueryPhaseStats {
     QueryPhaseStats {

@@ -21,10 +21,11 @@ use tokio_postgres::{Client, NoTls};
 pub use capture::LockTaken;
 pub use lock_mode::LockMode;
 
+use crate::clock::{PhaseClock, Window};
 use crate::observe::Observer;
 use crate::postgres::{Role, SqlError, connect};
 use crate::scenario::Strategy;
-use crate::workload::{PhaseClock, Signal, Window};
+use crate::workload::Signal;
 
 /// How the migration ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

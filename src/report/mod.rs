@@ -18,6 +18,7 @@ pub use side_by_side::{render_side_by_side, to_json_many};
 pub use terminal::render;
 pub use verdict::{Check, Judged, Verdict, Violation, evaluate};
 
+use crate::clock::Phase;
 use crate::datagen::LoadedTable;
 use crate::interference::InterferenceReport;
 use crate::migration::MigrationReport;
@@ -25,7 +26,7 @@ use crate::observe::LockSummary;
 use crate::postgres::{BackendKind, FaultKind};
 use crate::scenario::{Arrival, Load, QuerySpec, Target};
 use crate::units::millis;
-use crate::workload::{Phase, PoolStats, QueryPhaseStats, SeriesPoint};
+use crate::workload::{PoolStats, QueryPhaseStats, SeriesPoint};
 
 /// A list of named entries serialized as a JSON object, keeping the order
 /// of the scenario file.

@@ -15,7 +15,7 @@
 
 mod lease;
 mod pacer;
-mod phase;
+
 mod pool;
 mod recorder;
 mod shards;
@@ -34,7 +34,8 @@ use tokio_util::task::TaskTracker;
 
 pub use lease::{Lease, Plan};
 pub use pacer::{Issue, OpenSchedule, Pacer, Share, ThinkTime, TimerFdWait, TokioWait, Wait, pace};
-pub use phase::{Phase, PhaseClock, Window};
+
+use crate::clock::{Phase, PhaseClock};
 pub use pool::{Pool, PoolStats};
 pub use recorder::QueryRecorder;
 pub use shards::Shards;

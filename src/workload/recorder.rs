@@ -25,9 +25,9 @@ use std::time::Duration;
 
 use hdrhistogram::Histogram;
 
-use super::phase::Phase;
 use super::shards::PerShard;
 use super::stats::{Failure, LiveSample, QueryPhaseStats, SeriesPoint, histogram, ms, quantile_ms};
+use crate::clock::Phase;
 
 /// One phase of one slot.
 struct PhaseHist {
