@@ -112,7 +112,6 @@ async fn ours(scenario: &Scenario, url: &str, load: Load, secs: u64, observe: Du
     s.timeline.duration = Some(Duration::from_secs(secs));
     let on = RunOn { choice: BackendChoice::Url(url.to_string()), why: "url: the benchmark's cluster".into() };
     let opts = RunOptions {
-        strategy: None,
         reuse_existing: false,
         keep_tables: false,
         observe_interval: observe,
@@ -121,7 +120,7 @@ async fn ours(scenario: &Scenario, url: &str, load: Load, secs: u64, observe: Du
         progress: false,
         rollback: false,
     };
-    let report = rehearse(&s, &on, &opts).await.expect("rehearsal");
+    let report = rehearse(&s, &on, None, &opts).await.expect("rehearsal");
     let b = &report.phases.baseline;
     let q = b.queries.get("select_abalance").expect("the query");
     let ms = |v: Option<f64>| v.unwrap_or(f64::NAN);

@@ -46,7 +46,7 @@ pub async fn generate(
         .into());
     };
     eprintln!("rehearse: backend {}", plan.why);
-    let server = postgres::provision(choice, &crate::rehearsal::settings(scenario)).await?;
+    let server = postgres::provision(choice, &crate::setup::settings(scenario)).await?;
     let config = server.config().clone();
     // Generated tables are the point: they stay on a server the user named.
     let cleanup = Cleanup::new((!server.is_throwaway()).then(|| config.clone()), true);

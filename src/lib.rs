@@ -32,12 +32,17 @@
 //!   the clock that tells them apart;
 //! - [`live`]: the line updated every second while the load runs;
 //! - [`report`]: the report model, its verdict, the terminal summary and JSON;
-//! - [`rehearsal`]: the timeline that ties them together; [`generate`]: the
-//!   data alone; [`cli`]: the command line.
+//! - [`setup`]: a database provisioned, checked and loaded, ready for
+//!   one timeline or many;
+//! - [`rehearsal`]: the timeline that ties them together; [`compare`]:
+//!   every strategy on one load, each on a fresh copy of it; [`tune`]: one
+//!   strategy with each value of its lock_timeout or batch pause;
+//!   [`generate`]: the data alone; [`cli`]: the command line.
 #![warn(missing_docs)]
 
 pub mod cli;
 pub mod clock;
+pub mod compare;
 pub mod datagen;
 pub mod generate;
 pub mod interference;
@@ -49,5 +54,7 @@ pub mod preflight;
 pub mod rehearsal;
 pub mod report;
 pub mod scenario;
+pub mod setup;
+pub mod tune;
 pub mod units;
 pub mod workload;

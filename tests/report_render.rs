@@ -41,7 +41,7 @@ fn phase(start: f64, end: f64, get: QueryPhaseStats, new: QueryPhaseStats) -> Ph
 }
 
 /// The naive strategy's outage, as a fixed model.
-fn naive() -> Report {
+pub(crate) fn naive() -> Report {
     let phases = Phases {
         baseline: phase(0.0, 10.0, stats(4000, 0, 1.4, 3.1, 13.6, &[]), stats(500, 0, 2.6, 5.7, 13.6, &[])),
         during: phase(
@@ -77,6 +77,8 @@ fn naive() -> Report {
             unsampled_ms: 0.0,
             attempts: 1,
             batches: None,
+            batches_series: vec![],
+            progress: None,
             rows: 0,
             locks: vec![LockTaken { relation: "orders".into(), mode: "AccessExclusiveLock".into() }],
             rewrote: vec![],
@@ -221,7 +223,7 @@ fn naive() -> Report {
 }
 
 /// The verdict on `r` as it stands.
-fn judge(r: &Report) -> Verdict {
+pub(crate) fn judge(r: &Report) -> Verdict {
     evaluate(&Judged {
         thresholds: &r.thresholds,
         migration: r.migration.as_ref(),

@@ -94,6 +94,13 @@ fn expand_backfill_passes_its_thresholds() {
     let backfill = &steps[2];
     assert!(backfill["batches"].as_u64().unwrap() >= 10);
     assert!(backfill["rows"].as_u64().unwrap() >= 100_000, "every row backfilled");
+    // Every batch is in the series, in order, and their rows add up.
+    let series = backfill["batches_series"].as_array().unwrap();
+    assert_eq!(series.len() as u64, backfill["batches"].as_u64().unwrap());
+    assert_eq!(series.iter().map(|b| b["rows"].as_u64().unwrap()).sum::<u64>(), backfill["rows"].as_u64().unwrap());
+    assert!(series.windows(2).all(|w| f(&w[1]["at_s"]) >= f(&w[0]["at_s"]) + f(&w[0]["duration_ms"]) / 1000.0 - 1e-6));
+    assert_eq!(series.last().unwrap()["rows"], 0, "the last batch found nothing left");
+    assert!(backfill.get("progress").is_none(), "a finished step has no estimate");
     assert!(backfill["locks"].as_array().unwrap().iter().all(|l| l["mode"] != "AccessExclusiveLock"));
     assert_eq!(steps[4]["locks"][0]["mode"], "ShareUpdateExclusiveLock", "VALIDATE does not block writes");
     assert!(f(&r["locks"]["workload_longest_wait_ms"]) < 300.0);

@@ -5,7 +5,9 @@
 mod common;
 
 mod access;
+mod batch_progress;
 mod cleanup;
+mod compare;
 mod containers;
 mod datagen;
 mod faults;

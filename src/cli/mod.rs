@@ -6,7 +6,9 @@
 //! would not start or cannot be reached); 130 interrupted by Ctrl-C or
 //! SIGTERM, after cleaning up.
 
+mod compare;
 mod migrations;
+mod tune;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -58,6 +60,16 @@ pub enum Command {
     /// workload, apply the migration, measure and judge.
     #[command(after_help = EXIT_CODES)]
     Run(Box<RunArgs>),
+    /// Rehearse every strategy (or --strategies a,b) on one server and one
+    /// data load, each from a fresh copy of it, and show them side by side
+    /// with the safest that passed (exit 0 when one passed every run).
+    #[command(after_help = EXIT_CODES)]
+    Compare(Box<compare::CompareArgs>),
+    /// Rehearse one strategy with each value of its lock_timeout
+    /// (--lock-timeout 50ms,100ms) or batch pause (--pause 0,50ms) under the
+    /// same contention, and recommend one (exit 0 when one passed).
+    #[command(after_help = EXIT_CODES)]
+    Tune(Box<tune::TuneArgs>),
     /// Check a scenario file without running anything.
     Check(CheckArgs),
     /// Write the scenario `run` would derive from a migration and a schema,
@@ -355,6 +367,8 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
             Ok(EXIT_PASS)
         }
         Command::Run(args) => run_rehearsal(*args).await,
+        Command::Compare(args) => compare::run(*args).await,
+        Command::Tune(args) => tune::run(*args).await,
         Command::Init(args) => {
             print!("{}", migrations::derived(&args.migrations, &args.tables)?);
             Ok(EXIT_PASS)
@@ -470,7 +484,6 @@ async fn run_rehearsal(args: RunArgs) -> anyhow::Result<i32> {
         warn_if_password_in("--replica-url", url);
     }
     let opts = RunOptions {
-        strategy: args.strategy,
         reuse_existing: args.reuse_existing,
         keep_tables: args.keep_tables,
         observe_interval: args.observe_interval,
@@ -479,7 +492,7 @@ async fn run_rehearsal(args: RunArgs) -> anyhow::Result<i32> {
         progress: !args.quiet,
         rollback: args.rollback,
     };
-    let reports = rehearse_all(&scenario, &requested, &args.server.pg_images, &opts).await?;
+    let reports = rehearse_all(&scenario, &requested, &args.server.pg_images, args.strategy.as_deref(), &opts).await?;
     let (summary, json) = match reports.as_slice() {
         [one] => (render(one), one.to_json()),
         many => (render_side_by_side(many), to_json_many(many)),

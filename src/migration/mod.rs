@@ -115,6 +115,14 @@ pub struct StepReport {
     /// For a repeated step, how many batches ran (the last one affected 0
     /// rows); `null` for a plain step.
     pub batches: Option<u64>,
+    /// For a repeated step, every batch that completed, in order: empty
+    /// for a plain step.
+    pub batches_series: Vec<BatchPoint>,
+    /// For a repeated step that did not finish: how far it got, and how
+    /// long the rest would take at its recent pace (set by the report,
+    /// which knows the tables' sizes).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub progress: Option<BatchProgress>,
     /// Rows affected, summed over batches.
     pub rows: u64,
     /// Relation locks it held, strongest first per relation.
@@ -123,6 +131,43 @@ pub struct StepReport {
     pub rewrote: Vec<String>,
     /// How it failed, if it did.
     pub error: Option<SqlError>,
+}
+
+/// One batch of a repeated step.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq)]
+pub struct BatchPoint {
+    /// When it started, seconds from the start of the load.
+    pub at_s: f64,
+    /// Its wall time, retries after a lock timeout included, in ms.
+    pub duration_ms: f64,
+    /// Rows it affected.
+    pub rows: u64,
+}
+
+/// How far a repeated step got before it was stopped, and an estimate of
+/// the rest.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct BatchProgress {
+    /// Rows the completed batches affected.
+    pub rows_done: u64,
+    /// The rows of the table the step writes, as loaded; `null` when the
+    /// step's table is not one the harness loaded.
+    pub rows_total: Option<u64>,
+    /// That table.
+    pub table: Option<String>,
+    /// Wall time from the step's start to its last completed batch, in s.
+    pub elapsed_s: f64,
+    /// Rows per second over the recent batches (the last tenth, at least
+    /// five), pauses included.
+    pub recent_rows_per_s: Option<f64>,
+    /// Seconds the rest would take at that pace.
+    pub eta_s: Option<f64>,
+    /// Median batch time at the start, the middle and the end (a tenth of
+    /// the batches each, at least one), in ms.
+    pub trend_ms: [f64; 3],
+    /// The batches at the end took more than 1.5 times those at the start:
+    /// the estimate is then likely short.
+    pub slowing: bool,
 }
 
 /// The transaction a step ran in.

@@ -8,7 +8,7 @@ use tokio_postgres::SimpleQueryMessage;
 
 use super::capture::{self, LockTaken};
 use super::lock_mode::LockMode;
-use super::{OpenTransaction, Session, StepReport, TransactionKind};
+use super::{BatchPoint, OpenTransaction, Session, StepReport, TransactionKind};
 use crate::postgres::{LOCK_NOT_AVAILABLE, SqlError};
 use crate::scenario::{SharedTx, StepSpec, StepTx, TxControl};
 use crate::units::millis as ms;
@@ -64,6 +64,8 @@ pub(super) async fn run(s: &Session<'_>, index: usize, spec: &StepSpec) -> StepR
         unsampled_ms: 0.0,
         attempts: 0,
         batches: spec.repeat.map(|_| 0),
+        batches_series: Vec::new(),
+        progress: None,
         rows: 0,
         locks: Vec::new(),
         rewrote: Vec::new(),
@@ -72,6 +74,7 @@ pub(super) async fn run(s: &Session<'_>, index: usize, spec: &StepSpec) -> StepR
     let mut locks = BTreeSet::new();
     let mut rewrote = BTreeSet::new();
     loop {
+        let began = Instant::now();
         match execute_with_retries(s, spec, &mut report).await {
             Ok(exec) => {
                 report.rows += exec.rows;
@@ -79,6 +82,9 @@ pub(super) async fn run(s: &Session<'_>, index: usize, spec: &StepSpec) -> StepR
                 rewrote.extend(exec.rewrote);
                 let Some(pause) = spec.repeat else { break };
                 *report.batches.get_or_insert(0) += 1;
+                let batch =
+                    BatchPoint { at_s: s.clock.offset(began), duration_ms: ms(began.elapsed()), rows: exec.rows };
+                report.batches_series.push(batch);
                 if exec.rows == 0 {
                     break;
                 }

@@ -3,9 +3,14 @@
 //! names what it measured and over which window; the JSON field names
 //! listed in the README are a contract.
 
+mod build;
+mod compare;
+mod compare_terminal;
 mod json_file;
+mod progress;
 mod side_by_side;
 mod terminal;
+mod tune;
 mod verdict;
 
 use std::collections::BTreeMap;
@@ -13,9 +18,16 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use serde::ser::SerializeMap;
 
+pub use build::{Measured, Run, build};
+pub use compare::{
+    CompareRun, Comparison, OrderCheck, PhaseP99, ResetInfo, SAFEST_RULE, Spread, StrategySummary, summarize,
+};
+pub use compare_terminal::render_comparison;
 pub use json_file::{JsonOut, JsonPathError};
+pub use progress::annotate as annotate_progress;
 pub use side_by_side::{render_side_by_side, to_json_many};
 pub use terminal::render;
+pub use tune::{Trial, Tuning, render_tuning};
 pub use verdict::{Check, Judged, Verdict, Violation, evaluate};
 
 use crate::clock::Phase;

@@ -204,6 +204,9 @@ fn migration(w: &mut String, r: &Report, m: &MigrationReport, title: &str) {
             _ => {}
         }
         let _ = writeln!(w, "{line}");
+        for l in super::progress::lines(s) {
+            let _ = writeln!(w, "     {l}");
+        }
         if !s.locks.is_empty() {
             let taken: Vec<String> = s
                 .locks

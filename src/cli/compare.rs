@@ -1,0 +1,109 @@
+//! `rehearse compare`: the flags, and the exit code of a comparison.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Args;
+
+use super::{EXIT_ENVIRONMENT, EXIT_FAIL, EXIT_PASS, ServerArgs, default_streams, parse_duration};
+use crate::compare::{Compared, compare};
+use crate::rehearsal::RunOptions;
+use crate::report::{JsonOut, render_comparison};
+use crate::scenario::{self, LoadOptions};
+
+/// `rehearse compare`
+#[derive(Debug, Args)]
+pub struct CompareArgs {
+    /// The scenario file.
+    pub scenario: PathBuf,
+    /// Where Postgres comes from: a server the harness starts (local or
+    /// docker), since each run starts from a fresh copy of the load.
+    #[command(flatten)]
+    pub server: ServerArgs,
+    /// The strategies to compare, comma-separated (default: all of them).
+    #[arg(long, value_delimiter = ',', value_name = "A,B")]
+    pub strategies: Vec<String>,
+    /// How the runs go.
+    #[command(flatten)]
+    pub runs: RunsArgs,
+}
+
+/// What `compare` and `tune` share: how many runs, at which scale, and
+/// where the result goes.
+#[derive(Debug, Args)]
+pub struct RunsArgs {
+    /// Runs of each strategy (or value), in rounds rotated by one place
+    /// each, so that each runs in each position.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=100))]
+    pub repeat: u16,
+    /// Multiply every table's row count, e.g. 0.05 for a quick run.
+    #[arg(long, default_value_t = 1.0)]
+    pub scale: f64,
+    /// Write the summary and every run's report as JSON to this file ("-"
+    /// for stdout).
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// Time between samples of the lock observer.
+    #[arg(long, default_value = "20ms", value_parser = parse_duration)]
+    pub observe_interval: Duration,
+    /// COPY streams per table (default: half the CPUs, at least one).
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub load_streams: Option<u16>,
+    /// No progress bars or event lines; the summary only.
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+impl RunsArgs {
+    /// The options of each run.
+    pub(super) fn options(&self) -> RunOptions {
+        RunOptions {
+            reuse_existing: false,
+            keep_tables: false,
+            observe_interval: self.observe_interval,
+            replica_url: None,
+            load_streams: self.load_streams.map_or_else(default_streams, usize::from),
+            progress: !self.quiet,
+            rollback: false,
+        }
+    }
+
+    /// Prints the summary: to stderr when the JSON goes to stdout.
+    pub(super) fn print(&self, out: Option<&JsonOut>, text: &str) {
+        if out.is_some_and(JsonOut::is_stdout) {
+            eprint!("{text}");
+        } else {
+            print!("{text}");
+        }
+    }
+}
+
+/// The comparison as one JSON document: `{"comparison": {...}, "reports":
+/// [...]}`, the reports in the order run.
+pub fn to_json(c: &Compared) -> String {
+    let doc = serde_json::json!({ "comparison": c.summary, "reports": c.reports });
+    serde_json::to_string_pretty(&doc).expect("the comparison serializes")
+}
+
+/// Runs `rehearse compare`. Exit 0 when some strategy passed every run
+/// (there is a safe way), 1 when none did, 3 when the server failed.
+pub(super) async fn run(args: CompareArgs) -> anyhow::Result<i32> {
+    let requested = args.server.requested()?;
+    let scenario = scenario::load(&args.scenario, &LoadOptions { scale: args.runs.scale })?;
+    let out = args.runs.json.as_deref().map(JsonOut::open).transpose()?;
+    let repeat = usize::from(args.runs.repeat);
+    let (images, names, opts) = (&args.server.pg_images, &args.strategies, args.runs.options());
+    let compared = compare(&scenario, &requested, images, names, repeat, &opts).await?;
+    args.runs.print(out.as_ref(), &render_comparison(&compared.summary, &compared.reports));
+    if let Some(out) = out {
+        out.write(&to_json(&compared)).context("writing the JSON report")?;
+    }
+    Ok(if compared.reports.iter().any(|r| r.fault.is_some()) {
+        EXIT_ENVIRONMENT
+    } else if compared.summary.safest.is_some() {
+        EXIT_PASS
+    } else {
+        EXIT_FAIL
+    })
+}

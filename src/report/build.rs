@@ -1,0 +1,156 @@
+//! A report assembled from what one timeline measured: its phases cut by
+//! the phase clock, its fault placed on the clock, and its verdict.
+
+use std::time::{Duration, Instant};
+
+use super::{FaultReport, Judged, Named, PhaseReport, Phases, PostgresInfo, QueryInfo, Report};
+use super::{ThresholdsInfo, Timeline, WorkloadInfo, evaluate};
+use crate::clock::{Phase, PhaseClock, Window};
+use crate::datagen::LoadedTable;
+use crate::interference::InterferenceReport;
+use crate::migration::MigrationReport;
+use crate::observe::LockSummary;
+use crate::postgres::Fault;
+use crate::scenario::{Scenario, Strategy};
+use crate::units::{millis, secs};
+use crate::workload::{PoolStats, QueryResult};
+
+/// What one timeline measured, on its clock.
+pub struct Measured {
+    /// The clock the timeline ran on.
+    pub clock: std::sync::Arc<PhaseClock>,
+    /// When it ended: the fault's moment when one cut it short.
+    pub end: Instant,
+    /// The migration, when it started.
+    pub migration: Option<MigrationReport>,
+    /// Its rollback, when rehearsed.
+    pub rollback: Option<MigrationReport>,
+    /// A fault of the server.
+    pub fault: Option<Fault>,
+    /// Each query's recorded results.
+    pub results: Vec<QueryResult>,
+    /// The application pool's figures.
+    pub pool: PoolStats,
+    /// The interfering sessions.
+    pub interference: Vec<InterferenceReport>,
+    /// What the lock observer saw.
+    pub locks: LockSummary,
+}
+
+/// What a report says about the run beside its measurements.
+pub struct Run<'a> {
+    /// The scenario rehearsed.
+    pub scenario: &'a Scenario,
+    /// The strategy applied; `None` for a load-only run.
+    pub strategy: Option<&'a Strategy>,
+    /// The server.
+    pub postgres: PostgresInfo,
+    /// The tables, as loaded.
+    pub tables: Vec<LoadedTable>,
+    /// The replica's target, when queries ran on one.
+    pub replica: Option<String>,
+    /// Things the user should know.
+    pub warnings: Vec<String>,
+}
+
+/// The report of one timeline: what it measured, judged by the
+/// scenario's thresholds.
+pub fn build(run: Run<'_>, measured: Measured) -> Report {
+    let Run { scenario, strategy, postgres, tables, replica, warnings } = run;
+    let Measured { clock, end, migration, rollback, fault, results, pool, interference, locks } = measured;
+    let (mut migration, mut rollback) = (migration, rollback);
+    for m in migration.iter_mut().chain(rollback.iter_mut()) {
+        super::progress::annotate(m, &tables);
+    }
+    let t = scenario.timeline;
+    let end_s = clock.offset(end);
+    let phases = phases(&clock, end_s, migration.is_some(), rollback.is_some(), &results);
+    let fault = fault.map(|f| {
+        let at_s = clock.offset(f.at);
+        FaultReport {
+            kind: f.kind,
+            at_s,
+            phase: clock.phase_of(f.at),
+            during_migration: migration.as_ref().is_some_and(|m| at_s >= m.started_s && at_s <= m.ended_s + 0.5),
+            detail: f.detail,
+        }
+    });
+    let ms = millis;
+    let thresholds = ThresholdsInfo {
+        max_lock_wait_ms: scenario.thresholds.max_lock_wait.map(ms),
+        max_p99_ms: scenario.thresholds.max_p99.map(ms),
+        max_error_rate: scenario.thresholds.max_error_rate,
+        max_p99_ratio: scenario.thresholds.max_p99_ratio,
+        defaults: scenario.thresholds.defaults,
+    };
+    let verdict = evaluate(&Judged {
+        thresholds: &thresholds,
+        migration: migration.as_ref(),
+        has_strategy: strategy.is_some(),
+        rollback: rollback.as_ref(),
+        locks: &locks,
+        phases: &phases,
+        interference: &interference,
+        fault: fault.as_ref(),
+    });
+    Report {
+        scenario: scenario.name.clone(),
+        strategy: strategy.map(|s| s.name.clone()),
+        seed: scenario.seed,
+        scale: scenario.scale,
+        postgres,
+        tables,
+        workload: WorkloadInfo {
+            pool_size: scenario.workload.pool_size,
+            pool_timeout_ms: ms(scenario.workload.pool_timeout),
+            queries: scenario.workload.queries.iter().map(|q| QueryInfo::new(q, replica.is_some())).collect(),
+            replica,
+        },
+        timeline: Timeline {
+            migrate_at_s: strategy.map(|_| t.migrate_at.as_secs_f64()),
+            duration_s: t.duration.map(|d| d.as_secs_f64()),
+            end_s,
+            interference,
+        },
+        phases,
+        pool,
+        migration,
+        rollback,
+        locks,
+        series: Named(results.into_iter().map(|q| (q.name, q.series)).collect()),
+        thresholds,
+        fault,
+        verdict,
+        warnings,
+    }
+}
+
+/// Each phase's window and statistics. Without a migration the whole run
+/// is the baseline; without a rollback, `after` runs to the end.
+fn phases(clock: &PhaseClock, end_s: f64, migrated: bool, rolled_back: bool, results: &[QueryResult]) -> Phases {
+    let window = |w: Window, until: f64| {
+        let (start, end) = clock.window(w);
+        (start.map_or(0.0, secs), end.map_or(until, secs))
+    };
+    let (mig_start, mig_end) = if migrated { window(Window::Migration, end_s) } else { (end_s, end_s) };
+    let (back_start, back_end) = if rolled_back { window(Window::Rollback, end_s) } else { (end_s, end_s) };
+    let bounds =
+        [(0.0, mig_start), (mig_start, mig_end), (mig_end, back_start), (back_start, back_end), (back_end, end_s)];
+    let phase = |p: Phase| {
+        let (start_s, end_s) = bounds[p.index()];
+        let end_s = end_s.max(start_s);
+        PhaseReport {
+            start_s,
+            end_s,
+            seconds: secs(Duration::from_secs_f64(end_s - start_s)),
+            queries: Named(results.iter().map(|q| (q.name.clone(), q.phases[p.index()].clone())).collect()),
+        }
+    };
+    Phases {
+        baseline: phase(Phase::Baseline),
+        during: phase(Phase::During),
+        after: phase(Phase::After),
+        rollback: rolled_back.then(|| phase(Phase::Rollback)),
+        after_rollback: rolled_back.then(|| phase(Phase::AfterRollback)),
+    }
+}

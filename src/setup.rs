@@ -1,0 +1,183 @@
+//! A database made ready for rehearsals: the server provisioned (or
+//! reached), the tables created, every statement of the strategies to be
+//! rehearsed tried on them, and the data loaded. One prepared database
+//! serves one timeline (`rehearse run`) or many (`rehearse compare`).
+
+use std::time::Instant;
+
+use crate::datagen::{self, LoadOptions, LoadedTable};
+use crate::postgres::{self, Cleanup, Role, Server, ServerVersion, UrlServer};
+use crate::preflight::{self, DryRun};
+use crate::rehearsal::{RunOn, RunOptions};
+use crate::report::{Named, PostgresInfo};
+use crate::scenario::{Scenario, Target};
+use anyhow::Context;
+
+/// A loaded database, and what the harness holds on to while it is used.
+/// [`Prepared::finish`] releases it; dropping it (Ctrl-C, a panic) releases
+/// the server too.
+pub struct Prepared {
+    /// The server, kept running until this is dropped.
+    pub server: Box<dyn Server>,
+    /// How the harness connects to the rehearsed database.
+    pub config: tokio_postgres::Config,
+    /// What the server is.
+    pub version: ServerVersion,
+    /// The tables, as loaded.
+    pub tables: Vec<LoadedTable>,
+    /// Notes of the setup, for every report of this database.
+    pub warnings: Vec<String>,
+    /// The read replica `--replica-url` named, when queries target one.
+    pub replica: Option<UrlServer>,
+    /// Wall time from creating the tables until they were filled, indexed
+    /// and analyzed, in seconds.
+    pub load_s: f64,
+    /// The server, as reports describe it.
+    pub postgres: PostgresInfo,
+    cleanup: Cleanup,
+}
+
+/// Server settings: the scenario's, plus enough connections for the pool
+/// and the harness's own sessions when the scenario does not say.
+pub(crate) fn settings(scenario: &Scenario) -> Vec<(String, String)> {
+    let mut s = scenario.postgres.pairs();
+    if !s.iter().any(|(k, _)| k == "max_connections") {
+        // Room for a second run's sessions too: a killed run's backends may
+        // linger a moment.
+        let needed = scenario.sessions_needed() + 10;
+        s.push(("max_connections".into(), needed.max(100).to_string()));
+    }
+    s
+}
+
+/// Starts (or reaches) the server; a setting the server refused is the
+/// scenario's error, at its place in the file.
+async fn provision(scenario: &Scenario, on: &RunOn) -> anyhow::Result<Box<dyn Server>> {
+    match postgres::provision(&on.choice, &settings(scenario)).await {
+        Ok(server) => Ok(server),
+        Err(e) => match postgres::settings_fault(&e, &scenario.postgres.settings) {
+            Some(bad) => Err(bad.into()),
+            None => Err(e.into()),
+        },
+    }
+}
+
+/// An error of the setup, or the server's stop if that is what it was.
+pub(crate) fn stopped_or(server: &dyn Server, during: &str, e: anyhow::Error) -> anyhow::Error {
+    match server.exit_probe().and_then(|probe| probe()) {
+        Some(detail) => postgres::ProvisionError::Stopped { during: during.into(), detail }.into(),
+        None => e,
+    }
+}
+
+/// Provisions the server `on` names and loads the scenario's data, having
+/// first tried every statement of `strategies` on the empty tables (and
+/// the workload's queries when `strategies` is empty).
+pub async fn prepare(
+    scenario: &Scenario,
+    on: &RunOn,
+    opts: &RunOptions,
+    strategies: &[&crate::scenario::Strategy],
+) -> anyhow::Result<Prepared> {
+    let server = provision(scenario, on).await?;
+    if opts.progress {
+        crate::live::println(&format!("rehearse: {} server at {}", server.backend(), server.target()));
+    }
+    if std::env::var("REHEARSE_FAULT").as_deref() == Ok("panic-after-provision") {
+        // Fault injection for the clean-up tests: a panic while the server runs.
+        panic!("injected fault: REHEARSE_FAULT=panic-after-provision");
+    }
+    let config = server.config().clone();
+    let cleanup = Cleanup::new((!server.is_throwaway()).then(|| config.clone()), opts.keep_tables);
+    let mut warnings = Vec::new();
+    if !server.is_throwaway() && !scenario.postgres.settings.is_empty() {
+        warnings.push("the scenario's [postgres] settings were not applied: the harness does not configure a server it did not start".to_string());
+    }
+    let replica = replica(scenario, opts, &mut warnings).await?;
+    let admin = postgres::connect(&config, &Role::Harness).await.context("connecting to the server")?;
+    let version = postgres::server_version(&admin).await.context("reading the server version")?;
+    if !server.is_throwaway() {
+        postgres::check_room(&admin, scenario.sessions_needed(), &server.target()).await?;
+    }
+    let load_opts = LoadOptions {
+        streams: opts.load_streams,
+        reuse_existing: opts.reuse_existing,
+        progress: opts.progress,
+        data_dir: server.data_dir(),
+        throwaway: server.is_throwaway(),
+        mix: None,
+    };
+    let started = Instant::now();
+    let setup = async {
+        let created = datagen::create(&admin, &config, &server.target(), scenario, &load_opts, &cleanup).await?;
+        let dry_run = match (server.is_throwaway(), created.reused.is_empty()) {
+            (true, _) => DryRun::Anything,
+            (false, true) => DryRun::Only(created.names()),
+            (false, false) => DryRun::Nothing,
+        };
+        let mut notes: Vec<String> = Vec::new();
+        let each: Vec<Option<&crate::scenario::Strategy>> =
+            if strategies.is_empty() { vec![None] } else { strategies.iter().copied().map(Some).collect() };
+        for strategy in each {
+            for note in preflight::check(&admin, scenario, strategy, &dry_run, replica.is_some()).await? {
+                if !notes.contains(&note) {
+                    notes.push(note);
+                }
+            }
+        }
+        let tables = datagen::fill(&config, &admin, scenario, created, &load_opts).await?;
+        Ok::<_, anyhow::Error>((tables, notes))
+    };
+    let (tables, notes) = setup.await.map_err(|e| stopped_or(server.as_ref(), "the data load", e))?;
+    let load_s = started.elapsed().as_secs_f64();
+    warnings.extend(notes);
+    let postgres = PostgresInfo {
+        backend: server.backend(),
+        chosen: on.why.clone(),
+        image: server.image().map(str::to_string),
+        version: version.version.clone(),
+        version_num: version.version_num,
+        target: server.target(),
+        settings: Named(scenario.postgres.pairs()),
+        settings_applied: server.is_throwaway(),
+    };
+    // The harness's session closes here: a timeline opens its own, and a
+    // reset needs the database free of sessions.
+    drop(admin);
+    Ok(Prepared { server, config, version, tables, warnings, replica, load_s, postgres, cleanup })
+}
+
+impl Prepared {
+    /// Drops what it created on a
+    /// server the user named (unless kept); returns what the clean-up has
+    /// to say. The server itself stops when this returns.
+    pub async fn finish(self) -> Vec<String> {
+        let Prepared { server, cleanup, .. } = self;
+        let notes = cleanup.finish().await;
+        drop(server);
+        notes
+    }
+}
+
+/// The replica named by `--replica-url`, when queries target one. Without
+/// one, those queries run on the primary, and the report says so.
+async fn replica(
+    scenario: &Scenario,
+    opts: &RunOptions,
+    warnings: &mut Vec<String>,
+) -> Result<Option<UrlServer>, postgres::ProvisionError> {
+    let wanted: Vec<&str> =
+        scenario.workload.queries.iter().filter(|q| q.target == Target::Replica).map(|q| q.name.as_str()).collect();
+    match (&opts.replica_url, wanted.is_empty()) {
+        (Some(url), false) => Ok(Some(UrlServer::open(url).await?)),
+        (Some(_), true) => {
+            warnings.push("--replica-url was given, but no query has target = \"replica\"; it was not used".into());
+            Ok(None)
+        }
+        (None, false) => {
+            warnings.push(format!("no --replica-url: {} (target = \"replica\") ran on the primary", wanted.join(", ")));
+            Ok(None)
+        }
+        (None, true) => Ok(None),
+    }
+}
