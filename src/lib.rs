@@ -55,6 +55,7 @@ pub mod rehearsal;
 pub mod report;
 pub mod scenario;
 pub mod setup;
+pub mod suggest;
 pub mod tune;
 pub mod units;
 pub mod workload;

@@ -29,6 +29,7 @@ mod scenario_files;
 mod schema_import;
 mod schema_keys;
 mod strategies;
+mod suggest;
 mod url_backend;
 mod wire_auth;
 mod zero_config;

@@ -96,8 +96,14 @@ pub(super) async fn run(args: CompareArgs) -> anyhow::Result<i32> {
     let (images, names, opts) = (&args.server.pg_images, &args.strategies, args.runs.options());
     let compared = compare(&scenario, &requested, images, names, repeat, &opts).await?;
     args.runs.print(out.as_ref(), &render_comparison(&compared.summary, &compared.reports));
+    finish(&compared, out)
+}
+
+/// Writes the JSON, if asked, and returns the exit code: 3 when the
+/// server failed, 0 when a strategy passed every run, else 1.
+pub(super) fn finish(compared: &Compared, out: Option<JsonOut>) -> anyhow::Result<i32> {
     if let Some(out) = out {
-        out.write(&to_json(&compared)).context("writing the JSON report")?;
+        out.write(&to_json(compared)).context("writing the JSON report")?;
     }
     Ok(if compared.reports.iter().any(|r| r.fault.is_some()) {
         EXIT_ENVIRONMENT

@@ -8,6 +8,8 @@
 
 mod compare;
 mod migrations;
+mod run;
+mod suggest;
 mod tune;
 
 use std::path::PathBuf;
@@ -19,8 +21,8 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use crate::datagen::LoadError;
 use crate::postgres::{self, ProvisionError};
 use crate::preflight::PreflightError;
-use crate::rehearsal::{RunOptions, UsageError, rehearse_all};
-use crate::report::{JsonOut, JsonPathError, render, render_side_by_side, to_json_many};
+use crate::rehearsal::UsageError;
+use crate::report::{JsonOut, JsonPathError};
 use crate::scenario::{self, LoadOptions, ScenarioError};
 use crate::workload::WorkloadError;
 
@@ -190,6 +192,11 @@ pub struct RunArgs {
     /// under the same load, and judge it as a migration of its own.
     #[arg(long)]
     pub rollback: bool,
+    /// Derive the known safe rewrites of the migration (lock_timeout and
+    /// retries, CONCURRENTLY, NOT VALID then VALIDATE, batched backfills),
+    /// print them, and rehearse them beside it on one load, as `compare`.
+    #[arg(long, conflicts_with_all = ["rollback", "reuse_existing", "keep_tables", "replica_url"])]
+    pub suggest: bool,
     /// Multiply every table's row count, e.g. 0.05 for a quick run.
     #[arg(long, default_value_t = 1.0)]
     pub scale: f64,
@@ -366,7 +373,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
             );
             Ok(EXIT_PASS)
         }
-        Command::Run(args) => run_rehearsal(*args).await,
+        Command::Run(args) => run::run(*args).await,
         Command::Compare(args) => compare::run(*args).await,
         Command::Tune(args) => tune::run(*args).await,
         Command::Init(args) => {
@@ -445,71 +452,4 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
             Ok(if done.problems.is_empty() { EXIT_PASS } else { EXIT_ENVIRONMENT })
         }
     }
-}
-
-async fn run_rehearsal(args: RunArgs) -> anyhow::Result<i32> {
-    let requested = args.server.requested()?;
-    let is_url = matches!(requested, postgres::BackendArg::Url(_));
-    if (args.reuse_existing || args.keep_tables) && !is_url {
-        return Err(UsageError("--reuse-existing and --keep-tables apply to --backend url".into()).into());
-    }
-    let load = LoadOptions { scale: args.scale };
-    let scenario = match &args.scenario {
-        Some(path) => {
-            if args.tables.any() {
-                return Err(UsageError(
-                    "--schema and --rows describe the tables when there is no scenario file".into(),
-                )
-                .into());
-            }
-            let mut scenario = scenario::load(path, &load)?;
-            if let Some(folder) = args.migrations.read()? {
-                migrations::apply(&mut scenario, folder, args.quiet);
-            }
-            scenario
-        }
-        None => {
-            let toml = migrations::derived(&args.migrations, &args.tables)?;
-            if !args.quiet {
-                eprintln!(
-                    "rehearse: no scenario file; rehearsing this one (`rehearse init` with the same flags writes it):\n"
-                );
-                eprintln!("{toml}");
-            }
-            scenario::parse(std::path::Path::new("(derived scenario)"), toml, &load)?
-        }
-    };
-    let out = args.json.as_deref().map(JsonOut::open).transpose()?;
-    if let Some(url) = &args.replica_url {
-        warn_if_password_in("--replica-url", url);
-    }
-    let opts = RunOptions {
-        reuse_existing: args.reuse_existing,
-        keep_tables: args.keep_tables,
-        observe_interval: args.observe_interval,
-        replica_url: args.replica_url,
-        load_streams: args.load_streams.map_or_else(default_streams, usize::from),
-        progress: !args.quiet,
-        rollback: args.rollback,
-    };
-    let reports = rehearse_all(&scenario, &requested, &args.server.pg_images, args.strategy.as_deref(), &opts).await?;
-    let (summary, json) = match reports.as_slice() {
-        [one] => (render(one), one.to_json()),
-        many => (render_side_by_side(many), to_json_many(many)),
-    };
-    if out.as_ref().is_some_and(JsonOut::is_stdout) {
-        eprint!("{summary}");
-    } else {
-        print!("{summary}");
-    }
-    if let Some(out) = out {
-        out.write(&json).context("writing the JSON report")?;
-    }
-    Ok(if reports.iter().any(|r| r.fault.is_some()) {
-        EXIT_ENVIRONMENT
-    } else if reports.iter().all(|r| r.verdict.pass) {
-        EXIT_PASS
-    } else {
-        EXIT_FAIL
-    })
 }

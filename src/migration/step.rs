@@ -10,12 +10,14 @@ use super::capture::{self, LockTaken};
 use super::lock_mode::LockMode;
 use super::{BatchPoint, OpenTransaction, Session, StepReport, TransactionKind};
 use crate::postgres::{LOCK_NOT_AVAILABLE, SqlError};
-use crate::scenario::{SharedTx, StepSpec, StepTx, TxControl};
+use crate::scenario::{SharedTx, SqlText, StepSpec, StepTx, TxControl};
 use crate::units::millis as ms;
 
 /// What one execution of the step's SQL did.
 struct Execution {
     rows: u64,
+    /// A keyset step's greatest key of the batch.
+    last_key: Option<String>,
     locks: BTreeSet<LockTaken>,
     rewrote: Vec<String>,
 }
@@ -29,6 +31,22 @@ fn settings(spec: &StepSpec, scope: &str) -> String {
         sql.push_str(&format!("SET {scope} statement_timeout = {}; ", t.as_millis().max(1)));
     }
     sql
+}
+
+/// Rows changed, and for a keyset step (one row of two columns: rows and
+/// the last key) the last key.
+fn outcome(spec: &StepSpec, messages: &[SimpleQueryMessage]) -> (u64, Option<String>) {
+    if spec.keyset.is_some() {
+        let row = messages.iter().find_map(|m| match m {
+            SimpleQueryMessage::Row(r) if r.len() == 2 => Some(r),
+            _ => None,
+        });
+        if let Some(r) = row {
+            let rows = r.get(0).and_then(|n| n.parse().ok()).unwrap_or(0);
+            return (rows, r.get(1).map(str::to_string));
+        }
+    }
+    (rows_affected(messages), None)
 }
 
 fn rows_affected(messages: &[SimpleQueryMessage]) -> u64 {
@@ -73,10 +91,19 @@ pub(super) async fn run(s: &Session<'_>, index: usize, spec: &StepSpec) -> StepR
     };
     let mut locks = BTreeSet::new();
     let mut rewrote = BTreeSet::new();
+    // A keyset step's batches: each after the last key of the one before.
+    let mut last_key: Option<String> = None;
     loop {
         let began = Instant::now();
-        match execute_with_retries(s, spec, &mut report).await {
+        let batch = spec.keyset.as_ref().map(|k| {
+            let text = k.batch_sql(&spec.sql.text, last_key.as_deref());
+            StepSpec { sql: SqlText::derived(text, spec.sql.at.clone()), ..spec.clone() }
+        });
+        match execute_with_retries(s, batch.as_ref().unwrap_or(spec), &mut report).await {
             Ok(exec) => {
+                if exec.last_key.is_some() {
+                    last_key = exec.last_key.clone();
+                }
                 report.rows += exec.rows;
                 locks.extend(exec.locks);
                 rewrote.extend(exec.rewrote);
@@ -85,7 +112,9 @@ pub(super) async fn run(s: &Session<'_>, index: usize, spec: &StepSpec) -> StepR
                 let batch =
                     BatchPoint { at_s: s.clock.offset(began), duration_ms: ms(began.elapsed()), rows: exec.rows };
                 report.batches_series.push(batch);
-                if exec.rows == 0 {
+                // A keyset walk ends at a short batch: rows written after it
+                // began have the new default.
+                if exec.rows == 0 || spec.keyset.as_ref().is_some_and(|k| exec.rows < k.batch) {
                     break;
                 }
                 if !s.pause(pause).await {
@@ -185,7 +214,8 @@ async fn execute_shared(s: &Session<'_>, spec: &StepSpec, tx: SharedTx) -> Resul
     if tx.commit {
         s.bounded(c.batch_execute("COMMIT")).await?;
     }
-    Ok(Execution { rows: rows_affected(&messages), locks, rewrote: capture::rewritten(&before, &after) })
+    let (rows, last_key) = outcome(spec, &messages);
+    Ok(Execution { rows, last_key, locks, rewrote: capture::rewritten(&before, &after) })
 }
 
 async fn execute_in_transaction(s: &Session<'_>, spec: &StepSpec) -> Result<Execution, SqlError> {
@@ -198,11 +228,8 @@ async fn execute_in_transaction(s: &Session<'_>, spec: &StepSpec) -> Result<Exec
         let locks = s.bounded(capture::own_locks(c, &before)).await?;
         let after = s.bounded(capture::catalog(c)).await?;
         s.bounded(c.batch_execute("COMMIT")).await?;
-        Ok::<_, SqlError>(Execution {
-            rows: rows_affected(&messages),
-            locks,
-            rewrote: capture::rewritten(&before, &after),
-        })
+        let (rows, last_key) = outcome(spec, &messages);
+        Ok::<_, SqlError>(Execution { rows, last_key, locks, rewrote: capture::rewritten(&before, &after) })
     };
     match attempt.await {
         Ok(exec) => Ok(exec),
@@ -228,5 +255,6 @@ async fn execute_alone(s: &Session<'_>, spec: &StepSpec) -> Result<Execution, Sq
     }
     let messages = result?;
     let after = s.bounded(capture::catalog(c)).await?;
-    Ok(Execution { rows: rows_affected(&messages), locks, rewrote: capture::rewritten(&before, &after) })
+    let (rows, last_key) = outcome(spec, &messages);
+    Ok(Execution { rows, last_key, locks, rewrote: capture::rewritten(&before, &after) })
 }

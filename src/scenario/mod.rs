@@ -29,7 +29,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use source::{Location, SqlText};
-pub use strategy::{MigrationFileInfo, Rollback, SharedTx, StepOrigin, StepSpec, StepTx, Strategy, TxControl};
+pub use strategy::{
+    AFTER, Keyset, MigrationFileInfo, Rollback, SharedTx, StepOrigin, StepSpec, StepTx, Strategy, TxControl,
+};
 pub use workload::{Arrival, Load, ParamSpec, QuerySpec, RateProfile, Target, WorkloadSpec};
 
 /// A scenario that could not be read or does not make sense. Always the

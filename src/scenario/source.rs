@@ -86,6 +86,12 @@ impl SqlText {
         Self { text, at: source.location(span.start), origin: Some((source.clone(), span.start)) }
     }
 
+    /// SQL the harness wrote (a derived step): it has no place in a file,
+    /// so errors in it point at `at`.
+    pub fn derived(text: String, at: Location) -> Self {
+        Self { text, at, origin: None }
+    }
+
     /// The file location of the 1-based character `position` Postgres
     /// reported, or of the literal's start when the value was not verbatim
     /// (it held escapes) or the position is out of range.

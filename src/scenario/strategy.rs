@@ -64,10 +64,41 @@ pub struct StepSpec {
     /// `Some(pause)` when the step is a batch that repeats, pausing this
     /// long between runs, until it affects 0 rows; `None` when it runs once.
     pub repeat: Option<Duration>,
+    /// A repeated step that walks its table in key order (see [`Keyset`]).
+    pub keyset: Option<Keyset>,
     /// How it runs with respect to transactions.
     pub tx: StepTx,
     /// The migration file and line it comes from, when it does.
     pub origin: Option<StepOrigin>,
+}
+
+/// A repeated step that walks its table in key order, batch after batch,
+/// instead of searching it again for the rows still to do: its SQL holds
+/// `{after}`, which the runner replaces with nothing for the first batch
+/// and with `WHERE key > 'last'` for the next ones, and it returns one
+/// row: the rows it walked and the greatest key among them, as text. The
+/// walk ends at the first batch shorter than `batch` rows (rows written
+/// after that are the application's, with the column's default).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Keyset {
+    /// The key column, quoted as an identifier.
+    pub key: String,
+    /// The rows of a full batch (the SQL's `LIMIT`).
+    pub batch: u64,
+}
+
+/// The placeholder of a keyset step's SQL.
+pub const AFTER: &str = "{after}";
+
+impl Keyset {
+    /// The SQL of the batch after the key `last` (the first batch: `None`).
+    pub fn batch_sql(&self, template: &str, last: Option<&str>) -> String {
+        let after = match last {
+            Some(k) => format!("WHERE {} > '{}'", self.key, k.replace('\'', "''")),
+            None => String::new(),
+        };
+        template.replace(AFTER, &after)
+    }
 }
 
 /// How a step runs with respect to transactions.

@@ -468,6 +468,7 @@ impl Validator {
             retries: st.retries.unwrap_or(0),
             backoff,
             repeat: st.repeat.then_some(repeat_pause),
+            keyset: None,
             tx,
             origin: None,
             sql,

@@ -161,6 +161,7 @@ fn step(script: &Script, file: &str, range: std::ops::Range<usize>, tx: StepTx) 
         retries: 0,
         backoff: Duration::ZERO,
         repeat: None,
+        keyset: None,
         tx,
         origin: Some(StepOrigin { file: file.to_string(), line }),
         sql,

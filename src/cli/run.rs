@@ -1,0 +1,85 @@
+//! `rehearse run`: the scenario, from its file or derived from a migration
+//! and a schema, rehearsed and judged.
+
+use anyhow::Context;
+
+use super::{
+    EXIT_ENVIRONMENT, EXIT_FAIL, EXIT_PASS, RunArgs, default_streams, migrations, suggest, warn_if_password_in,
+};
+use crate::postgres;
+use crate::rehearsal::{RunOptions, UsageError, rehearse_all};
+use crate::report::{JsonOut, render, render_side_by_side, to_json_many};
+use crate::scenario::{self, LoadOptions};
+
+/// Runs `rehearse run`: the scenario (or the one derived from a migration
+/// and a schema) on each server asked for, or with `--suggest` its derived
+/// variants beside it.
+pub(super) async fn run(args: RunArgs) -> anyhow::Result<i32> {
+    let requested = args.server.requested()?;
+    let is_url = matches!(requested, postgres::BackendArg::Url(_));
+    if (args.reuse_existing || args.keep_tables) && !is_url {
+        return Err(UsageError("--reuse-existing and --keep-tables apply to --backend url".into()).into());
+    }
+    let load = LoadOptions { scale: args.scale };
+    let scenario = match &args.scenario {
+        Some(path) => {
+            if args.tables.any() {
+                return Err(UsageError(
+                    "--schema and --rows describe the tables when there is no scenario file".into(),
+                )
+                .into());
+            }
+            let mut scenario = scenario::load(path, &load)?;
+            if let Some(folder) = args.migrations.read()? {
+                migrations::apply(&mut scenario, folder, args.quiet);
+            }
+            scenario
+        }
+        None => {
+            let toml = migrations::derived(&args.migrations, &args.tables)?;
+            if !args.quiet {
+                eprintln!(
+                    "rehearse: no scenario file; rehearsing this one (`rehearse init` with the same flags writes it):\n"
+                );
+                eprintln!("{toml}");
+            }
+            scenario::parse(std::path::Path::new("(derived scenario)"), toml, &load)?
+        }
+    };
+    let out = args.json.as_deref().map(JsonOut::open).transpose()?;
+    if let Some(url) = &args.replica_url {
+        warn_if_password_in("--replica-url", url);
+    }
+    let opts = RunOptions {
+        reuse_existing: args.reuse_existing,
+        keep_tables: args.keep_tables,
+        observe_interval: args.observe_interval,
+        replica_url: args.replica_url,
+        load_streams: args.load_streams.map_or_else(default_streams, usize::from),
+        progress: !args.quiet,
+        rollback: args.rollback,
+    };
+    if args.suggest {
+        return suggest::run(&scenario, &requested, &args.server.pg_images, args.strategy.as_deref(), out, &opts).await;
+    }
+    let reports = rehearse_all(&scenario, &requested, &args.server.pg_images, args.strategy.as_deref(), &opts).await?;
+    let (summary, json) = match reports.as_slice() {
+        [one] => (render(one), one.to_json()),
+        many => (render_side_by_side(many), to_json_many(many)),
+    };
+    if out.as_ref().is_some_and(JsonOut::is_stdout) {
+        eprint!("{summary}");
+    } else {
+        print!("{summary}");
+    }
+    if let Some(out) = out {
+        out.write(&json).context("writing the JSON report")?;
+    }
+    Ok(if reports.iter().any(|r| r.fault.is_some()) {
+        EXIT_ENVIRONMENT
+    } else if reports.iter().all(|r| r.verdict.pass) {
+        EXIT_PASS
+    } else {
+        EXIT_FAIL
+    })
+}
