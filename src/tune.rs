@@ -105,7 +105,6 @@ fn trial(name: &str, t: Option<Duration>, p: Option<Duration>, c: &Compared) -> 
         let (rows, ms) = repeated.iter().fold((0u64, 0f64), |(n, t), s| (n + s.rows, t + s.duration_ms));
         (ms > 0.0 && !repeated.is_empty()).then(|| rows as f64 / (ms / 1000.0))
     };
-    let worst = |r: &&Report| r.phases.during.queries.0.iter().filter_map(|(_, s)| s.p99_ms).reduce(f64::max);
     Trial {
         name: name.into(),
         lock_timeout_ms: t.map(crate::units::millis),
@@ -114,7 +113,7 @@ fn trial(name: &str, t: Option<Duration>, p: Option<Duration>, c: &Compared) -> 
         passed: runs.iter().filter(|r| r.verdict.pass).count(),
         runs: runs.len(),
         attempts: Spread::of(runs.iter().map(|r| steps(r).iter().map(|s| f64::from(s.attempts)).sum::<f64>())),
-        worst_p99_during_ms: Spread::of(runs.iter().filter_map(worst)),
+        worst_p99_during_ms: Spread::of(runs.iter().filter_map(|r| crate::report::worst_during_p99(r))),
         backfill_rows_per_s: Spread::of(runs.iter().filter_map(backfill)),
     }
 }

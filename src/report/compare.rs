@@ -228,7 +228,7 @@ fn error_rate(r: &Report) -> Option<f64> {
 }
 
 /// The worst query p99 while the migration ran.
-fn worst_during_p99(r: &Report) -> Option<f64> {
+pub(crate) fn worst_during_p99(r: &Report) -> Option<f64> {
     r.phases.during.queries.0.iter().filter_map(|(_, s)| s.p99_ms).reduce(f64::max)
 }
 

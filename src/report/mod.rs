@@ -19,6 +19,7 @@ use serde::Serialize;
 use serde::ser::SerializeMap;
 
 pub use build::{Measured, Run, build};
+pub(crate) use compare::worst_during_p99;
 pub use compare::{
     CompareRun, Comparison, OrderCheck, PhaseP99, ResetInfo, SAFEST_RULE, Spread, StrategySummary, summarize,
 };

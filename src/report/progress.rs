@@ -2,6 +2,7 @@
 //! by a fault), and how long the rest would have taken at its recent pace.
 //! The report knows the tables' sizes, so the estimate is made here.
 
+use super::Spread;
 use crate::datagen::LoadedTable;
 use crate::migration::{BatchPoint, BatchProgress, MigrationReport, StepReport};
 
@@ -23,22 +24,19 @@ fn written<'a>(step: &StepReport, tables: &'a [LoadedTable]) -> Option<&'a Loade
     writes.filter_map(|l| tables.iter().find(|t| named(&l.relation, t))).max_by_key(|t| t.rows)
 }
 
-fn median(points: &[BatchPoint]) -> f64 {
-    let mut d: Vec<f64> = points.iter().map(|p| p.duration_ms).collect();
-    d.sort_by(f64::total_cmp);
-    let n = d.len();
-    if n == 0 {
-        return 0.0;
-    }
-    if n % 2 == 1 { d[n / 2] } else { (d[n / 2 - 1] + d[n / 2]) / 2.0 }
+/// The median batch time at the start, the middle and the end of the
+/// series, a tenth of the batches each (at least one).
+fn trend(s: &[BatchPoint]) -> [f64; 3] {
+    let median = |p: &[BatchPoint]| Spread::of(p.iter().map(|b| b.duration_ms)).map_or(0.0, |s| s.median);
+    let (n, tenth) = (s.len(), (s.len() / 10).max(1));
+    let mid = (n / 2).saturating_sub(tenth / 2);
+    [median(&s[..tenth.min(n)]), median(&s[mid..(mid + tenth).min(n)]), median(&s[n.saturating_sub(tenth)..])]
 }
 
 fn progress(step: &StepReport, tables: &[LoadedTable]) -> BatchProgress {
     let s = &step.batches_series;
     let n = s.len();
-    let tenth = (n / 10).max(1);
-    let mid = (n / 2).saturating_sub(tenth / 2);
-    let trend_ms = [median(&s[..tenth]), median(&s[mid..(mid + tenth).min(n)]), median(&s[n - tenth..])];
+    let trend_ms = trend(s);
     let recent = &s[n - (n / 10).max(5).min(n)..];
     let (first, last) = (recent[0], recent[recent.len() - 1]);
     let span = last.at_s + last.duration_ms / 1000.0 - first.at_s;
@@ -70,9 +68,7 @@ pub(super) fn lines(step: &StepReport) -> Vec<String> {
     if s.len() < 2 {
         return Vec::new();
     }
-    let (n, tenth) = (s.len(), (s.len() / 10).max(1));
-    let mid = (n / 2).saturating_sub(tenth / 2);
-    let trend = [median(&s[..tenth]), median(&s[mid..(mid + tenth).min(n)]), median(&s[n - tenth..])];
+    let trend = trend(s);
     let mut out = vec![format!(
         "batch time (median of a tenth of the batches): start {}, middle {}, end {}",
         dur(trend[0]),

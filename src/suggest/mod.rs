@@ -35,12 +35,21 @@ pub struct LockBudget {
 /// Pause between batches of a derived backfill.
 const PAUSE: Duration = Duration::from_millis(50);
 
+/// Whether two table names, each schema-qualified or not, may name the
+/// same table: both qualified, the same; else the same table name (the
+/// search path is not known).
+fn same_table(a: &str, b: &str) -> bool {
+    let last = |n: &str| n.rsplit('.').next().unwrap_or(n).to_string();
+    match (a.contains('.'), b.contains('.')) {
+        (true, true) => a == b,
+        _ => last(a) == last(b),
+    }
+}
+
 /// Requests per second of the workload's queries that touch `tables`.
 fn rate_on(scenario: &Scenario, tables: &[String]) -> f64 {
     let touches = |sql: &str| {
-        pg_query::parse(sql)
-            .map(|t| t.tables().iter().any(|n| tables.iter().any(|x| n == x || n.ends_with(&format!(".{x}")))))
-            .unwrap_or(true)
+        pg_query::parse(sql).map(|t| t.tables().iter().any(|n| tables.iter().any(|x| same_table(n, x)))).unwrap_or(true)
     };
     scenario
         .workload
@@ -57,7 +66,7 @@ fn rate_on(scenario: &Scenario, tables: &[String]) -> f64 {
 /// The tables of the scenario a step's SQL names.
 fn tables_of(scenario: &Scenario, sql: &str) -> Vec<String> {
     let named = pg_query::parse(sql).map(|t| t.tables()).unwrap_or_default();
-    let ours = |n: &String| scenario.tables.iter().any(|t| &t.name == n || n.ends_with(&format!(".{}", t.name)));
+    let ours = |n: &String| scenario.tables.iter().any(|t| same_table(&t.name, n));
     named.into_iter().filter(ours).collect()
 }
 
@@ -223,4 +232,16 @@ pub fn printable(s: &Strategy) -> String {
         ));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_table_is_the_same_with_or_without_its_public_schema() {
+        assert!(super::same_table("public.rental", "rental"));
+        assert!(super::same_table("rental", "public.rental"));
+        assert!(super::same_table("shop.orders", "shop.orders"));
+        assert!(!super::same_table("shop.orders", "public.orders"));
+        assert!(!super::same_table("rental", "rentals"));
+    }
 }
