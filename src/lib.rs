@@ -37,6 +37,8 @@
 //! - [`rehearsal`]: the timeline that ties them together; [`compare`]:
 //!   every strategy on one load, each on a fresh copy of it; [`tune`]: one
 //!   strategy with each value of its lock_timeout or batch pause;
+//!   [`predict`]: one strategy at small scales, fitted and predicted at
+//!   production size;
 //!   [`generate`]: the data alone; [`cli`]: the command line.
 #![warn(missing_docs)]
 
@@ -50,6 +52,7 @@ pub mod live;
 pub mod migration;
 pub mod observe;
 pub mod postgres;
+pub mod predict;
 pub mod preflight;
 pub mod rehearsal;
 pub mod report;

@@ -75,6 +75,7 @@ pub(crate) fn naive() -> Report {
             duration_ms: 10210.0,
             lock_wait_ms: 10190.0,
             unsampled_ms: 0.0,
+            held_ms: 20.0,
             attempts: 1,
             batches: None,
             batches_series: vec![],

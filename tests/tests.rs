@@ -20,6 +20,7 @@ mod migration_folders;
 mod migration_steps;
 mod pgss;
 mod pool;
+mod predict;
 mod preflight;
 mod real_schemas;
 mod report_render;

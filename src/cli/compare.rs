@@ -40,6 +40,15 @@ pub struct RunsArgs {
     /// Multiply every table's row count, e.g. 0.05 for a quick run.
     #[arg(long, default_value_t = 1.0)]
     pub scale: f64,
+    /// Where the result goes, and how each run goes.
+    #[command(flatten)]
+    pub out: OutputArgs,
+}
+
+/// What `compare`, `tune` and `predict` share: where the result goes, and
+/// the options of each run.
+#[derive(Debug, Args)]
+pub struct OutputArgs {
     /// Write the summary and every run's report as JSON to this file ("-"
     /// for stdout).
     #[arg(long)]
@@ -55,7 +64,7 @@ pub struct RunsArgs {
     pub quiet: bool,
 }
 
-impl RunsArgs {
+impl OutputArgs {
     /// The options of each run.
     pub(super) fn options(&self) -> RunOptions {
         RunOptions {
@@ -69,13 +78,18 @@ impl RunsArgs {
         }
     }
 
-    /// Prints the summary: to stderr when the JSON goes to stdout.
-    pub(super) fn print(&self, out: Option<&JsonOut>, text: &str) {
-        if out.is_some_and(JsonOut::is_stdout) {
-            eprint!("{text}");
-        } else {
-            print!("{text}");
-        }
+    /// The JSON file, opened (checked) before anything runs.
+    pub(super) fn open(&self) -> anyhow::Result<Option<JsonOut>> {
+        Ok(self.json.as_deref().map(JsonOut::open).transpose()?)
+    }
+}
+
+/// Prints a summary: to stderr when the JSON goes to stdout.
+pub(super) fn print_summary(out: Option<&JsonOut>, text: &str) {
+    if out.is_some_and(JsonOut::is_stdout) {
+        eprint!("{text}");
+    } else {
+        print!("{text}");
     }
 }
 
@@ -91,11 +105,11 @@ pub fn to_json(c: &Compared) -> String {
 pub(super) async fn run(args: CompareArgs) -> anyhow::Result<i32> {
     let requested = args.server.requested()?;
     let scenario = scenario::load(&args.scenario, &LoadOptions { scale: args.runs.scale })?;
-    let out = args.runs.json.as_deref().map(JsonOut::open).transpose()?;
+    let out = args.runs.out.open()?;
     let repeat = usize::from(args.runs.repeat);
-    let (images, names, opts) = (&args.server.pg_images, &args.strategies, args.runs.options());
+    let (images, names, opts) = (&args.server.pg_images, &args.strategies, args.runs.out.options());
     let compared = compare(&scenario, &requested, images, names, repeat, &opts).await?;
-    args.runs.print(out.as_ref(), &render_comparison(&compared.summary, &compared.reports));
+    print_summary(out.as_ref(), &render_comparison(&compared.summary, &compared.reports));
     finish(&compared, out)
 }
 

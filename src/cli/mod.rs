@@ -8,6 +8,7 @@
 
 mod compare;
 mod migrations;
+mod predict;
 mod run;
 mod suggest;
 mod tune;
@@ -72,6 +73,14 @@ pub enum Command {
     /// same contention, and recommend one (exit 0 when one passed).
     #[command(after_help = EXIT_CODES)]
     Tune(Box<tune::TuneArgs>),
+    /// Rehearse one strategy at small scales (--scales 0.05,0.1,0.2), fit
+    /// each step's duration, lock hold and batch rate against the row
+    /// count, and predict them at production size (--at 1, or --rows
+    /// orders=40000000), with the fit's error; --verify rehearses the
+    /// target too (exit 0 when the prediction is trusted and within
+    /// max_duration).
+    #[command(after_help = EXIT_CODES)]
+    Predict(Box<predict::PredictArgs>),
     /// Check a scenario file without running anything.
     Check(CheckArgs),
     /// Write the scenario `run` would derive from a migration and a schema,
@@ -376,6 +385,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Command::Run(args) => run::run(*args).await,
         Command::Compare(args) => compare::run(*args).await,
         Command::Tune(args) => tune::run(*args).await,
+        Command::Predict(args) => predict::run(*args).await,
         Command::Init(args) => {
             print!("{}", migrations::derived(&args.migrations, &args.tables)?);
             Ok(EXIT_PASS)

@@ -39,10 +39,6 @@ pub(super) async fn run(
     both.strategies = std::iter::once(original.clone()).chain(derived.strategies).collect();
     let compared = compare(&both, backend, images, &[], 1, opts).await?;
     let summary = render_comparison(&compared.summary, &compared.reports);
-    if out.as_ref().is_some_and(JsonOut::is_stdout) {
-        eprint!("{summary}");
-    } else {
-        print!("{summary}");
-    }
+    super::compare::print_summary(out.as_ref(), &summary);
     super::compare::finish(&compared, out)
 }

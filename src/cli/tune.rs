@@ -7,7 +7,7 @@ use anyhow::Context;
 use clap::Args;
 
 use super::{EXIT_ENVIRONMENT, EXIT_FAIL, EXIT_PASS, ServerArgs};
-use crate::report::{JsonOut, render_comparison, render_tuning};
+use crate::report::{render_comparison, render_tuning};
 use crate::scenario::{self, LoadOptions};
 use crate::tune::{Knobs, tune};
 
@@ -46,13 +46,13 @@ pub struct TuneArgs {
 pub(super) async fn run(args: TuneArgs) -> anyhow::Result<i32> {
     let requested = args.server.requested()?;
     let scenario = scenario::load(&args.scenario, &LoadOptions { scale: args.runs.scale })?;
-    let out = args.runs.json.as_deref().map(JsonOut::open).transpose()?;
+    let out = args.runs.out.open()?;
     let knobs = Knobs { lock_timeouts: args.lock_timeout, pauses: args.pause };
-    let (repeat, opts) = (usize::from(args.runs.repeat), args.runs.options());
+    let (repeat, opts) = (usize::from(args.runs.repeat), args.runs.out.options());
     let (compared, tuning) =
         tune(&scenario, &args.strategy, &knobs, &requested, &args.server.pg_images, repeat, &opts).await?;
     let text = format!("{}\n{}", render_comparison(&compared.summary, &compared.reports), render_tuning(&tuning));
-    args.runs.print(out.as_ref(), &text);
+    super::compare::print_summary(out.as_ref(), &text);
     if let Some(out) = out {
         let doc = serde_json::json!({ "tuning": tuning, "comparison": compared.summary, "reports": compared.reports });
         out.write(&serde_json::to_string_pretty(&doc).expect("serializes")).context("writing the JSON report")?;

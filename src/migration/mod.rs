@@ -110,6 +110,11 @@ pub struct StepReport {
     /// Time of the step the lock observer has no samples for, in
     /// milliseconds: the lock wait may be longer by up to this much.
     pub unsampled_ms: f64,
+    /// How long it held the locks it took, in milliseconds: the wall time
+    /// of its successful execution after its lock wait (of the longest
+    /// batch, for a repeated step). A step in a transaction shared with
+    /// others holds them on until that transaction ends (`held_until_s`).
+    pub held_ms: f64,
     /// Executions, retries after a lock timeout included.
     pub attempts: u32,
     /// For a repeated step, how many batches ran (the last one affected 0

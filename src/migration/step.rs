@@ -80,6 +80,7 @@ pub(super) async fn run(s: &Session<'_>, index: usize, spec: &StepSpec) -> StepR
         duration_ms: 0.0,
         lock_wait_ms: 0.0,
         unsampled_ms: 0.0,
+        held_ms: 0.0,
         attempts: 0,
         batches: spec.repeat.map(|_| 0),
         batches_series: Vec::new(),
@@ -156,6 +157,10 @@ async fn execute_with_retries(
         let waited = s.observer.migration_wait(began, Instant::now());
         report.lock_wait_ms += ms(waited.wait);
         report.unsampled_ms += ms(waited.unobserved);
+        if result.is_ok() {
+            let held = (ms(began.elapsed()) - ms(waited.wait)).max(0.0);
+            report.held_ms = report.held_ms.max(held);
+        }
         match result {
             Err(e) if e.is(LOCK_NOT_AVAILABLE) && retries_left > 0 && !s.expired() && !s.abandoned() => {
                 retries_left -= 1;

@@ -7,6 +7,8 @@ mod build;
 mod compare;
 mod compare_terminal;
 mod json_file;
+mod predict;
+mod predict_terminal;
 mod progress;
 mod side_by_side;
 mod terminal;
@@ -25,6 +27,8 @@ pub use compare::{
 };
 pub use compare_terminal::render_comparison;
 pub use json_file::{JsonOut, JsonPathError};
+pub use predict::{Alternative, Figure, Fit, GrowthOrder, Metric, Point, Prediction, ScaleRun, ms_label};
+pub use predict_terminal::render_prediction;
 pub use progress::annotate as annotate_progress;
 pub use side_by_side::{render_side_by_side, to_json_many};
 pub use terminal::render;
