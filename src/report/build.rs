@@ -53,12 +53,32 @@ pub struct Run<'a> {
     pub warnings: Vec<String>,
 }
 
+/// The migration waits only while one of its steps runs, so no wait of
+/// its is longer than its longest step. The observer's ages come from the
+/// server's clock (`statement_timestamp() - waitstart`), a step's from the
+/// harness's monotonic one; when the system clock is slewed the two drift
+/// apart by a few ms over seconds, and the step's clock is the one kept.
+fn bound_migration_waits<'a>(locks: &mut LockSummary, runs: impl Iterator<Item = &'a MigrationReport>) {
+    let Some(bound) = runs.flat_map(|m| m.steps.iter().map(|s| s.duration_ms)).reduce(f64::max) else { return };
+    let role = crate::postgres::Role::Migration.to_string();
+    for e in locks.blocking.iter_mut().filter(|e| e.waiter == role) {
+        e.longest_wait_ms = e.longest_wait_ms.min(bound);
+    }
+    if let Some(w) = locks.longest_wait_by_role.get_mut(&role) {
+        *w = w.min(bound);
+    }
+    if locks.longest_wait_role.as_deref() == Some(role.as_str()) {
+        locks.longest_wait_ms = locks.longest_wait_ms.min(bound);
+    }
+}
+
 /// The report of one timeline: what it measured, judged by the
 /// scenario's thresholds.
 pub fn build(run: Run<'_>, measured: Measured) -> Report {
     let Run { scenario, strategy, postgres, tables, replica, warnings } = run;
     let Measured { clock, end, migration, rollback, fault, results, pool, interference, locks } = measured;
-    let (mut migration, mut rollback) = (migration, rollback);
+    let (mut migration, mut rollback, mut locks) = (migration, rollback, locks);
+    bound_migration_waits(&mut locks, migration.iter().chain(rollback.iter()));
     for m in migration.iter_mut().chain(rollback.iter_mut()) {
         super::progress::annotate(m, &tables);
     }
