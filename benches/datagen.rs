@@ -21,7 +21,12 @@
 //! Last, the `add-column-default` orders table is loaded at 40M rows (the
 //! post-mortem's size) and at 100M rows, with this process's resident
 //! memory sampled from `/proc/self/status` every 20 ms: it runs the loader
-//! in-process as the binary does.
+//! in-process as the binary does. Its time includes the restart into the
+//! workload's settings that `rehearse run` makes after a load.
+//!
+//! The server runs under the load's settings of a throwaway local server
+//! (`rehearse::postgres::bulk`: `wal_level = minimal`), as `rehearse run`
+//! and `generate` load; pgbench runs on that same server.
 //!
 //! Environment: REHEARSE_BENCH_SCALE (pgbench scale, default 50),
 //! REHEARSE_BENCH_ROUNDS (default 3), REHEARSE_BENCH_BIG (comma-separated
@@ -36,7 +41,7 @@ use std::time::{Duration, Instant};
 
 use rehearse::datagen::build::{Sessions, Tuning};
 use rehearse::datagen::{self, LoadOptions, LoadedTable};
-use rehearse::postgres::{Cleanup, LocalCluster, Role, Server, connect, server_program};
+use rehearse::postgres::{Cleanup, LocalCluster, Role, Server, bulk, connect, server_program};
 use rehearse::scenario;
 use tokio_postgres::Client;
 
@@ -84,6 +89,9 @@ struct Bench {
     cluster: LocalCluster,
     admin: Client,
     streams: usize,
+    /// The server's settings for a workload, and for a load.
+    proper: Vec<(String, String)>,
+    load: Vec<(String, String)>,
 }
 
 impl Bench {
@@ -221,7 +229,7 @@ async fn mixes(b: &Bench) {
 
 /// The add-column-default table at `scale` (2M rows each), with this
 /// process's peak resident memory.
-async fn big(b: &Bench, scale: f64) {
+async fn big(b: &mut Bench, scale: f64) {
     let peak = Arc::new(AtomicU64::new(rss_kb()));
     let stop = Arc::new(AtomicBool::new(false));
     let sampler = {
@@ -234,13 +242,21 @@ async fn big(b: &Bench, scale: f64) {
         })
     };
     let before = rss_kb();
-    let (tables, secs, busy) = b.ours("scenarios/add-column-default.toml", scale, false).await;
+    let (tables, secs, busy) = b.ours("scenarios/add-column-default.toml", scale, true).await;
     stop.store(true, Ordering::Relaxed);
     sampler.join().expect("sampler");
+    // As `rehearse run` does before its workload; then back for the next.
+    let restarted = Instant::now();
+    b.cluster.restart(&b.proper).await.expect("restart under the workload's settings");
+    let restart = restarted.elapsed().as_secs_f64();
+    let secs = secs + restart;
+    b.cluster.restart(&b.load).await.expect("restart under the load's settings");
+    b.admin = connect(b.cluster.config(), &Role::Harness).await.expect("connect");
+    b.admin.batch_execute("DROP TABLE orders CASCADE; CHECKPOINT").await.expect("drop");
     let t = &tables[0];
     println!(
-        "add-column-default at {} rows: {secs:.1} s (COPY {:.1} s, indexes and keys {:.1} s, VACUUM (ANALYZE) {:.1} s), {:.0} MB; \
-         CPUs busy {:.0} %; loader RSS before {:.0} MB, peak {:.0} MB (target < 150 MB)",
+        "add-column-default at {} rows: {secs:.1} s (COPY {:.1} s, indexes and keys {:.1} s, VACUUM (ANALYZE) {:.1} s, \
+         restart {restart:.1} s), {:.0} MB; CPUs busy {:.0} %; loader RSS before {:.0} MB, peak {:.0} MB (target < 150 MB)",
         t.rows,
         t.copy_seconds,
         t.index_seconds,
@@ -264,18 +280,22 @@ fn main() {
     let streams = env("REHEARSE_BENCH_STREAMS", 0usize);
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
     rt.block_on(async {
-        let settings: Vec<(String, String)> = SETTINGS.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        let cluster = LocalCluster::start(&settings).await.expect("a local cluster");
+        let proper: Vec<(String, String)> = SETTINGS.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let load = bulk::for_load(&proper).expect("the bench sets no WAL setting");
+        let cluster = LocalCluster::start(&load).await.expect("a local cluster");
         let admin = connect(cluster.config(), &Role::Harness).await.expect("connect");
-        let b = Bench { cluster, admin, streams };
+        let mut b = Bench { cluster, admin, streams, proper, load };
         let chosen = LoadOptions { streams, throwaway: true, ..Default::default() }.streams();
-        println!("datagen: {chosen} COPY streams per table; server settings {SETTINGS:?}");
+        println!(
+            "datagen: {chosen} COPY streams per table; server settings {SETTINGS:?}, loading with {}",
+            bulk::describe()
+        );
         let own = compare(&b, "pgbench's own table", "benches/pgbench_accounts.toml", 100.0, scale, rounds).await;
         b.admin.batch_execute("DROP TABLE accounts; CHECKPOINT").await.expect("drop");
         let realistic = compare(&b, "realistic schema", "benches/orders_realistic.toml", 50.0, scale, rounds).await;
         mixes(&b).await;
         for s in big_scales.split(',').filter_map(|s| s.trim().parse::<f64>().ok()) {
-            big(&b, s).await;
+            big(&mut b, s).await;
         }
         println!("summary: median ratio rehearse / pgbench: pgbench's table {own:.2}, realistic schema {realistic:.2}");
         drop(b);

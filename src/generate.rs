@@ -46,7 +46,7 @@ pub async fn generate(
         .into());
     };
     eprintln!("rehearse: backend {}", plan.why);
-    let server = postgres::provision(choice, &crate::setup::settings(scenario)).await?;
+    let (mut server, bulk) = crate::setup::provision(scenario, choice).await?;
     let config = server.config().clone();
     // Generated tables are the point: they stay on a server the user named.
     let cleanup = Cleanup::new((!server.is_throwaway()).then(|| config.clone()), true);
@@ -55,6 +55,10 @@ pub async fn generate(
     let opts = LoadOptions { data_dir: server.data_dir(), throwaway: server.is_throwaway(), ..opts.clone() };
     let tables = datagen::load(&config, &server.target(), &admin, scenario, &opts, &cleanup).await?;
     drop(admin);
+    if bulk {
+        // Explored afterwards as the scenario configures it, not as loaded.
+        crate::setup::restart(server.as_mut(), scenario, opts.progress).await?;
+    }
     let _ = cleanup.finish().await;
     let generated = Generated {
         backend: server.backend(),

@@ -52,8 +52,21 @@ pub(crate) fn settings(scenario: &Scenario) -> Vec<(String, String)> {
 
 /// Starts (or reaches) the server; a setting the server refused is the
 /// scenario's error, at its place in the file.
-async fn provision(scenario: &Scenario, on: &RunOn) -> anyhow::Result<Box<dyn Server>> {
-    match postgres::provision(&on.choice, &settings(scenario)).await {
+/// On the local backend the server starts under the load's settings
+/// ([`postgres::bulk`]) when the scenario leaves them alone; the second
+/// value says so, and [`prepare`] restarts it under `settings` after the
+/// load.
+pub(crate) async fn provision(
+    scenario: &Scenario,
+    choice: &postgres::BackendChoice,
+) -> anyhow::Result<(Box<dyn Server>, bool)> {
+    let proper = settings(scenario);
+    let load = match choice {
+        postgres::BackendChoice::Local => postgres::bulk::for_load(&proper),
+        _ => None,
+    };
+    let bulk = load.is_some();
+    match postgres::provision(choice, load.as_deref().unwrap_or(&proper)).await.map(|s| (s, bulk)) {
         Ok(server) => Ok(server),
         Err(e) => match postgres::settings_fault(&e, &scenario.postgres.settings) {
             Some(bad) => Err(bad.into()),
@@ -79,7 +92,7 @@ pub async fn prepare(
     opts: &RunOptions,
     strategies: &[&crate::scenario::Strategy],
 ) -> anyhow::Result<Prepared> {
-    let server = provision(scenario, on).await?;
+    let (mut server, bulk) = provision(scenario, &on.choice).await?;
     if opts.progress {
         crate::live::println(&format!("rehearse: {} server at {}", server.backend(), server.target()));
     }
@@ -129,6 +142,10 @@ pub async fn prepare(
         Ok::<_, anyhow::Error>((tables, notes))
     };
     let (tables, notes) = setup.await.map_err(|e| stopped_or(server.as_ref(), "the data load", e))?;
+    drop(admin);
+    if bulk {
+        restart(server.as_mut(), scenario, opts.progress).await?;
+    }
     let load_s = started.elapsed().as_secs_f64();
     warnings.extend(notes);
     let postgres = PostgresInfo {
@@ -141,10 +158,24 @@ pub async fn prepare(
         settings: Named(scenario.postgres.pairs()),
         settings_applied: server.is_throwaway(),
     };
-    // The harness's session closes here: a timeline opens its own, and a
+    // The harness's session closed above: a timeline opens its own, and a
     // reset needs the database free of sessions.
-    drop(admin);
     Ok(Prepared { server, config, version, tables, warnings, replica, load_s, postgres, cleanup })
+}
+
+/// Restarts the server that loaded under [`postgres::bulk`]'s settings
+/// under the scenario's own, and says so when progress is shown.
+pub(crate) async fn restart(server: &mut dyn Server, scenario: &Scenario, progress: bool) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let restarted = server.restart(&settings(scenario)).await.context("restarting the server after the load")?;
+    if restarted && progress {
+        crate::live::println(&format!(
+            "rehearse: loaded with {}, then restarted with the scenario's settings in {:.1}s",
+            postgres::bulk::describe(),
+            started.elapsed().as_secs_f64()
+        ));
+    }
+    Ok(())
 }
 
 impl Prepared {

@@ -89,3 +89,56 @@ fn generate_on_a_named_server_shows_progress_and_leaves_its_settings() {
     });
     assert_eq!(settings, ("64MB".to_string(), "2".to_string()), "the server's own defaults, untouched");
 }
+
+/// A step that fails unless the server's `wal_level` is `wanted`.
+fn wal_level_is(wanted: &str) -> String {
+    format!(
+        "DO $$ BEGIN IF current_setting('wal_level') <> '{wanted}' THEN \
+         RAISE EXCEPTION 'wal_level is %', current_setting('wal_level'); END IF; END $$"
+    )
+}
+
+/// A local server loads under `wal_level = minimal` (its heap and index
+/// builds then skip the WAL) and is restarted before anything is measured:
+/// the rehearsal's migration runs under the WAL production has (`replica`),
+/// and a scenario that sets the WAL itself keeps it through the load too.
+#[test]
+fn the_load_skips_the_wal_and_the_rehearsal_runs_under_the_scenarios() {
+    let _turn = heavy();
+    let sandbox = Sandbox::new();
+    let path = sandbox.write("s.toml", &small_scenario(QUERY, &wal_level_is("replica")));
+    let (code, _, stderr, report) = crate::common::rehearse(&sandbox, &path, &[]);
+    assert_eq!(code, 0, "the migration ran under wal_level = replica: {stderr}");
+    assert_eq!(report.unwrap()["migration"]["outcome"], "ok");
+
+    let own = format!(
+        "{}\n[postgres]\nsettings = {{ wal_level = \"logical\" }}\n",
+        small_scenario(QUERY, &wal_level_is("logical"))
+    );
+    let path = sandbox.write("logical.toml", &own);
+    let (code, _, stderr, _) = crate::common::rehearse(&sandbox, &path, &[]);
+    assert_eq!(code, 0, "the scenario's own wal_level holds: {stderr}");
+
+    // generate says how it loaded, and hands over the server as configured.
+    let path = sandbox.write("g.toml", &small_scenario(QUERY, "SELECT 1"));
+    let mut child = sandbox
+        .command(&["generate", path.to_str().unwrap(), "--backend", "local"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(child.stdout.take().unwrap()));
+    let url = lines.find_map(|l| l.ok().filter(|l| l.starts_with("postgres://"))).expect("a connection string");
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let level: String = rt.block_on(async {
+        let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await.unwrap();
+        tokio::spawn(conn);
+        client.query_one("SHOW wal_level", &[]).await.unwrap().get(0)
+    });
+    assert_eq!(level, "replica");
+    kill(Pid::from_raw(child.id() as i32), Signal::SIGINT).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("loaded with wal_level=minimal, max_wal_senders=0, then restarted"), "{stderr}");
+    sandbox.assert_clean();
+}

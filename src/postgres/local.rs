@@ -165,7 +165,7 @@ impl LocalCluster {
         // The port is free when chosen but another process may take it
         // before the server binds it; try a few.
         for _ in 0..3 {
-            match cluster.spawn_server(&bins, &user, settings).await {
+            match cluster.spawn_server(&bins, &user, settings, free_port()?).await {
                 Ok(()) => return Ok(cluster),
                 Err(e @ ProvisionError::Start { port_in_use: true, .. }) => last_error = Some(e),
                 Err(e) => return Err(e),
@@ -199,8 +199,8 @@ impl LocalCluster {
         bins: &Binaries,
         user: &Option<RunAs>,
         settings: &[(String, String)],
+        port: u16,
     ) -> Result<(), ProvisionError> {
-        let port = free_port()?;
         let dir = self.dir().to_path_buf();
         let log_path = dir.join("server.log");
         let log = File::create(&log_path)
@@ -275,6 +275,28 @@ impl LocalCluster {
                 }
             }
         }
+    }
+
+    /// Restarts the server under `settings`, on the same port, with the
+    /// same data and password: a fast shutdown (which checkpoints, so the
+    /// new server starts without recovery), then a new postmaster. Every
+    /// session open before is gone.
+    pub async fn restart(&mut self, settings: &[(String, String)]) -> Result<(), ProvisionError> {
+        let bins = binaries::find().ok_or(ProvisionError::NoBinaries)?;
+        let user = run_as()?;
+        if let Some(pm) = self.postmaster {
+            let _ = nix::sys::signal::kill(pm, nix::sys::signal::Signal::SIGINT);
+        }
+        let asked = Instant::now();
+        while self.exit_status().is_none() && asked.elapsed() < START_TIMEOUT {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        // Whatever is left (nothing, after a fast shutdown) goes the way
+        // it goes at the end.
+        self.stop();
+        let log = self.dir().join("server.log");
+        let _ = std::fs::rename(&log, self.dir().join("server-load.log"));
+        self.spawn_server(&bins, &user, settings, self.port).await
     }
 
     /// How the postmaster exited, once it has.
@@ -436,6 +458,9 @@ impl Server for LocalCluster {
     }
     fn data_dir(&self) -> Option<PathBuf> {
         Some(self.data_dir())
+    }
+    fn restart<'a>(&'a mut self, settings: &'a [(String, String)]) -> super::Restart<'a> {
+        Box::pin(async move { LocalCluster::restart(self, settings).await.map(|()| true) })
     }
     fn exit_probe(&self) -> Option<super::ExitProbe> {
         let child = self.child.clone();

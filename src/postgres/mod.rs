@@ -10,6 +10,7 @@
 //! its [`Role`], which is how the lock observer tells who blocked whom.
 
 mod binaries;
+pub mod bulk;
 mod choice;
 mod clean;
 mod cleanup;
@@ -104,7 +105,18 @@ pub trait Server: Send + Sync {
     fn exit_probe(&self) -> Option<ExitProbe> {
         None
     }
+    /// Restarts a throwaway server under `settings`, keeping its data, its
+    /// address and its password, where the backend can (the local
+    /// cluster). `Ok(false)` where it cannot: the server keeps running as
+    /// it was started.
+    fn restart<'a>(&'a mut self, settings: &'a [(String, String)]) -> Restart<'a> {
+        let _ = settings;
+        Box::pin(async { Ok(false) })
+    }
 }
+
+/// What [`Server::restart`] returns: whether the server was restarted.
+pub type Restart<'a> = std::pin::Pin<Box<dyn std::future::Future<Output = Result<bool, ProvisionError>> + Send + 'a>>;
 
 /// A password for a throwaway server's superuser, new for every server and
 /// never printed but in the URL `rehearse generate` gives its user.
