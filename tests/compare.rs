@@ -265,3 +265,56 @@ fn tune_tries_each_lock_timeout_under_the_same_contention() {
     assert!(stdout.contains("recommended: only lock_timeout=5.00s"), "{stdout}");
     sandbox.assert_clean();
 }
+
+/// `tune --batch`: the backfill's `LIMIT` set to each value, each variant
+/// walking every row in as many batches as that size makes, and the
+/// recommendation the fastest backfill of those that passed, by the
+/// report's own figures (which one is faster is the machine's business).
+#[test]
+fn tune_tries_each_batch_size_of_a_repeated_step() {
+    let _turn = heavy();
+    let sandbox = Sandbox::new();
+    let scenario = small_scenario("SELECT name FROM items WHERE id = $1", "SELECT 1").replace(
+        "steps = [{ sql = \"SELECT 1\" }]",
+        r#"steps = [
+  { sql = "ALTER TABLE items ADD COLUMN flag int" },
+  { sql = "UPDATE items SET flag = 1 WHERE id IN (SELECT id FROM items WHERE flag IS NULL LIMIT 10) -- LIMIT 7", repeat = true },
+]"#,
+    );
+    let path = sandbox.write("batches.toml", &scenario);
+    let json = sandbox.path().join("t.json");
+    let out = sandbox.run(&[
+        "tune",
+        path.to_str().unwrap(),
+        "--backend",
+        "local",
+        "--strategy",
+        "only",
+        "--batch",
+        "100,1000",
+        "--quiet",
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    let v: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let trials = v["tuning"]["trials"].as_array().unwrap();
+    let names: Vec<&str> = trials.iter().map(|t| t["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["only batch=100", "only batch=1000"]);
+    assert_eq!(trials[0]["batch_rows"], 100);
+    for (rows, name) in [(100u64, names[0]), (1000, names[1])] {
+        let report = v["reports"].as_array().unwrap().iter().find(|r| r["strategy"] == name).unwrap();
+        let fill = &report["migration"]["steps"][1];
+        assert!(fill["rows"].as_u64().unwrap() >= 2000, "every row filled: {fill}");
+        // 2,000 rows (and the few inserted meanwhile) in full batches, then
+        // the short or empty one that ends the walk.
+        let batches = fill["batches"].as_u64().unwrap();
+        assert!((2000 / rows..=2000 / rows + 3).contains(&batches), "{name}: {batches} batches");
+        assert!(fill["sql"].as_str().unwrap().contains(&format!("LIMIT {rows})")), "{fill}");
+    }
+    let speed = |t: &Value| t["backfill_rows_per_s"]["median"].as_f64().unwrap();
+    let fastest = if speed(&trials[0]) >= speed(&trials[1]) { names[0] } else { names[1] };
+    assert_eq!(v["tuning"]["recommended"], fastest, "{}", v["tuning"]);
+    sandbox.assert_clean();
+}

@@ -246,6 +246,43 @@ fn several_images_are_rehearsed_side_by_side() {
     assert!(stdout.contains("migration waiting for locks"), "{stdout}");
 }
 
+/// `compare` on the docker backend: one container, one load, and every
+/// run from a fresh copy of it, so a strategy that empties the table finds
+/// it full again in the next round and one that adds a column can add it
+/// again.
+#[test]
+fn compare_resets_the_database_in_a_container() {
+    let Some(image) = image() else { return };
+    let _turn = heavy();
+    let sandbox = Sandbox::new();
+    let second = r#"
+[[strategy]]
+name = "empties"
+steps = [{ sql = "DELETE FROM items WHERE id > 0" }, { sql = "ALTER TABLE items ADD COLUMN c int" }]
+"#;
+    let toml = small_scenario(QUERY, "ALTER TABLE items ADD COLUMN c int") + second;
+    let path = sandbox.write("two.toml", &toml);
+    let p = path.to_str().unwrap();
+    let args =
+        ["compare", p, "--backend", "docker", "--pg-image", &image, "--repeat", "2", "--json", "r.json", "--quiet"];
+    let (code, stdout, stderr, pid) = run(&sandbox, &args);
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    assert_eq!(containers_of(pid), Vec::<String>::new(), "container left after a comparison");
+
+    let v = json(&sandbox);
+    let reports = v["reports"].as_array().unwrap();
+    assert_eq!(reports.len(), 4);
+    for r in reports {
+        assert_eq!(r["postgres"]["backend"], "docker");
+        assert_eq!(r["migration"]["outcome"], "ok", "the column is new in every run: {}", r["strategy"]);
+        if r["strategy"] == "empties" {
+            assert_eq!(r["migration"]["steps"][0]["rows"], 2000, "every run starts from the full load");
+        }
+    }
+    assert_eq!(v["comparison"]["reset"]["reset_s"]["n"], 4);
+    sandbox.assert_clean();
+}
+
 #[test]
 fn the_image_has_the_official_interface() {
     let Some(image) = image() else { return };

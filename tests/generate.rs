@@ -139,6 +139,6 @@ fn the_load_skips_the_wal_and_the_rehearsal_runs_under_the_scenarios() {
     kill(Pid::from_raw(child.id() as i32), Signal::SIGINT).unwrap();
     let out = child.wait_with_output().unwrap();
     let stderr = text(&out.stderr);
-    assert!(stderr.contains("loaded with wal_level=minimal, max_wal_senders=0, then restarted"), "{stderr}");
+    assert!(stderr.contains("loaded with wal_level=minimal, max_wal_senders=0, fsync=off, then restarted"), "{stderr}");
     sandbox.assert_clean();
 }

@@ -36,6 +36,10 @@ pub struct TuneArgs {
     /// Pauses between batches to try on the repeated steps.
     #[arg(long, value_delimiter = ',', value_parser = knob_value, value_name = "0,50ms,...")]
     pub pause: Vec<Duration>,
+    /// Rows per batch to try on the repeated steps: the number of the one
+    /// `LIMIT n` in each one's SQL.
+    #[arg(long, value_delimiter = ',', value_name = "1000,10000,...")]
+    pub batch: Vec<u64>,
     /// How the runs go.
     #[command(flatten)]
     pub runs: super::compare::RunsArgs,
@@ -47,7 +51,7 @@ pub(super) async fn run(args: TuneArgs) -> anyhow::Result<i32> {
     let requested = args.server.requested()?;
     let scenario = scenario::load(&args.scenario, &LoadOptions { scale: args.runs.scale })?;
     let out = args.runs.out.open()?;
-    let knobs = Knobs { lock_timeouts: args.lock_timeout, pauses: args.pause };
+    let knobs = Knobs { lock_timeouts: args.lock_timeout, pauses: args.pause, batches: args.batch };
     let (repeat, opts) = (usize::from(args.runs.repeat), args.runs.out.options());
     let (compared, tuning) =
         tune(&scenario, &args.strategy, &knobs, &requested, &args.server.pg_images, repeat, &opts).await?;

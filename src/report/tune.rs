@@ -19,6 +19,8 @@ pub struct Trial {
     pub lock_timeout_ms: Option<f64>,
     /// The pause tried, in ms.
     pub pause_ms: Option<f64>,
+    /// The rows per batch tried.
+    pub batch_rows: Option<u64>,
     /// Runs whose migration completed, over all runs.
     pub success_rate: f64,
     /// Runs that passed every threshold.
