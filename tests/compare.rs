@@ -230,28 +230,25 @@ fn contended() -> String {
         )
 }
 
+/// `rehearse tune` of strategy `only` with `knob` set to `values`, which
+/// must recommend one (exit 0): its stdout and JSON.
+fn tune(sandbox: &Sandbox, path: &std::path::Path, knob: &str, values: &str) -> (String, Value) {
+    let json = sandbox.path().join("t.json");
+    let p = path.to_str().unwrap();
+    let j = json.to_str().unwrap();
+    let out =
+        sandbox.run(&["tune", p, "--backend", "local", "--strategy", "only", knob, values, "--quiet", "--json", j]);
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    (stdout, serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap())
+}
+
 #[test]
 fn tune_tries_each_lock_timeout_under_the_same_contention() {
     let _turn = heavy();
     let sandbox = Sandbox::new();
     let path = sandbox.write("contended.toml", &contended());
-    let json = sandbox.path().join("t.json");
-    let out = sandbox.run(&[
-        "tune",
-        path.to_str().unwrap(),
-        "--backend",
-        "local",
-        "--strategy",
-        "only",
-        "--lock-timeout",
-        "50ms,5s",
-        "--quiet",
-        "--json",
-        json.to_str().unwrap(),
-    ]);
-    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
-    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
-    let v: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let (stdout, v) = tune(&sandbox, &path, "--lock-timeout", "50ms,5s");
     let trials = v["tuning"]["trials"].as_array().unwrap();
     assert_eq!(trials.len(), 2);
     // 50 ms: the report outlasts it, the step fails. 5 s: it waits the
@@ -282,23 +279,7 @@ fn tune_tries_each_batch_size_of_a_repeated_step() {
 ]"#,
     );
     let path = sandbox.write("batches.toml", &scenario);
-    let json = sandbox.path().join("t.json");
-    let out = sandbox.run(&[
-        "tune",
-        path.to_str().unwrap(),
-        "--backend",
-        "local",
-        "--strategy",
-        "only",
-        "--batch",
-        "100,1000",
-        "--quiet",
-        "--json",
-        json.to_str().unwrap(),
-    ]);
-    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
-    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
-    let v: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let (_, v) = tune(&sandbox, &path, "--batch", "100,1000");
     let trials = v["tuning"]["trials"].as_array().unwrap();
     let names: Vec<&str> = trials.iter().map(|t| t["name"].as_str().unwrap()).collect();
     assert_eq!(names, ["only batch=100", "only batch=1000"]);
