@@ -1,8 +1,8 @@
 //! `rehearse tune`: one strategy rehearsed with each value of a knob (the
 //! `lock_timeout` of its steps that set one, the pause between the batches
-//! of its repeated steps, the rows of each batch), under the same contention, on one load, each
-//! run from a fresh copy of it (see [`crate::compare`]). It reports what
-//! each value did and recommends one.
+//! of its repeated steps, the rows of each batch), under the same
+//! contention, on one load, each run from a fresh copy of it (see
+//! [`crate::compare`]). It reports what each value did and recommends one.
 
 use std::time::Duration;
 
@@ -61,7 +61,9 @@ impl Variant {
 /// repeat, or whose SQL has no such `LIMIT` or more than one.
 fn batch_at(step: &StepSpec) -> Option<std::ops::Range<usize>> {
     use pg_query::protobuf::Token;
-    step.repeat.or(step.keyset.as_ref().map(|_| Duration::ZERO))?;
+    if step.repeat.is_none() && step.keyset.is_none() {
+        return None;
+    }
     // A keyset step's placeholder is no SQL; blanks keep the offsets.
     let scannable = step.sql.text.replace(AFTER, &" ".repeat(AFTER.len()));
     let tokens = pg_query::scan(&scannable).ok()?.tokens;
