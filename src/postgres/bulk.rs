@@ -10,7 +10,7 @@
 //! since a throwaway server's data need not outlive a crash of the machine.
 //! Measured here on 40M rows of `scenarios/add-column-default.toml`: 46.5 s
 //! on the defaults, 39.1–43.2 s with minimal WAL (the COPY 19–24 s instead
-//! of 28 s), 37.2–39.1 s with `fsync = off` as well.
+//! of 28 s), 37.2–40.4 s with `fsync = off` as well.
 //!
 //! Production runs with `wal_level = replica` (or `logical`), and the WAL a
 //! migration writes is part of what a rehearsal shows, so the server is
