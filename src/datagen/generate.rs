@@ -350,7 +350,11 @@ impl ValueGen {
                 Value::Array((0..n).map(|_| of.generate(row, rng)).collect())
             }
         };
-        let v = match (v, self.unique) {
+        // An email stands for one person, and production's are distinct: a
+        // migration that adds a unique index on one must not fail on data
+        // that a handful of first names made repeat.
+        let distinct = self.unique || matches!(self.kind, Kind::Fake(FakeKind::Email));
+        let v = match (v, distinct) {
             (Value::Text(s), true) => Value::Text(unique_text(&s, row, self.max_len)),
             (v, _) => v,
         };

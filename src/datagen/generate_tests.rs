@@ -137,3 +137,16 @@ fn arrays_have_lengths_in_range() {
     assert_eq!(&seen[..2], &[0, 0]);
     assert!(seen[2..].iter().all(|c| (900..1100).contains(c)), "{seen:?}");
 }
+
+#[test]
+fn generated_emails_are_distinct_like_peoples() {
+    let g = spec(GenSpec::Fake(FakeKind::Email), 0.0);
+    let mut rng = rng_for(7, 0, 0);
+    let emails: std::collections::HashSet<String> = (0..20_000)
+        .map(|i| match g.generate(i, &mut rng) {
+            Value::Text(s) => s,
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(emails.len(), 20_000, "a unique index on an email column holds on the generated rows");
+}
