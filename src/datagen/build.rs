@@ -92,7 +92,7 @@ impl Tuning {
         let note = format!(
             "index builds: {at_once} at once, maintenance_work_mem at least {} MB each, parallel workers up to {} ({whose})",
             tuning.mem_kb / 1024,
-            tuning.workers.unwrap_or(at_once.saturating_sub(1) as u32).min(max_workers),
+            tuning.workers_for(1),
         );
         Ok((tuning, note))
     }
@@ -103,11 +103,19 @@ impl Tuning {
         self.mem_kb.max(PER_SORT_KB * (1 + workers as u64))
     }
 
-    /// Parallel workers for each of `builds` builds of one table: with
-    /// fewer builds than sessions, the spare CPUs go to them as workers.
+    /// Parallel workers for each of `builds` builds of one table. When
+    /// they all start at once, each takes the spare CPUs as workers, and
+    /// at least one: a parallel build ends in a serial merge and write in
+    /// its leader, and builds end at different times, so a worker of a
+    /// build still sorting takes the CPU that another frees (40M rows of
+    /// add-column-default, its two builds at once: 15.0–15.5 s with a
+    /// worker each, or one, against 18.4 s with none). With more builds
+    /// than sessions, they queue and none takes a worker (the benchmark's
+    /// mixes: 4 builds, 2 at once, 6.8 s with none against 7.4 s with one).
     pub fn workers_for(&self, builds: usize) -> u32 {
-        let w = self.workers.unwrap_or_else(|| (self.at_once / builds.clamp(1, self.at_once)).saturating_sub(1) as u32);
-        w.min(self.max_workers)
+        let builds = builds.max(1);
+        let share = || if builds > self.at_once { 0 } else { (self.at_once / builds).saturating_sub(1).max(1) as u32 };
+        self.workers.unwrap_or_else(share).min(self.max_workers)
     }
 }
 
@@ -250,4 +258,26 @@ pub(super) async fn foreign_keys(
         busy.retain(|t| !fks[i].tables.iter().any(|u| u == t));
     }
     Ok(took)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Tuning;
+
+    fn tuning(at_once: usize, max_workers: u32) -> Tuning {
+        Tuning { at_once, workers: None, max_workers, mem_kb: 64 << 10 }
+    }
+
+    #[test]
+    fn builds_that_start_together_take_a_worker_each_and_queued_ones_none() {
+        // (sessions, builds of the table) -> workers per build
+        let cases = [((2, 1), 1), ((2, 2), 1), ((2, 3), 0), ((2, 4), 0), ((4, 1), 3), ((4, 2), 1), ((4, 4), 1)];
+        for ((at_once, builds), want) in cases {
+            assert_eq!(tuning(at_once, 8).workers_for(builds), want, "{at_once} sessions, {builds} builds");
+        }
+        assert_eq!(tuning(4, 2).workers_for(1), 2, "within the server's max_parallel_workers");
+        assert_eq!(tuning(2, 0).workers_for(2), 0, "a server that starts no workers");
+        let set = Tuning { workers: Some(0), ..tuning(2, 8) };
+        assert_eq!(set.workers_for(2), 0, "a mix set by hand wins");
+    }
 }
