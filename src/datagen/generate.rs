@@ -40,6 +40,14 @@ pub fn rng_for(seed: u64, stream: u64, index: u64) -> DataRng {
     DataRng::seed_from_u64(s)
 }
 
+/// The first number a workload request weaves into distinct text: no
+/// table is loaded with 10^15 rows, so a request's number is never a
+/// loaded row's (nor, having no leading zero, the tail of one).
+const REQUEST_TAGS: u64 = 1_000_000_000_000_000;
+/// Numbers per pacing loop: each loop's requests count within a range of
+/// their own.
+const LANE_TAGS: u64 = 10_000_000_000;
+
 /// Produces the values of one column or parameter.
 #[derive(Debug, Clone)]
 pub struct ValueGen {
@@ -278,8 +286,24 @@ impl ValueGen {
         matches!(self.kind, Kind::Const(Value::Null))
     }
 
-    /// The value for row (or request) number `row`, zero-based.
+    /// The value for row number `row`, zero-based.
     pub fn generate(&self, row: u64, rng: &mut DataRng) -> Value {
+        self.generate_tagged(row, row, rng)
+    }
+
+    /// The value for request `n` of the workload's pacing loop `lane` (each
+    /// loop counts its requests from 0). Text that must be distinct (an
+    /// email, a value under a unique key) carries a number of the request's
+    /// own, past any row a table could have, so that an insert the
+    /// workload makes never repeats a loaded row's value, nor another
+    /// loop's.
+    pub fn draw(&self, n: u64, lane: u64, rng: &mut DataRng) -> Value {
+        self.generate_tagged(n, REQUEST_TAGS + lane * LANE_TAGS + n % LANE_TAGS, rng)
+    }
+
+    /// The value for `row`, with `tag` woven into text that must be
+    /// distinct.
+    fn generate_tagged(&self, row: u64, tag: u64, rng: &mut DataRng) -> Value {
         if self.nulls > 0.0 && rng.random::<f64>() < self.nulls {
             return Value::Null;
         }
@@ -341,13 +365,13 @@ impl ValueGen {
             Kind::Object(fields) => {
                 let mut object = serde_json::Map::with_capacity(fields.len());
                 for (key, g) in fields {
-                    object.insert(key.clone(), g.generate(row, rng).to_json());
+                    object.insert(key.clone(), g.generate_tagged(row, tag, rng).to_json());
                 }
                 Value::Json(serde_json::Value::Object(object).to_string())
             }
             Kind::Array { of, min, max } => {
                 let n = rng.random_range(*min..=*max);
-                Value::Array((0..n).map(|_| of.generate(row, rng)).collect())
+                Value::Array((0..n).map(|_| of.generate_tagged(row, tag, rng)).collect())
             }
         };
         // An email stands for one person, and production's are distinct: a
@@ -355,7 +379,7 @@ impl ValueGen {
         // that a handful of first names made repeat.
         let distinct = self.unique || matches!(self.kind, Kind::Fake(FakeKind::Email));
         let v = match (v, distinct) {
-            (Value::Text(s), true) => Value::Text(unique_text(&s, row, self.max_len)),
+            (Value::Text(s), true) => Value::Text(unique_text(&s, tag, self.max_len)),
             (v, _) => v,
         };
         match (v, self.max_len) {

@@ -150,3 +150,30 @@ fn generated_emails_are_distinct_like_peoples() {
         .collect();
     assert_eq!(emails.len(), 20_000, "a unique index on an email column holds on the generated rows");
 }
+
+#[test]
+fn a_requests_distinct_text_never_repeats_a_loaded_rows_nor_another_loops() {
+    // One-word heads from a small vocabulary repeat often, so only the
+    // numbers woven in keep these apart: loaded row i and request i of a
+    // loop would carry the same one if requests counted as rows do.
+    let g = spec(GenSpec::Words { min: 1, max: 1 }, 0.0).with_unique(true);
+    let text = |v: Value| match v {
+        Value::Text(s) => s,
+        other => panic!("{other:?}"),
+    };
+    let mut rng = rng_for(3, 0, 0);
+    let mut seen: std::collections::HashSet<String> = (0..5_000).map(|i| text(g.generate(i, &mut rng))).collect();
+    for lane in 0..2 {
+        let mut rng = rng_for(3, 1, lane);
+        for n in 0..5_000 {
+            let v = text(g.draw(n, lane, &mut rng));
+            assert!(seen.insert(v.clone()), "request {n} of loop {lane} repeats {v}");
+        }
+    }
+    // So do emails, which are always distinct.
+    let email = spec(GenSpec::Fake(FakeKind::Email), 0.0);
+    let (Value::Text(row), Value::Text(req)) = (email.generate(17, &mut rng), email.draw(17, 0, &mut rng)) else {
+        panic!("emails are text")
+    };
+    assert!(row.contains("17@") && req.contains("1000000000000017@"), "{row} {req}");
+}

@@ -95,19 +95,23 @@ impl TextStyle {
     }
 }
 
-/// `s` with the row number woven in, which keeps a unique column unique:
-/// before the `@` of an email, else at the end; within `max_len`
-/// characters, cutting `s` rather than the number.
-pub(super) fn unique_text(s: &str, row: u64, max_len: Option<usize>) -> String {
+/// `s` with `number` woven in (the row's, or a workload request's: see
+/// `ValueGen::draw`), which keeps a unique column unique: before the `@` of
+/// an email, else at the end; within `max_len` characters, cutting `s`
+/// rather than the number, and when even the number does not fit, keeping
+/// its low digits.
+pub(super) fn unique_text(s: &str, number: u64, max_len: Option<usize>) -> String {
     let (head, tail) = match s.split_once('@') {
-        Some((user, domain)) => (user, format!("{row}@{domain}")),
-        None => (s, format!("-{row}")),
+        Some((user, domain)) => (user, format!("{number}@{domain}")),
+        None => (s, format!("-{number}")),
     };
     let cut = |t: &str, room: usize| -> String { t.chars().take(room).collect() };
+    // The number's low digits, which differ from one row to the next.
+    let last = |digits: &str, room: usize| -> String { digits[digits.len().saturating_sub(room)..].to_string() };
     match max_len {
         Some(n) if head.chars().count() + tail.chars().count() > n => {
             let room = n.saturating_sub(tail.chars().count());
-            if room == 0 { cut(&row.to_string(), n) } else { format!("{}{tail}", cut(head, room)) }
+            if room == 0 { last(&number.to_string(), n) } else { format!("{}{tail}", cut(head, room)) }
         }
         _ => format!("{head}{tail}"),
     }
@@ -123,6 +127,6 @@ mod tests {
         // No room for the domain: the number alone, still unique.
         assert_eq!(unique_text("ann@example.com", 7, Some(12)), "7");
         assert_eq!(unique_text("ann@ex.io", 7, Some(20)), "ann7@ex.io");
-        assert_eq!(unique_text("abc", 123456, Some(4)), "1234");
+        assert_eq!(unique_text("abc", 123456, Some(4)), "3456");
     }
 }

@@ -228,6 +228,7 @@ impl Workload {
         let mut clients = Vec::new();
         let tracker = TaskTracker::new();
         let start = clock.start();
+        let mut lanes = 0u64..;
         for (index, query) in self.queries.iter().enumerate() {
             let stream = 1_000_000 + index as u64;
             match &query.spec.load {
@@ -244,6 +245,7 @@ impl Workload {
                                 query,
                                 &clock,
                                 rng_for(self.seed, stream, shard as u64),
+                                lanes.next().unwrap_or_default(),
                                 self.pool_timeout,
                             ),
                             abort: abort.clone(),
@@ -264,8 +266,9 @@ impl Workload {
                 }
                 Load::Closed { clients: n, think_time } => {
                     for client in 0..*n {
-                        let mut request =
-                            Request::new(query, &clock, rng_for(self.seed, stream, client as u64), self.pool_timeout);
+                        let rng = rng_for(self.seed, stream, client as u64);
+                        let lane = lanes.next().unwrap_or_default();
+                        let mut request = Request::new(query, &clock, rng, lane, self.pool_timeout);
                         let (stop, pacer) = (stop.clone(), ThinkTime::new(*think_time));
                         let client_loop = async move { pace(start, pacer, TokioWait, &stop, &mut request).await };
                         clients.push(tracker.spawn_on(client_loop, self.shards.handle(client)).abort_handle());
@@ -288,19 +291,22 @@ struct Request {
     query: Arc<Query>,
     clock: Arc<PhaseClock>,
     rng: DataRng,
+    /// This pacing loop's number among the workload's, for parameters
+    /// that must differ from every other loop's (see [`ValueGen::draw`]).
+    lane: u64,
     params: Vec<Value>,
     pool_timeout: Duration,
 }
 
 impl Request {
-    fn new(query: &Arc<Query>, clock: &Arc<PhaseClock>, rng: DataRng, pool_timeout: Duration) -> Self {
-        Self { query: query.clone(), clock: clock.clone(), rng, params: Vec::new(), pool_timeout }
+    fn new(query: &Arc<Query>, clock: &Arc<PhaseClock>, rng: DataRng, lane: u64, pool_timeout: Duration) -> Self {
+        Self { query: query.clone(), clock: clock.clone(), rng, lane, params: Vec::new(), pool_timeout }
     }
 
     /// Draws request `n`'s parameters.
     fn draw(&mut self, n: u64) {
         self.params.clear();
-        self.params.extend(self.query.params.iter().map(|g| g.generate(n, &mut self.rng)));
+        self.params.extend(self.query.params.iter().map(|g| g.draw(n, self.lane, &mut self.rng)));
     }
 }
 
