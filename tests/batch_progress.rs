@@ -4,7 +4,7 @@
 //! checked by hand; the run that produces a real series is in
 //! `migration_steps.rs`.
 
-use rehearse::migration::{BatchPoint, LockTaken, Outcome};
+use rehearse::migration::{BatchPoint, LockMode, LockTaken, Outcome};
 use rehearse::postgres::SqlError;
 use rehearse::report::{annotate_progress, render};
 
@@ -20,7 +20,7 @@ fn cancelled_backfill() -> rehearse::report::Report {
     m.outcome = Outcome::Cancelled;
     let step = &mut m.steps[0];
     step.sql = "UPDATE orders SET status_v2 = 'pending' WHERE id IN (SELECT id FROM orders WHERE status_v2 IS NULL LIMIT 10000)".into();
-    step.locks = vec![LockTaken { relation: "orders".into(), mode: "RowExclusiveLock".into() }];
+    step.locks = vec![LockTaken { relation: "orders".into(), mode: LockMode::RowExclusive }];
     let mut at = step.started_s;
     for i in 0..300 {
         let duration_ms = 100.0 + 3.0 * i as f64;

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use rehearse::clock::Phase;
 use rehearse::datagen::LoadedTable;
 use rehearse::interference::{InterferenceOutcome, InterferenceReport};
-use rehearse::migration::{LockTaken, MigrationReport, Outcome, StepReport, TransactionKind};
+use rehearse::migration::{LockMode, LockTaken, MigrationReport, Outcome, StepReport, TransactionKind};
 use rehearse::observe::{BlockEdge, Gap, GapSummary, LockSummary};
 use rehearse::postgres::{BackendKind, FaultKind, SqlError};
 use rehearse::report::{
@@ -81,7 +81,7 @@ pub(crate) fn naive() -> Report {
             batches_series: vec![],
             progress: None,
             rows: 0,
-            locks: vec![LockTaken { relation: "orders".into(), mode: "AccessExclusiveLock".into() }],
+            locks: vec![LockTaken { relation: "orders".into(), mode: LockMode::AccessExclusive }],
             rewrote: vec![],
             error: None,
         }],

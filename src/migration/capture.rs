@@ -15,6 +15,7 @@ use serde::Serialize;
 use tokio_postgres::Client;
 use tokio_util::sync::CancellationToken;
 
+use super::LockMode;
 use crate::postgres::{Role, connect};
 
 /// A lock a step took.
@@ -22,8 +23,8 @@ use crate::postgres::{Role, connect};
 pub struct LockTaken {
     /// The relation.
     pub relation: String,
-    /// The mode, as `pg_locks` names it (e.g. `AccessExclusiveLock`).
-    pub mode: String,
+    /// The mode (in JSON as `pg_locks` names it, e.g. `AccessExclusiveLock`).
+    pub mode: LockMode,
 }
 
 /// The user relations (of every kind: tables, partitioned tables, indexes,
@@ -93,14 +94,16 @@ fn lock_query(pid: &str) -> String {
 /// Names each lock's relation: as the catalog has it now, else as it was
 /// in `before`. A relation in neither was made and dropped by the step
 /// itself (a rewrite's transient heap): nothing else could have waited for
-/// it, and it is left out.
+/// it, and it is left out. So is a SERIALIZABLE transaction's predicate
+/// lock (`SIReadLock`), which blocks nobody.
 fn name_locks(rows: &[tokio_postgres::Row], before: &Catalog) -> BTreeSet<LockTaken> {
     rows.iter()
         .filter_map(|r| {
             let oid: i64 = r.get(0);
             let now: Option<String> = r.get(1);
             let relation = now.or_else(|| before.name(oid).map(str::to_string))?;
-            Some(LockTaken { relation, mode: r.get(2) })
+            let mode = LockMode::from_pg(r.get(2))?;
+            Some(LockTaken { relation, mode })
         })
         .collect()
 }

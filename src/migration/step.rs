@@ -7,7 +7,6 @@ use std::time::Instant;
 use tokio_postgres::SimpleQueryMessage;
 
 use super::capture::{self, LockTaken};
-use super::lock_mode::LockMode;
 use super::{BatchPoint, OpenTransaction, Session, StepReport, TransactionKind};
 use crate::postgres::{LOCK_NOT_AVAILABLE, SqlError};
 use crate::scenario::{SharedTx, SqlText, StepSpec, StepTx, TxControl};
@@ -134,10 +133,7 @@ pub(super) async fn run(s: &Session<'_>, index: usize, spec: &StepSpec) -> StepR
     report.duration_ms = ms(ended - started);
     let mut locks: Vec<LockTaken> = locks.into_iter().collect();
     // Per relation, strongest mode first.
-    locks.sort_by(|a, b| {
-        let strength = |l: &LockTaken| std::cmp::Reverse(LockMode::from_pg(&l.mode));
-        a.relation.cmp(&b.relation).then(strength(a).cmp(&strength(b)))
-    });
+    locks.sort_by(|a, b| a.relation.cmp(&b.relation).then(b.mode.cmp(&a.mode)));
     report.locks = locks;
     report.rewrote = rewrote.into_iter().collect();
     report

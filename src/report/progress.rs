@@ -4,7 +4,7 @@
 
 use super::Spread;
 use crate::datagen::LoadedTable;
-use crate::migration::{BatchPoint, BatchProgress, MigrationReport, StepReport};
+use crate::migration::{BatchPoint, BatchProgress, LockMode, MigrationReport, StepReport};
 
 /// Sets `progress` on every repeated step of `m` that did not finish.
 pub fn annotate(m: &mut MigrationReport, tables: &[LoadedTable]) {
@@ -20,7 +20,7 @@ fn written<'a>(step: &StepReport, tables: &'a [LoadedTable]) -> Option<&'a Loade
     let named = |relation: &str, t: &LoadedTable| {
         relation == t.name || relation.rsplit_once('.').is_some_and(|(_, n)| n.trim_matches('"') == t.name)
     };
-    let writes = step.locks.iter().filter(|l| l.mode == "RowExclusiveLock");
+    let writes = step.locks.iter().filter(|l| l.mode == LockMode::RowExclusive);
     writes.filter_map(|l| tables.iter().find(|t| named(&l.relation, t))).max_by_key(|t| t.rows)
 }
 

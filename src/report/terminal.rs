@@ -121,12 +121,7 @@ pub fn render(r: &Report) -> String {
 /// writes: how long after it the lock was still held.
 fn held(w: &mut String, s: &crate::migration::StepReport) {
     let Some(until) = s.held_until_s else { return };
-    let strong: Vec<&str> = s
-        .locks
-        .iter()
-        .filter(|l| LockMode::from_pg(&l.mode).is_some_and(|m| m >= LockMode::Share))
-        .map(|l| l.relation.as_str())
-        .collect();
+    let strong: Vec<&str> = s.locks.iter().filter(|l| l.mode >= LockMode::Share).map(|l| l.relation.as_str()).collect();
     let after = (until - s.ended_s).max(0.0);
     if strong.is_empty() || after < 0.001 {
         return;
@@ -211,11 +206,9 @@ fn migration(w: &mut String, r: &Report, m: &MigrationReport, title: &str) {
             let taken: Vec<String> = s
                 .locks
                 .iter()
-                .map(|l| match LockMode::from_pg(&l.mode) {
-                    Some(mode) if mode >= LockMode::Share => {
-                        format!("{} on {} ({})", l.mode, l.relation, mode.blocks())
-                    }
-                    _ => format!("{} on {}", l.mode, l.relation),
+                .map(|l| match l.mode {
+                    mode if mode >= LockMode::Share => format!("{mode} on {} ({})", l.relation, mode.blocks()),
+                    mode => format!("{mode} on {}", l.relation),
                 })
                 .collect();
             let _ = writeln!(w, "     took {}", taken.join(", "));
