@@ -70,6 +70,9 @@ fn main() {
         line(f);
     }
     line(&p.total);
+    for note in &p.notes {
+        println!("  note: {note}");
+    }
     let (Some(pred), Some(act)) = (p.total.predicted, p.total.actual) else {
         println!("no prediction, or the target's run did not complete");
         std::process::exit(1);

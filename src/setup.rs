@@ -154,6 +154,7 @@ pub async fn prepare(
         image: server.image().map(str::to_string),
         version: version.version.clone(),
         version_num: version.version_num,
+        deadlock_timeout_ms: version.deadlock_timeout_ms,
         target: server.target(),
         settings: Named(scenario.postgres.pairs()),
         settings_applied: server.is_throwaway(),

@@ -95,6 +95,11 @@ fn predict_fits_every_step_at_the_scales_and_verifies_at_the_target() {
     let low: f64 = (1..=3).map(|s| figure(p, s, "duration")["range"][0].as_f64().unwrap()).sum();
     assert!((p["total"]["range"][0].as_f64().unwrap() - low).abs() < 1e-6 * low);
 
+    // Nothing held a lock in the steps' way: no step is said to have
+    // waited at the target for what no fit foresees.
+    let notes = p["notes"].as_array().unwrap();
+    assert!(!notes.iter().any(|n| n.as_str().unwrap().contains("waiting for its lock")), "{notes:?}");
+
     // Whether it can be trusted turns on the noise of this machine at
     // these tiny sizes, so both answers are allowed; but the exit code,
     // the JSON and the terminal must agree on it.

@@ -160,6 +160,7 @@ pub(crate) fn naive() -> Report {
             image: None,
             version: "PostgreSQL 15.18 (Debian 15.18-0+deb12u1) on x86_64-pc-linux-gnu".into(),
             version_num: 150018,
+            deadlock_timeout_ms: 1000.0,
             target: "postgres://postgres@127.0.0.1:45071/postgres".into(),
             settings: Named(vec![("max_connections".into(), "200".into())]),
             settings_applied: true,

@@ -5,6 +5,7 @@
 mod common;
 
 mod access;
+mod autovacuum;
 mod batch_progress;
 mod cleanup;
 mod compare;

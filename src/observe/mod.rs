@@ -118,6 +118,15 @@ pub struct BlockEdge {
     pub max_blockers: usize,
 }
 
+impl BlockEdge {
+    /// How long this waiting was seen within `[from_s, to_s]` (seconds from
+    /// the start of the load), when it was seen there at all.
+    pub fn seen_within(&self, from_s: f64, to_s: f64) -> Option<f64> {
+        let overlap = self.last_s.min(to_s) - self.first_s.max(from_s);
+        (overlap >= 0.0).then_some(overlap)
+    }
+}
+
 /// One second of the waiting series.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct WaitingPoint {

@@ -364,12 +364,22 @@ pub struct ServerVersion {
     pub version: String,
     /// `server_version_num`, e.g. 150018.
     pub version_num: i32,
+    /// `deadlock_timeout`, in milliseconds: how long a lock request waits
+    /// before the server checks for a deadlock, and so before it cancels
+    /// an autovacuum in the way.
+    pub deadlock_timeout_ms: f64,
 }
 
-/// Reads the server's version.
+/// Reads the server's version (and its `deadlock_timeout`).
 pub async fn server_version(client: &Client) -> Result<ServerVersion, tokio_postgres::Error> {
-    let row = client.query_one("SELECT version(), current_setting('server_version_num')::int", &[]).await?;
-    Ok(ServerVersion { version: row.get(0), version_num: row.get(1) })
+    let row = client
+        .query_one(
+            "SELECT version(), current_setting('server_version_num')::int, \
+             (SELECT setting::float8 FROM pg_settings WHERE name = 'deadlock_timeout')",
+            &[],
+        )
+        .await?;
+    Ok(ServerVersion { version: row.get(0), version_num: row.get(1), deadlock_timeout_ms: row.get(2) })
 }
 
 /// Runs `work` to completion on a thread of its own with its own runtime,

@@ -183,6 +183,9 @@ fn assemble(
             notes.push(format!("at scale {scale} the run failed its thresholds: {}", why.join("; ")));
         }
     }
+    if let Some(v) = verified {
+        notes.extend(waits_at_target(runs, &v.2));
+    }
     if exceeds {
         notes.push(format!(
             "at the target the migration would outlast max_duration ({}) and be cancelled",
@@ -203,4 +206,46 @@ fn assemble(
         verified: verified.map(|v| scale_run(runs.len(), v)),
         notes,
     }
+}
+
+/// Time a plain step spent not running its SQL: waiting for its lock and,
+/// when it retried, its backoffs.
+fn retrying_ms(s: &crate::migration::StepReport) -> f64 {
+    if s.batches.is_some() { 0.0 } else { (s.duration_ms - s.held_ms).max(0.0) }
+}
+
+/// The steps that, at the target, waited for their lock for over a
+/// second and more than twice as long as at any scale, and whom they
+/// waited behind: a wait on what else ran then (autovacuum, after a large
+/// backfill), which no fit of the smaller runs foresees.
+fn waits_at_target(runs: &[(f64, u64, Report)], target: &Report) -> Vec<String> {
+    let Some(m) = target.migration.as_ref() else { return Vec::new() };
+    let at_scales = |index: usize| {
+        let steps = runs.iter().filter_map(|r| r.2.migration.as_ref()?.steps.iter().find(|s| s.index == index));
+        steps.map(retrying_ms).fold(0.0, f64::max)
+    };
+    let role = crate::postgres::Role::Migration.to_string();
+    let mut notes = Vec::new();
+    for s in &m.steps {
+        let (waited, before) = (retrying_ms(s), at_scales(s.index));
+        if waited < 1000.0 || waited < 2.0 * before {
+            continue;
+        }
+        let during = |e: &&crate::observe::BlockEdge| e.seen_within(s.started_s, s.ended_s).is_some();
+        let blockers: Vec<String> = (target.locks.blocking.iter().filter(|e| e.waiter == role).filter(during))
+            .map(|e| format!("{} (`{}`)", e.blocker, e.blocker_query))
+            .collect();
+        let behind = if blockers.is_empty() { String::new() } else { format!(", behind {}", blockers.join(", ")) };
+        notes.push(format!(
+            "at the target, step {} ({}) spent {} of its {} waiting for its lock ({} attempts; at most {} at the \
+             scales){behind}: a wait on what else ran then, which no fit of the smaller runs foresees",
+            s.index,
+            s.name.clone().unwrap_or_else(|| s.sql.split_whitespace().take(5).collect::<Vec<_>>().join(" ")),
+            crate::report::ms_label(waited),
+            crate::report::ms_label(s.duration_ms),
+            s.attempts,
+            crate::report::ms_label(before),
+        ));
+    }
+    notes
 }

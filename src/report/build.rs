@@ -82,6 +82,8 @@ pub fn build(run: Run<'_>, measured: Measured) -> Report {
     for m in migration.iter_mut().chain(rollback.iter_mut()) {
         super::progress::annotate(m, &tables);
     }
+    let mut warnings = warnings;
+    warnings.extend(super::autovacuum::warnings(strategy, migration.as_ref(), &locks, postgres.deadlock_timeout_ms));
     let t = scenario.timeline;
     let end_s = clock.offset(end);
     let phases = phases(&clock, end_s, migration.is_some(), rollback.is_some(), &results);

@@ -3,6 +3,7 @@
 //! names what it measured and over which window; the JSON field names
 //! listed in the README are a contract.
 
+mod autovacuum;
 mod build;
 mod compare;
 mod compare_terminal;
@@ -158,6 +159,8 @@ pub struct PostgresInfo {
     pub version: String,
     /// `server_version_num`.
     pub version_num: i32,
+    /// `deadlock_timeout`, in milliseconds, as the server had it.
+    pub deadlock_timeout_ms: f64,
     /// Where it was, without password.
     pub target: String,
     /// The scenario's server settings.
