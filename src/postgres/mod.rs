@@ -357,7 +357,8 @@ pub(crate) async fn probe(config: &tokio_postgres::Config) -> Result<(), tokio_p
     client.simple_query("SELECT 1").await.map(|_| ())
 }
 
-/// What the server is: `version()` and the numeric version.
+/// What the server is: `version()`, the numeric version, and the one
+/// setting a report reads from it (`deadlock_timeout`).
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct ServerVersion {
     /// `SELECT version()`

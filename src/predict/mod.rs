@@ -210,7 +210,7 @@ fn assemble(
 
 /// Time a plain step spent not running its SQL: waiting for its lock and,
 /// when it retried, its backoffs.
-fn retrying_ms(s: &crate::migration::StepReport) -> f64 {
+fn waiting_ms(s: &crate::migration::StepReport) -> f64 {
     if s.batches.is_some() { 0.0 } else { (s.duration_ms - s.held_ms).max(0.0) }
 }
 
@@ -222,12 +222,12 @@ fn waits_at_target(runs: &[(f64, u64, Report)], target: &Report) -> Vec<String> 
     let Some(m) = target.migration.as_ref() else { return Vec::new() };
     let at_scales = |index: usize| {
         let steps = runs.iter().filter_map(|r| r.2.migration.as_ref()?.steps.iter().find(|s| s.index == index));
-        steps.map(retrying_ms).fold(0.0, f64::max)
+        steps.map(waiting_ms).fold(0.0, f64::max)
     };
     let role = crate::postgres::Role::Migration.to_string();
     let mut notes = Vec::new();
     for s in &m.steps {
-        let (waited, before) = (retrying_ms(s), at_scales(s.index));
+        let (waited, before) = (waiting_ms(s), at_scales(s.index));
         if waited < 1000.0 || waited < 2.0 * before {
             continue;
         }
