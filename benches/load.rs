@@ -116,6 +116,7 @@ async fn ours(scenario: &Scenario, url: &str, load: Load, secs: u64, observe: Du
         keep_tables: false,
         observe_interval: observe,
         replica_url: None,
+        replicas: None,
         load_streams: 1,
         progress: false,
         rollback: false,
@@ -140,7 +141,7 @@ async fn observer_pairs(scenario: &Scenario, config: &tokio_postgres::Config, pa
     spec.queries[0].load = Load::Closed { clients: 8, think_time: Duration::ZERO };
     let admin = connect(config, &Role::Harness).await.expect("connect");
     let version = server_version(&admin).await.expect("version").version_num;
-    let workload = Arc::new(Workload::prepare(config, None, &spec, scenario.seed).await.expect("workload"));
+    let workload = Arc::new(Workload::prepare(config, &[], &spec, scenario.seed).await.expect("workload"));
     let clock = Arc::new(PhaseClock::new(Instant::now()));
     let running = workload.clone().start(clock.clone());
     for window in 0..2 * pairs {

@@ -46,6 +46,7 @@ fn main() {
         keep_tables: false,
         observe_interval: std::time::Duration::from_millis(100),
         replica_url: None,
+        replicas: None,
         load_streams: 2,
         progress: false,
         rollback: false,

@@ -21,12 +21,18 @@ use crate::interference::Interference;
 use crate::live::{self, LiveView};
 use crate::migration::{self, MigrationReport, Outcome};
 use crate::observe::Observer;
-use crate::postgres::{self, BackendArg, BackendChoice, Server, ServerWatch};
+use crate::observe::lag::{LagObserver, Standby};
+use crate::postgres::{self, BackendArg, BackendChoice, ServerWatch};
 use crate::report::{self, Measured, Report};
 use crate::scenario::duration::human;
 use crate::scenario::{Rollback, Scenario, Strategy};
 use crate::setup::{self, Prepared};
 use crate::workload::{Signal, Workload};
+
+/// The shortest time between samples of replica lag: each sample is a
+/// query on the primary and on every standby, and lag moves on the scale
+/// of WAL flushes, not of lock waits.
+const LAG_INTERVAL: Duration = Duration::from_millis(100);
 
 /// How to run a rehearsal.
 #[derive(Debug, Clone)]
@@ -39,6 +45,9 @@ pub struct RunOptions {
     pub observe_interval: Duration,
     /// `--replica-url`: where queries with `target = "replica"` run.
     pub replica_url: Option<String>,
+    /// `--replicas`: hot standbys to start, instead of the scenario's
+    /// `[replica] count`.
+    pub replicas: Option<usize>,
     /// COPY streams per table.
     pub load_streams: usize,
     /// Progress bars and event lines on stderr.
@@ -116,6 +125,14 @@ pub async fn rehearse_all(
         }
     }
     let plan = postgres::plan(backend, images, &scenario.postgres.images).await?;
+    let standbys = setup::standbys(scenario, opts);
+    if standbys > 0 && plan.runs.iter().any(|c| matches!(c, BackendChoice::Url(_))) {
+        return Err(UsageError(format!(
+            "{standbys} replica(s) asked for ([replica] count or --replicas), but the harness starts replicas only \
+             beside a server it starts (--backend local or docker); name a replica of your server with --replica-url"
+        ))
+        .into());
+    }
     // Always said, even with --quiet: which server a result is from is
     // part of the result.
     eprintln!("rehearse: backend {}", plan.why);
@@ -163,12 +180,14 @@ pub async fn run_timeline(
     opts: &RunOptions,
 ) -> anyhow::Result<Report> {
     let (server, config) = (prepared.server.as_ref(), &prepared.config);
-    let replica_config = prepared.replica.as_ref().map(|r| r.config());
-    let workload = Workload::prepare(config, replica_config, &scenario.workload, scenario.seed)
+    let replica_configs: Vec<_> = prepared.replicas.iter().map(|r| r.config().clone()).collect();
+    let workload = Workload::prepare(config, &replica_configs, &scenario.workload, scenario.seed)
         .await
         .map_err(|e| setup::stopped_or(server, "the workload's setup", e.into()))?;
     let watch = ServerWatch::start(config, server.exit_probe()).await.context("starting the server watch")?;
-    let measured = timeline(scenario, strategy, config, &prepared.version, Arc::new(workload), &watch, opts).await?;
+    let standbys = standbys(prepared).await;
+    let on = Servers { config, version: &prepared.version, standbys: &standbys };
+    let measured = timeline(scenario, strategy, &on, Arc::new(workload), &watch, opts).await?;
     drop(watch);
     let mut warnings = prepared.warnings.clone();
     if opts.rollback && strategy.is_some() && measured.rollback.is_none() {
@@ -184,7 +203,7 @@ pub async fn run_timeline(
         strategy,
         postgres: prepared.postgres.clone(),
         tables: prepared.tables.clone(),
-        replica: prepared.replica.as_ref().map(|r| r.target()),
+        replicas: prepared.replicas.iter().map(|r| r.target()).collect(),
         warnings,
     };
     Ok(report::build(run, measured))
@@ -198,13 +217,40 @@ async fn wait_until(until: Instant, fault: &Signal) -> bool {
     }
 }
 
-/// The load, the observer, the interference and the migration, on the
+/// The replicas whose lag is measured: the harness's own standbys, and a
+/// `--replica-url` server when it is a standby (in recovery).
+async fn standbys(prepared: &Prepared) -> Vec<Standby> {
+    let mut out = Vec::new();
+    for r in &prepared.replicas {
+        let standby = Standby { name: r.target(), config: r.config().clone() };
+        if r.is_throwaway() {
+            out.push(standby);
+            continue;
+        }
+        let Ok(client) = postgres::connect(r.config(), &postgres::Role::Harness).await else { continue };
+        if let Ok(row) = client.query_one("SELECT pg_is_in_recovery()", &[]).await
+            && row.get::<_, bool>(0)
+        {
+            out.push(standby);
+        }
+    }
+    out
+}
+
+/// The servers a timeline runs on: the primary, and the standbys whose lag
+/// it measures.
+struct Servers<'a> {
+    config: &'a tokio_postgres::Config,
+    version: &'a postgres::ServerVersion,
+    standbys: &'a [Standby],
+}
+
+/// The load, the observers, the interference and the migration, on the
 /// clock; stopped early by a fault of the server.
 async fn timeline(
     scenario: &Scenario,
     strategy: Option<&Strategy>,
-    config: &tokio_postgres::Config,
-    version: &postgres::ServerVersion,
+    on: &Servers<'_>,
     workload: Arc<Workload>,
     watch: &ServerWatch,
     opts: &RunOptions,
@@ -215,9 +261,18 @@ async fn timeline(
     let fault = watch.signal();
     let clock = Arc::new(PhaseClock::new(Instant::now()));
     let running = workload.clone().start(clock.clone());
+    let (config, version) = (on.config, on.version);
     let observer = Observer::start(config, version.version_num, opts.observe_interval, clock.start())
         .await
         .context("starting the lock observer")?;
+    let lag = match on.standbys {
+        [] => None,
+        standbys => Some(
+            LagObserver::start(config, standbys, opts.observe_interval.max(LAG_INTERVAL), clock.clone())
+                .await
+                .context("starting the replica-lag observer")?,
+        ),
+    };
     let interference = Interference::start(config, &scenario.interference, clock.clone())
         .await
         .context("connecting the interference sessions")?;
@@ -266,8 +321,25 @@ async fn timeline(
     let (results, pool) = running.stop(grace).await;
     let interference = interference.finish().await;
     let locks = observer.finish().await;
+    let replicas = match lag {
+        Some(lag) => lag.finish().await,
+        None => Vec::new(),
+    };
     say(opts, Some(&clock), "load stopped");
-    Ok(Measured { clock, end, migration, rollback, fault, results, pool, interference, locks })
+    let lag_interval_ms = crate::units::millis(opts.observe_interval.max(LAG_INTERVAL));
+    Ok(Measured {
+        clock,
+        end,
+        migration,
+        rollback,
+        fault,
+        results,
+        pool,
+        interference,
+        locks,
+        replicas,
+        lag_interval_ms,
+    })
 }
 
 /// What applying a migration (or its rollback) on the timeline needs.

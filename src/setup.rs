@@ -17,6 +17,10 @@ use anyhow::Context;
 /// [`Prepared::finish`] releases it; dropping it (Ctrl-C, a panic) releases
 /// the server too.
 pub struct Prepared {
+    /// The replicas the workload's `target = "replica"` queries read from:
+    /// hot standbys the harness started (dropped before the server), or
+    /// the one `--replica-url` named.
+    pub replicas: Vec<Box<dyn Server>>,
     /// The server, kept running until this is dropped.
     pub server: Box<dyn Server>,
     /// How the harness connects to the rehearsed database.
@@ -27,8 +31,6 @@ pub struct Prepared {
     pub tables: Vec<LoadedTable>,
     /// Notes of the setup, for every report of this database.
     pub warnings: Vec<String>,
-    /// The read replica `--replica-url` named, when queries target one.
-    pub replica: Option<UrlServer>,
     /// Wall time from creating the tables until they were filled, indexed
     /// and analyzed, in seconds.
     pub load_s: f64,
@@ -106,7 +108,7 @@ pub async fn prepare(
     if !server.is_throwaway() && !scenario.postgres.settings.is_empty() {
         warnings.push("the scenario's [postgres] settings were not applied: the harness does not configure a server it did not start".to_string());
     }
-    let replica = replica(scenario, opts, &mut warnings).await?;
+    let named = replica(scenario, opts, &mut warnings).await?;
     let admin = postgres::connect(&config, &Role::Harness).await.context("connecting to the server")?;
     let version = postgres::server_version(&admin).await.context("reading the server version")?;
     if !server.is_throwaway() {
@@ -132,7 +134,10 @@ pub async fn prepare(
         let each: Vec<Option<&crate::scenario::Strategy>> =
             if strategies.is_empty() { vec![None] } else { strategies.iter().copied().map(Some).collect() };
         for strategy in each {
-            for note in preflight::check(&admin, scenario, strategy, &dry_run, replica.is_some()).await? {
+            for note in
+                preflight::check(&admin, scenario, strategy, &dry_run, named.is_some() || standbys(scenario, opts) > 0)
+                    .await?
+            {
                 if !notes.contains(&note) {
                     notes.push(note);
                 }
@@ -148,6 +153,10 @@ pub async fn prepare(
     }
     let load_s = started.elapsed().as_secs_f64();
     warnings.extend(notes);
+    let replicas = match named {
+        Some(url) => vec![Box::new(url) as Box<dyn Server>],
+        None => start_standbys(server.as_ref(), scenario, opts).await?,
+    };
     let postgres = PostgresInfo {
         backend: server.backend(),
         chosen: on.why.clone(),
@@ -161,7 +170,7 @@ pub async fn prepare(
     };
     // The harness's session closed above: a timeline opens its own, and a
     // reset needs the database free of sessions.
-    Ok(Prepared { server, config, version, tables, warnings, replica, load_s, postgres, cleanup })
+    Ok(Prepared { replicas, server, config, version, tables, warnings, load_s, postgres, cleanup })
 }
 
 /// Restarts the server that loaded under [`postgres::bulk`]'s settings
@@ -184,15 +193,70 @@ impl Prepared {
     /// server the user named (unless kept); returns what the clean-up has
     /// to say. The server itself stops when this returns.
     pub async fn finish(self) -> Vec<String> {
-        let Prepared { server, cleanup, .. } = self;
+        let Prepared { replicas, server, cleanup, .. } = self;
         let notes = cleanup.finish().await;
+        drop(replicas);
         drop(server);
         notes
     }
 }
 
+/// A standby's settings: the primary's, with `[replica] settings` over
+/// them.
+fn standby_settings(scenario: &Scenario) -> Vec<(String, String)> {
+    let mut s = settings(scenario);
+    for r in &scenario.replica_settings {
+        s.retain(|(name, _)| *name != r.name);
+        s.push((r.name.clone(), r.value.clone()));
+    }
+    s
+}
+
+/// How many hot standbys to start: `--replicas`, else `[replica] count`.
+pub(crate) fn standbys(scenario: &Scenario, opts: &RunOptions) -> usize {
+    opts.replicas.unwrap_or(scenario.replicas)
+}
+
+/// Starts the hot standbys the run asks for, one after another, beside a
+/// throwaway server, after its load (a standby copies the loaded data
+/// rather than replaying it).
+async fn start_standbys(
+    server: &dyn Server,
+    scenario: &Scenario,
+    opts: &RunOptions,
+) -> anyhow::Result<Vec<Box<dyn Server>>> {
+    let wanted = standbys(scenario, opts);
+    let mut started: Vec<Box<dyn Server>> = Vec::with_capacity(wanted);
+    for i in 0..wanted {
+        let begun = Instant::now();
+        let standby = server
+            .standby(&standby_settings(scenario))
+            .await
+            .map_err(|e| stopped_or(server, "the start of a replica", e.into()))?
+            .ok_or_else(|| {
+                postgres::ProvisionError::Usage(format!(
+                    "{} replica(s) asked for, but the harness starts replicas only beside a server it starts \
+                     (--backend local or docker); name a replica of {} with --replica-url",
+                    wanted,
+                    server.target()
+                ))
+            })?;
+        if opts.progress {
+            crate::live::println(&format!(
+                "rehearse: replica {} of {wanted} streaming at {} ({:.1}s)",
+                i + 1,
+                standby.target(),
+                begun.elapsed().as_secs_f64()
+            ));
+        }
+        started.push(standby);
+    }
+    Ok(started)
+}
+
 /// The replica named by `--replica-url`, when queries target one. Without
-/// one, those queries run on the primary, and the report says so.
+/// one (and without standbys of the harness's own), those queries run on
+/// the primary, and the report says so.
 async fn replica(
     scenario: &Scenario,
     opts: &RunOptions,
@@ -200,6 +264,14 @@ async fn replica(
 ) -> Result<Option<UrlServer>, postgres::ProvisionError> {
     let wanted: Vec<&str> =
         scenario.workload.queries.iter().filter(|q| q.target == Target::Replica).map(|q| q.name.as_str()).collect();
+    if standbys(scenario, opts) > 0 {
+        if opts.replica_url.is_some() {
+            return Err(postgres::ProvisionError::Usage(
+                "--replica-url and [replica] count (or --replicas) both name replicas; give one".into(),
+            ));
+        }
+        return Ok(None);
+    }
     match (&opts.replica_url, wanted.is_empty()) {
         (Some(url), false) => Ok(Some(UrlServer::open(url).await?)),
         (Some(_), true) => {

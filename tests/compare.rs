@@ -41,6 +41,7 @@ fn a_reset_gives_back_the_database_as_loaded() {
             keep_tables: false,
             observe_interval: std::time::Duration::from_millis(20),
             replica_url: None,
+            replicas: None,
             load_streams: 1,
             progress: false,
             rollback: false,

@@ -147,6 +147,8 @@ pub(crate) fn naive() -> Report {
         max_p99_ms: Some(250.0),
         max_error_rate: Some(0.001),
         max_p99_ratio: None,
+        max_replica_lag_ms: None,
+        max_replica_lag_bytes: None,
         defaults: false,
     };
     let mut r = Report {
@@ -204,6 +206,7 @@ pub(crate) fn naive() -> Report {
         migration: Some(migration),
         rollback: None,
         locks,
+        replication: None,
         series: Named(vec![(
             "get_order".into(),
             vec![SeriesPoint {
@@ -235,6 +238,7 @@ pub(crate) fn judge(r: &Report) -> Verdict {
         phases: &r.phases,
         interference: &r.timeline.interference,
         fault: r.fault.as_ref(),
+        replication: r.replication.as_ref(),
     })
 }
 

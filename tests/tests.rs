@@ -24,6 +24,7 @@ mod pool;
 mod predict;
 mod preflight;
 mod real_schemas;
+mod replicas;
 mod report_render;
 mod rollback;
 mod scenario_errors;

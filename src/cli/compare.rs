@@ -72,6 +72,7 @@ impl OutputArgs {
             keep_tables: false,
             observe_interval: self.observe_interval,
             replica_url: None,
+            replicas: None,
             load_streams: self.load_streams.map_or_else(default_streams, usize::from),
             progress: !self.quiet,
             rollback: false,

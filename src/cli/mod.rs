@@ -226,6 +226,12 @@ pub struct RunArgs {
     /// it they run on the primary). Its password is never printed.
     #[arg(long, value_name = "URL")]
     pub replica_url: Option<String>,
+    /// Start this many hot standbys of the throwaway server (local or
+    /// docker backend), measure their replay lag, and send the queries with
+    /// `target = "replica"` to them; overrides the scenario's
+    /// `[replica] count`.
+    #[arg(long, value_name = "N", conflicts_with = "replica_url", value_parser = clap::value_parser!(u8).range(0..=4))]
+    pub replicas: Option<u8>,
     /// COPY streams per table (default: half the CPUs, at least one, on a server the harness starts here; the number of CPUs on --url)
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub load_streams: Option<u16>,

@@ -55,6 +55,7 @@ pub(super) async fn run(args: RunArgs) -> anyhow::Result<i32> {
         keep_tables: args.keep_tables,
         observe_interval: args.observe_interval,
         replica_url: args.replica_url,
+        replicas: args.replicas.map(usize::from),
         load_streams: args.load_streams.map_or_else(default_streams, usize::from),
         progress: !args.quiet,
         rollback: args.rollback,

@@ -12,6 +12,7 @@
 //! counted, and the observer connects again; the time without samples is a
 //! gap in the report, never silently lost.
 
+pub mod lag;
 mod sample;
 mod state;
 

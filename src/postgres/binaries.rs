@@ -21,6 +21,11 @@ impl Binaries {
     pub fn postgres(&self) -> PathBuf {
         self.bindir.join("postgres")
     }
+
+    /// `pg_basebackup`, which copies a running server to start a standby.
+    pub fn pg_basebackup(&self) -> PathBuf {
+        self.bindir.join("pg_basebackup")
+    }
 }
 
 fn has_server(dir: &Path) -> bool {

@@ -39,6 +39,8 @@ use nix::unistd::{Gid, Pid, Uid, User};
 use super::binaries::{self, Binaries};
 use super::{BackendKind, ProvisionError, Server};
 
+mod standby;
+
 /// How long the server may take to accept connections.
 const START_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -63,6 +65,31 @@ pub struct LocalCluster {
 /// a process killed a moment earlier (initdb interrupted by Ctrl-C) may
 /// still be writing into it.
 struct ClusterDir(PathBuf);
+
+impl ClusterDir {
+    /// A new directory of mode 0700 in the temporary directory, owned by
+    /// the server's user, holding the harness's owner file (`rehearse
+    /// clean` looks for it).
+    fn new(user: &Option<RunAs>) -> Result<ClusterDir, ProvisionError> {
+        let io = |what: &str| {
+            let what = what.to_string();
+            move |source| ProvisionError::Io { what, source }
+        };
+        let dir = tempfile::Builder::new().prefix("rehearse-").tempdir().map_err(io("create a temporary directory"))?;
+        let dir = ClusterDir(dir.keep());
+        std::fs::set_permissions(&dir.0, std::fs::Permissions::from_mode(0o700))
+            .map_err(io("set the temporary directory's mode"))?;
+        if let Some(u) = user {
+            nix::unistd::chown(&dir.0, Some(u.uid), Some(u.gid)).map_err(|e| ProvisionError::Io {
+                what: format!("give the temporary directory to user {}", u.name),
+                source: e.into(),
+            })?;
+        }
+        std::fs::write(dir.0.join("rehearse.pid"), std::process::id().to_string())
+            .map_err(io("write the owner file"))?;
+        Ok(dir)
+    }
+}
 
 impl Drop for ClusterDir {
     fn drop(&mut self) {
@@ -130,25 +157,7 @@ impl LocalCluster {
     pub async fn start(settings: &[(String, String)]) -> Result<Self, ProvisionError> {
         let bins = binaries::find().ok_or(ProvisionError::NoBinaries)?;
         let user = run_as()?;
-        let dir = tempfile::Builder::new()
-            .prefix("rehearse-")
-            .tempdir()
-            .map_err(|e| ProvisionError::Io { what: "create a temporary directory".into(), source: e })?;
-        let dir = ClusterDir(dir.keep());
-        let io = |what: &str| {
-            let what = what.to_string();
-            move |source| ProvisionError::Io { what, source }
-        };
-        std::fs::set_permissions(&dir.0, std::fs::Permissions::from_mode(0o700))
-            .map_err(io("set the temporary directory's mode"))?;
-        if let Some(u) = &user {
-            nix::unistd::chown(&dir.0, Some(u.uid), Some(u.gid)).map_err(|e| ProvisionError::Io {
-                what: format!("give the temporary directory to user {}", u.name),
-                source: e.into(),
-            })?;
-        }
-        std::fs::write(dir.0.join("rehearse.pid"), std::process::id().to_string())
-            .map_err(io("write the owner file"))?;
+        let dir = ClusterDir::new(&user)?;
         let password = super::random_password();
         initdb(&bins, &user, &dir.0, &password).await?;
 
@@ -461,6 +470,9 @@ impl Server for LocalCluster {
     }
     fn restart<'a>(&'a mut self, settings: &'a [(String, String)]) -> super::Restart<'a> {
         Box::pin(async move { LocalCluster::restart(self, settings).await.map(|()| true) })
+    }
+    fn standby<'a>(&'a self, settings: &'a [(String, String)]) -> super::Standby<'a> {
+        Box::pin(async move { Ok(Some(Box::new(LocalCluster::standby(self, settings).await?) as Box<dyn Server>)) })
     }
     fn exit_probe(&self) -> Option<super::ExitProbe> {
         let child = self.child.clone();

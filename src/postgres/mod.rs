@@ -113,7 +113,20 @@ pub trait Server: Send + Sync {
         let _ = settings;
         Box::pin(async { Ok(false) })
     }
+    /// Starts a hot standby of this throwaway server, streaming from it,
+    /// under `settings`, and returns once it streams; `Ok(None)` where the
+    /// backend cannot (a server the user named). Drop the standby before
+    /// this server.
+    fn standby<'a>(&'a self, settings: &'a [(String, String)]) -> Standby<'a> {
+        let _ = settings;
+        Box::pin(async { Ok(None) })
+    }
 }
+
+/// What [`Server::standby`] returns: the standby, or `None` where the
+/// backend cannot start one.
+pub type Standby<'a> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<Option<Box<dyn Server>>, ProvisionError>> + Send + 'a>>;
 
 /// What [`Server::restart`] returns: whether the server was restarted.
 pub type Restart<'a> = std::pin::Pin<Box<dyn std::future::Future<Output = Result<bool, ProvisionError>> + Send + 'a>>;
@@ -216,6 +229,9 @@ pub enum ProvisionError {
         /// The end of the container's log.
         log: String,
     },
+    /// A hot standby of the throwaway primary could not be started.
+    #[error("cannot start a replica: {0}")]
+    Standby(String),
     /// A server the user named has too few free connections for the run.
     #[error("{0}")]
     NoRoom(String),

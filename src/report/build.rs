@@ -10,6 +10,7 @@ use crate::datagen::LoadedTable;
 use crate::interference::InterferenceReport;
 use crate::migration::MigrationReport;
 use crate::observe::LockSummary;
+use crate::observe::lag::ReplicaLag;
 use crate::postgres::Fault;
 use crate::scenario::{Scenario, Strategy};
 use crate::units::{millis, secs};
@@ -35,6 +36,10 @@ pub struct Measured {
     pub interference: Vec<InterferenceReport>,
     /// What the lock observer saw.
     pub locks: LockSummary,
+    /// Each standby's replay lag, when standbys were measured.
+    pub replicas: Vec<ReplicaLag>,
+    /// Time between lag samples, in milliseconds.
+    pub lag_interval_ms: f64,
 }
 
 /// What a report says about the run beside its measurements.
@@ -47,8 +52,8 @@ pub struct Run<'a> {
     pub postgres: PostgresInfo,
     /// The tables, as loaded.
     pub tables: Vec<LoadedTable>,
-    /// The replica's target, when queries ran on one.
-    pub replica: Option<String>,
+    /// The replicas' targets, when there were any.
+    pub replicas: Vec<String>,
     /// Things the user should know.
     pub warnings: Vec<String>,
 }
@@ -75,8 +80,20 @@ fn bound_migration_waits<'a>(locks: &mut LockSummary, runs: impl Iterator<Item =
 /// The report of one timeline: what it measured, judged by the
 /// scenario's thresholds.
 pub fn build(run: Run<'_>, measured: Measured) -> Report {
-    let Run { scenario, strategy, postgres, tables, replica, warnings } = run;
-    let Measured { clock, end, migration, rollback, fault, results, pool, interference, locks } = measured;
+    let Run { scenario, strategy, postgres, tables, replicas: replica_targets, warnings } = run;
+    let Measured {
+        clock,
+        end,
+        migration,
+        rollback,
+        fault,
+        results,
+        pool,
+        interference,
+        locks,
+        replicas,
+        lag_interval_ms,
+    } = measured;
     let (mut migration, mut rollback, mut locks) = (migration, rollback, locks);
     bound_migration_waits(&mut locks, migration.iter().chain(rollback.iter()));
     for m in migration.iter_mut().chain(rollback.iter_mut()) {
@@ -103,8 +120,11 @@ pub fn build(run: Run<'_>, measured: Measured) -> Report {
         max_p99_ms: scenario.thresholds.max_p99.map(ms),
         max_error_rate: scenario.thresholds.max_error_rate,
         max_p99_ratio: scenario.thresholds.max_p99_ratio,
+        max_replica_lag_ms: scenario.thresholds.max_replica_lag.map(ms),
+        max_replica_lag_bytes: scenario.thresholds.max_replica_lag_bytes,
         defaults: scenario.thresholds.defaults,
     };
+    let replication = super::replication::build(lag_interval_ms, replicas, &phases);
     let verdict = evaluate(&Judged {
         thresholds: &thresholds,
         migration: migration.as_ref(),
@@ -114,7 +134,9 @@ pub fn build(run: Run<'_>, measured: Measured) -> Report {
         phases: &phases,
         interference: &interference,
         fault: fault.as_ref(),
+        replication: replication.as_ref(),
     });
+    let replica = (!replica_targets.is_empty()).then(|| replica_targets.join(", "));
     Report {
         scenario: scenario.name.clone(),
         strategy: strategy.map(|s| s.name.clone()),
@@ -139,6 +161,7 @@ pub fn build(run: Run<'_>, measured: Measured) -> Report {
         migration,
         rollback,
         locks,
+        replication,
         series: Named(results.into_iter().map(|q| (q.name, q.series)).collect()),
         thresholds,
         fault,

@@ -11,6 +11,7 @@ mod json_file;
 mod predict;
 mod predict_terminal;
 mod progress;
+mod replication;
 mod side_by_side;
 mod terminal;
 mod tune;
@@ -31,6 +32,7 @@ pub use json_file::{JsonOut, JsonPathError};
 pub use predict::{Alternative, Figure, Fit, GrowthOrder, Metric, Point, Prediction, ScaleRun, ms_label};
 pub use predict_terminal::render_prediction;
 pub use progress::annotate as annotate_progress;
+pub use replication::{PhaseConflicts, Replication};
 pub use side_by_side::{render_side_by_side, to_json_many};
 pub use terminal::render;
 pub use tune::{Trial, Tuning, render_tuning};
@@ -99,6 +101,10 @@ pub struct Report {
     pub rollback: Option<MigrationReport>,
     /// What the lock observer saw.
     pub locks: LockSummary,
+    /// The replicas' lag and recovery conflicts, when standbys were
+    /// measured; absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replication: Option<Replication>,
     /// Per query, per second (by due time).
     pub series: Named<Vec<SeriesPoint>>,
     /// The thresholds applied.
@@ -353,6 +359,13 @@ pub struct ThresholdsInfo {
     /// How many times its baseline p99 each query's p99 during the
     /// migration may be (when also 50 ms above it).
     pub max_p99_ratio: Option<f64>,
+    /// The most any replica may lag, in milliseconds; absent when unset.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_replica_lag_ms: Option<f64>,
+    /// The most WAL any replica may have left to replay, in bytes; absent
+    /// when unset.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_replica_lag_bytes: Option<u64>,
     /// The scenario names no thresholds: these are the documented
     /// defaults.
     pub defaults: bool,

@@ -99,6 +99,9 @@ pub fn render(r: &Report) -> String {
         load(w, r);
     }
     failures(w, r);
+    if let Some(replication) = &r.replication {
+        super::replication::render(w, replication);
+    }
 
     let _ = writeln!(w, "\nVERDICT  {}", if r.verdict.pass { "PASS" } else { "FAIL" });
     if r.verdict.pass {

@@ -40,6 +40,10 @@ pub enum Check {
     MaxErrorRate,
     /// `max_p99_ratio`
     MaxP99Ratio,
+    /// `max_replica_lag`
+    MaxReplicaLag,
+    /// `max_replica_lag_bytes`
+    MaxReplicaLagBytes,
 }
 
 impl std::fmt::Display for Check {
@@ -53,6 +57,8 @@ impl std::fmt::Display for Check {
             Check::MaxP99 => "max_p99",
             Check::MaxErrorRate => "max_error_rate",
             Check::MaxP99Ratio => "max_p99_ratio",
+            Check::MaxReplicaLag => "max_replica_lag",
+            Check::MaxReplicaLagBytes => "max_replica_lag_bytes",
         })
     }
 }
@@ -94,6 +100,8 @@ pub struct Judged<'a> {
     pub interference: &'a [InterferenceReport],
     /// A fault of the server, if one cut the run short.
     pub fault: Option<&'a FaultReport>,
+    /// The replicas' lag, when standbys were measured.
+    pub replication: Option<&'a super::Replication>,
 }
 
 fn violation(threshold: Check, subject: &str, message: String) -> Violation {
@@ -192,6 +200,7 @@ pub fn evaluate(j: &Judged<'_>) -> Verdict {
             }
         }
     }
+    v.extend(super::replication::judge(th, j.replication));
     Verdict { pass: v.is_empty(), violations: v }
 }
 

@@ -70,3 +70,7 @@ fn literal_bytes(l: &Literal) -> f64 {
         _ => 16.0,
     }
 }
+
+/// The most hot standbys a rehearsal starts (`[replica] count`,
+/// `--replicas`): each replays all the primary's WAL on the same machine.
+pub const MAX_REPLICAS: usize = 4;

@@ -144,13 +144,22 @@ pub struct Scenario {
     pub strategies: Vec<Strategy>,
     /// `[thresholds]`
     pub thresholds: Thresholds,
+    /// `[replica] count`: hot standbys the harness starts beside its
+    /// throwaway primary (`--replicas` overrides it); 0 for none.
+    pub replicas: usize,
+    /// `[replica] settings`: the standbys run with the primary's settings
+    /// and these over them (a smaller `shared_buffers`, a
+    /// `max_standby_streaming_delay`).
+    pub replica_settings: Vec<Setting>,
 }
 
 impl Scenario {
     /// Sessions a rehearsal opens on the primary at once: the pool, one per
     /// interference, and the harness's own ([`HARNESS_SESSIONS`]).
     pub fn sessions_needed(&self) -> usize {
-        self.workload.pool_size + self.interference.len() + HARNESS_SESSIONS
+        // The replica-lag observer reads the primary's WAL position on a
+        // session of its own.
+        self.workload.pool_size + self.interference.len() + HARNESS_SESSIONS + usize::from(self.replicas > 0)
     }
 
     /// The strategy called `name`, or the first when `name` is `None`.
@@ -466,6 +475,11 @@ pub struct Thresholds {
     /// migration may be (and it is judged only when also more than
     /// [`P99_RATIO_FLOOR`] above it).
     pub max_p99_ratio: Option<f64>,
+    /// The most any replica may lag behind the primary, as the age of
+    /// what it has replayed.
+    pub max_replica_lag: Option<Duration>,
+    /// The most WAL any replica may have left to replay, in bytes.
+    pub max_replica_lag_bytes: Option<u64>,
     /// The scenario names no thresholds: these are [`Thresholds::DEFAULTS`].
     pub defaults: bool,
 }
@@ -485,6 +499,8 @@ impl Thresholds {
         max_p99: None,
         max_error_rate: Some(0.01),
         max_p99_ratio: Some(5.0),
+        max_replica_lag: None,
+        max_replica_lag_bytes: None,
         defaults: true,
     };
 
@@ -493,7 +509,9 @@ impl Thresholds {
         let none = self.max_lock_wait.is_none()
             && self.max_p99.is_none()
             && self.max_error_rate.is_none()
-            && self.max_p99_ratio.is_none();
+            && self.max_p99_ratio.is_none()
+            && self.max_replica_lag.is_none()
+            && self.max_replica_lag_bytes.is_none();
         if none { Self::DEFAULTS } else { self }
     }
 }

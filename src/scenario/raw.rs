@@ -32,6 +32,16 @@ pub struct RawScenario {
     pub strategies: Vec<Spanned<RawStrategy>>,
     #[serde(default)]
     pub thresholds: RawThresholds,
+    pub replica: Option<Spanned<RawReplica>>,
+}
+
+/// `[replica]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawReplica {
+    pub count: Spanned<i64>,
+    #[serde(default)]
+    pub settings: BTreeMap<String, Spanned<toml::Value>>,
 }
 
 /// `[postgres]`
@@ -168,6 +178,8 @@ pub struct RawThresholds {
     pub max_p99: Option<Dur>,
     pub max_p99_ratio: Option<Spanned<f64>>,
     pub max_error_rate: Option<Spanned<f64>>,
+    pub max_replica_lag: Option<Dur>,
+    pub max_replica_lag_bytes: Option<Spanned<i64>>,
 }
 
 /// A value generator as written: a bare name such as `"email"`, or an

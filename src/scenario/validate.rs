@@ -3,7 +3,7 @@
 //! Postgres' own parser, so a syntax error is found before any server
 //! starts; and every value is held to the caps of [`super::limits`].
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::ops::Range;
 use std::sync::Arc;
 use std::time::Duration;
@@ -162,6 +162,13 @@ impl Validator {
             return self
                 .err(r.span(), "max_p99_ratio is how many times its baseline p99 a query's p99 may be: 1 or more");
         }
+        let lag_bytes = match &th.max_replica_lag_bytes {
+            Some(b) if *b.get_ref() < 0 => {
+                return self.err(b.span(), "max_replica_lag_bytes is a number of bytes: 0 or more");
+            }
+            b => b.as_ref().map(|b| *b.get_ref() as u64),
+        };
+        let (replicas, replica_settings) = self.replicas(raw.replica)?;
         let scenario = Scenario {
             name: raw.name,
             description: raw.description,
@@ -180,9 +187,13 @@ impl Validator {
                 max_p99: th.max_p99.map(|d| d.0),
                 max_error_rate: th.max_error_rate.map(|r| r.into_inner()),
                 max_p99_ratio: th.max_p99_ratio.map(|r| r.into_inner()),
+                max_replica_lag: th.max_replica_lag.map(|d| d.0),
+                max_replica_lag_bytes: lag_bytes,
                 defaults: false,
             }
             .or_defaults(),
+            replicas,
+            replica_settings,
         };
         self.connections(&scenario)?;
         Ok(scenario)
@@ -264,8 +275,15 @@ impl Validator {
     /// `[postgres]`: images and settings.
     fn postgres(&self, raw: RawPostgres) -> Result<PostgresSpec, ScenarioError> {
         let images = self.images(&raw)?;
+        let settings = self.settings(raw.settings)?;
+        Ok(PostgresSpec { settings, images })
+    }
+
+    /// Server settings as written (`[postgres] settings`, `[replica]
+    /// settings`), each a string, number or boolean under a setting's name.
+    pub(super) fn settings(&self, raw: BTreeMap<String, Spanned<toml::Value>>) -> Result<Vec<Setting>, ScenarioError> {
         let mut settings = Vec::new();
-        for (name, value) in raw.settings {
+        for (name, value) in raw {
             let span = value.span();
             let text = match value.into_inner() {
                 toml::Value::String(s) => s,
@@ -286,7 +304,7 @@ impl Validator {
             }
             settings.push(Setting { name, value: text, at: self.src.location(span.start) });
         }
-        Ok(PostgresSpec { settings, images })
+        Ok(settings)
     }
 
     fn interference(&self, raw: Vec<Spanned<RawInterference>>) -> Result<Vec<InterferenceSpec>, ScenarioError> {

@@ -10,9 +10,9 @@ use toml::Spanned;
 
 use super::duration::{Dur, human};
 use super::limits;
-use super::raw::{RawQuery, RawTimeline, RawWorkload};
+use super::raw::{RawQuery, RawReplica, RawTimeline, RawWorkload};
 use super::validate::Validator;
-use super::{Arrival, Load, ParamSpec, QuerySpec, RateProfile, ScenarioError, Target, Timeline, WorkloadSpec};
+use super::{Arrival, Load, ParamSpec, QuerySpec, RateProfile, ScenarioError, Setting, Target, Timeline, WorkloadSpec};
 
 const MAX_RATE: f64 = 1e6;
 
@@ -320,5 +320,19 @@ impl Validator {
             );
         }
         Ok(Timeline { migrate_at: m, cooldown: c, max_duration: x, duration: None })
+    }
+
+    /// `[replica] count`: how many hot standbys to start, at most
+    /// [`limits::MAX_REPLICAS`].
+    /// `[replica] settings`: what the standbys run with beside (and over)
+    /// the primary's settings.
+    pub(super) fn replicas(&self, raw: Option<Spanned<RawReplica>>) -> Result<(usize, Vec<Setting>), ScenarioError> {
+        let Some(raw) = raw else { return Ok((0, Vec::new())) };
+        let RawReplica { count, settings } = raw.into_inner();
+        let settings = self.settings(settings)?;
+        match usize::try_from(*count.get_ref()) {
+            Ok(n) if n <= limits::MAX_REPLICAS => Ok((n, settings)),
+            _ => self.err(count.span(), format!("[replica] count is 0 to {}", limits::MAX_REPLICAS)),
+        }
     }
 }

@@ -114,8 +114,21 @@ struct Query {
     spec: QuerySpec,
     params: Vec<ValueGen>,
     recorder: QueryRecorder,
-    pool: Arc<Pool>,
+    /// The pool of its server: the primary's, or one per replica, taken in
+    /// turn.
+    pools: Vec<Arc<Pool>>,
+    turn: std::sync::atomic::AtomicUsize,
     plan: Plan,
+}
+
+impl Query {
+    /// The pool its next request goes through.
+    fn pool(&self) -> &Pool {
+        match self.pools.as_slice() {
+            [one] => one,
+            many => &many[self.turn.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % many.len()],
+        }
+    }
 }
 
 /// A prepared workload, ready to start.
@@ -162,17 +175,18 @@ struct PoolPlan {
 }
 
 impl Workload {
-    /// Opens the pools (the primary's, and the replica's when `replica` is
-    /// given and a query targets it) and prepares every query's
-    /// statements on every connection.
+    /// Opens the pools (the primary's, and one per replica when
+    /// `replicas` are given and a query targets them) and prepares every
+    /// query's statements on every connection. A query with `target =
+    /// "replica"` sends its requests to the replicas in turn.
     pub async fn prepare(
         config: &tokio_postgres::Config,
-        replica: Option<&tokio_postgres::Config>,
+        replicas: &[tokio_postgres::Config],
         spec: &WorkloadSpec,
         seed: u64,
     ) -> Result<Workload, WorkloadError> {
         let shards = Shards::start(shards::default_count()).map_err(|e| WorkloadError::Threads(e.to_string()))?;
-        let on_replica = |q: &QuerySpec| replica.is_some() && q.target == Target::Replica;
+        let on_replica = |q: &QuerySpec| !replicas.is_empty() && q.target == Target::Replica;
         let mut plans = [PoolPlan::default(), PoolPlan::default()];
         for (qi, q) in spec.queries.iter().enumerate() {
             let p = &mut plans[usize::from(on_replica(q))];
@@ -183,8 +197,12 @@ impl Workload {
         }
         let mut pools = Vec::new();
         let mut prepared = Vec::new();
-        for (plan, config) in plans.iter().zip([Some(config), replica]) {
-            let Some(config) = config.filter(|_| !plan.sqls.is_empty() || pools.is_empty()) else { continue };
+        let servers = std::iter::once((0, config)).chain(replicas.iter().map(|r| (1, r)));
+        for (which, config) in servers {
+            let plan = &plans[which];
+            if plan.sqls.is_empty() && !pools.is_empty() {
+                continue;
+            }
             let (pool, statements) =
                 Pool::open(config, spec.pool_size, plan.sqls.clone(), &shards).await.map_err(|e| match e {
                     pool::OpenError::Prepare { index, error } => {
@@ -196,12 +214,13 @@ impl Workload {
                     pool::OpenError::Connect(error) => WorkloadError::Connect(error),
                 })?;
             pools.push(pool.clone());
-            prepared.push((pool, statements));
+            prepared.push((which, pool, statements));
         }
         let mut queries = Vec::with_capacity(spec.queries.len());
         for (qi, q) in spec.queries.iter().enumerate() {
-            let which = usize::from(on_replica(q)).min(prepared.len() - 1);
-            let (pool, statements) = &prepared[which];
+            let which = usize::from(on_replica(q));
+            let mine: Vec<_> = prepared.iter().filter(|(w, _, _)| *w == which).collect();
+            let (_, _, statements) = mine[0];
             let mut steps = Vec::new();
             for (index, origin) in plans[which].origin.iter().enumerate() {
                 if origin.0 == qi {
@@ -213,7 +232,8 @@ impl Workload {
                 params: q.params.iter().map(|p| ValueGen::from_spec(&p.spec)).collect(),
                 spec: q.clone(),
                 recorder: QueryRecorder::with_slots(shards.count()),
-                pool: pool.clone(),
+                pools: mine.iter().map(|(_, pool, _)| pool.clone()).collect(),
+                turn: Default::default(),
                 plan: Plan { statements: steps, transaction: q.transaction, statement_timeout: q.statement_timeout },
             }));
         }
@@ -357,7 +377,7 @@ async fn issue(query: &Query, clock: &PhaseClock, due: Instant, params: &[Value]
     // Pinned in place, so that both arms share it: a request's future is
     // moved as it is created, and its size is what each move copies.
     let work = std::pin::pin!(async {
-        let mut lease = query.pool.acquire(due + pool_timeout).await?;
+        let mut lease = query.pool().acquire(due + pool_timeout).await?;
         lease.run(&query.plan, params).await.map_err(|e| Failure::classify(&e))
     });
     let outcome = match query.spec.timeout {

@@ -31,13 +31,17 @@ pub enum Failure {
     Connection,
     /// It was still running when the run ended.
     Unfinished,
+    /// A standby cancelled it (or ended its session) for a conflict with
+    /// recovery: a replayed lock or vacuum it stood in the way of.
+    RecoveryConflict,
     /// Any other error, by SQLSTATE.
     Sql(String),
 }
 
 impl Failure {
     /// The kind as reports name it: `pool_timeout`, `statement_timeout`,
-    /// `lock_timeout`, `client_timeout`, `connection`, `unfinished`, or
+    /// `lock_timeout`, `client_timeout`, `connection`, `unfinished`,
+    /// `recovery_conflict`, or
     /// `sqlstate_` and the SQLSTATE.
     pub fn label(&self) -> String {
         match self {
@@ -47,6 +51,7 @@ impl Failure {
             Failure::ClientTimeout => "client_timeout".into(),
             Failure::Connection => "connection".into(),
             Failure::Unfinished => "unfinished".into(),
+            Failure::RecoveryConflict => "recovery_conflict".into(),
             Failure::Sql(code) => format!("sqlstate_{code}"),
         }
     }
@@ -57,6 +62,7 @@ impl Failure {
         let WireError::Db { code, message, .. } = e else { return Failure::Connection };
         match code.as_str() {
             LOCK_NOT_AVAILABLE => Failure::LockTimeout,
+            "40001" | "57P04" if message.contains("conflict with recovery") => Failure::RecoveryConflict,
             QUERY_CANCELED if message.contains("statement timeout") => Failure::StatementTimeout,
             code if code.starts_with("08") || code == "57P01" => Failure::Connection,
             code => Failure::Sql(code.to_string()),

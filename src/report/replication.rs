@@ -1,0 +1,177 @@
+//! Replicas in the report: each standby's lag (see
+//! [`crate::observe::lag`]), the workload's requests that a standby
+//! cancelled for a conflict with recovery, per phase, and the verdict on
+//! `max_replica_lag` and `max_replica_lag_bytes`.
+
+use std::fmt::Write;
+
+use serde::Serialize;
+
+use super::terminal::dur;
+use super::{Check, Phases, ThresholdsInfo, Violation};
+use crate::clock::Phase;
+use crate::observe::lag::ReplicaLag;
+use crate::workload::Failure;
+
+/// What the replicas went through over the run.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Replication {
+    /// Time between lag samples, in milliseconds.
+    pub interval_ms: f64,
+    /// Each standby measured, in the order they were started.
+    pub replicas: Vec<ReplicaLag>,
+    /// Per phase, workload requests a standby cancelled for a conflict with
+    /// recovery (SQLSTATE 40001): a replayed lock, or a row version a
+    /// query still needed that the primary had vacuumed, after
+    /// `max_standby_streaming_delay`. They count among their query's errors
+    /// too.
+    pub conflicts: Vec<PhaseConflicts>,
+}
+
+/// Recovery conflicts in one phase.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct PhaseConflicts {
+    /// The phase, by when the requests were due.
+    pub phase: Phase,
+    /// Requests cancelled by a conflict with recovery.
+    pub requests: u64,
+}
+
+/// The replication section: `None` when no standby was measured.
+pub(super) fn build(interval_ms: f64, replicas: Vec<ReplicaLag>, phases: &Phases) -> Option<Replication> {
+    if replicas.is_empty() {
+        return None;
+    }
+    let label = Failure::RecoveryConflict.label();
+    let each = [
+        (Phase::Baseline, Some(&phases.baseline)),
+        (Phase::During, Some(&phases.during)),
+        (Phase::After, Some(&phases.after)),
+        (Phase::Rollback, phases.rollback.as_ref()),
+        (Phase::AfterRollback, phases.after_rollback.as_ref()),
+    ];
+    let conflicts = each
+        .into_iter()
+        .filter_map(|(phase, report)| {
+            let report = report?;
+            let requests = report.queries.0.iter().filter_map(|(_, q)| q.error_kinds.get(&label)).sum();
+            Some(PhaseConflicts { phase, requests })
+        })
+        .collect();
+    Some(Replication { interval_ms, replicas, conflicts })
+}
+
+/// Violations of the replica-lag thresholds, over the whole run. A limit
+/// with no standby measured, or a standby never sampled, fails: nothing
+/// was judged.
+pub(super) fn judge(th: &ThresholdsInfo, replication: Option<&Replication>) -> Vec<Violation> {
+    let limits = [
+        (Check::MaxReplicaLag, th.max_replica_lag_ms),
+        (Check::MaxReplicaLagBytes, th.max_replica_lag_bytes.map(|b| b as f64)),
+    ];
+    let mut v = Vec::new();
+    for (check, limit) in limits {
+        let Some(limit) = limit else { continue };
+        let Some(r) = replication else {
+            v.push(Violation {
+                threshold: check,
+                subject: "replica".into(),
+                measured: None,
+                limit: Some(limit),
+                message: format!(
+                    "{check} is set, but no replica was measured: start one with [replica] count or --replicas"
+                ),
+            });
+            continue;
+        };
+        for lag in &r.replicas {
+            let measured = match check {
+                Check::MaxReplicaLag => lag.max_lag_ms,
+                _ => lag.max_lag_bytes.map(|b| b as f64),
+            };
+            let Some(measured) = measured else {
+                v.push(Violation {
+                    threshold: check,
+                    subject: lag.name.clone(),
+                    measured: None,
+                    limit: Some(limit),
+                    message: format!("{check}: replica {} was never sampled, so its lag is unknown", lag.name),
+                });
+                continue;
+            };
+            if measured > limit {
+                let (figure, limit_text) = match check {
+                    Check::MaxReplicaLag => (dur(measured), dur(limit)),
+                    _ => (bytes(measured as u64), bytes(limit as u64)),
+                };
+                let at = lag.max_lag_at_s.map(|s| format!(" (at {s:.1}s)")).unwrap_or_default();
+                let what = if check == Check::MaxReplicaLag { "lagged" } else { "had WAL left to replay:" };
+                v.push(Violation {
+                    threshold: check,
+                    subject: lag.name.clone(),
+                    measured: Some(measured),
+                    limit: Some(limit),
+                    message: format!("replica {} {what} {figure}{at} (limit {limit_text})", lag.name),
+                });
+            }
+        }
+    }
+    v
+}
+
+/// WAL bytes for people.
+pub(super) fn bytes(n: u64) -> String {
+    let f = n as f64;
+    match n {
+        n if n >= 1 << 30 => format!("{:.2} GiB", f / (1u64 << 30) as f64),
+        n if n >= 1 << 20 => format!("{:.1} MiB", f / (1u64 << 20) as f64),
+        n if n >= 1 << 10 => format!("{:.0} kiB", f / 1024.0),
+        n => format!("{n} B"),
+    }
+}
+
+fn phase_name(p: Phase) -> &'static str {
+    match p {
+        Phase::Baseline => "baseline",
+        Phase::During => "during",
+        Phase::After => "after",
+        Phase::Rollback => "rollback",
+        Phase::AfterRollback => "after rollback",
+    }
+}
+
+/// The terminal section: per replica and phase, max and p99 of the lag in
+/// time and in bytes; the recovery conflicts per phase.
+pub(super) fn render(w: &mut String, r: &Replication) {
+    let _ = writeln!(
+        w,
+        "\nREPLICAS  replay lag: age of what each standby had replayed, and WAL it had left · sampled every {}",
+        dur(r.interval_ms)
+    );
+    for lag in &r.replicas {
+        let failed = if lag.failed_samples > 0 { format!(", {} failed", lag.failed_samples) } else { String::new() };
+        let _ = writeln!(w, "  {} · {} samples{failed}", lag.name, super::terminal::count(lag.samples));
+        for p in &lag.phases {
+            let _ = writeln!(
+                w,
+                "    {:<15} max {:>8}  p99 {:>8}   max {:>10}  p99 {:>10}",
+                phase_name(p.phase),
+                dur(p.max_lag_ms),
+                dur(p.p99_lag_ms),
+                bytes(p.max_lag_bytes),
+                bytes(p.p99_lag_bytes)
+            );
+        }
+    }
+    let conflicts: Vec<String> = r
+        .conflicts
+        .iter()
+        .filter(|c| c.requests > 0)
+        .map(|c| format!("{} {}", phase_name(c.phase), super::terminal::count(c.requests)))
+        .collect();
+    if conflicts.is_empty() {
+        let _ = writeln!(w, "  no request was cancelled for a conflict with recovery");
+    } else {
+        let _ = writeln!(w, "  ⚠ requests cancelled for a conflict with recovery: {}", conflicts.join(", "));
+    }
+}
