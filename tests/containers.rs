@@ -368,3 +368,34 @@ fn the_image_has_the_official_interface() {
         assert_eq!(err.code().map(|c| c.code()), Some("28P01"), "{err}");
     });
 }
+
+/// A standby container of the same image, started by the harness beside
+/// the primary container: the reads go to it, its lag is measured (a 2 s
+/// apply delay lags about 2 s; wide margins, as on the local backend), and
+/// both containers are gone after the run.
+#[test]
+fn a_standby_container_serves_the_reads_and_its_lag_is_measured() {
+    let Some(image) = image() else { return };
+    let _turn = heavy();
+    let sandbox = Sandbox::new();
+    let toml = crate::replicas::scenario(
+        r#"recovery_min_apply_delay = "2s""#,
+        "ALTER TABLE items ADD COLUMN note text",
+        r#"max_replica_lag = "1s""#,
+    );
+    let path = sandbox.write("replica.toml", &toml);
+    let args =
+        ["run", path.to_str().unwrap(), "--backend", "docker", "--pg-image", &image, "--json", "r.json", "--quiet"];
+    let (code, stdout, stderr, pid) = run(&sandbox, &args);
+    assert_eq!(code, 1, "{stdout}\n{stderr}");
+    assert_eq!(containers_of(pid), Vec::<String>::new(), "container left after the run");
+    let r = json(&sandbox);
+    let replica = r["workload"]["replica"].as_str().unwrap();
+    assert!(replica.contains("standby container"), "{replica}");
+    let lag = &r["replication"]["replicas"][0];
+    let max = f(&lag["max_lag_ms"]);
+    assert!((1_500.0..6_000.0).contains(&max), "a 2 s apply delay lags about 2 s: {max} ms");
+    assert!(r["verdict"]["violations"].as_array().unwrap().iter().any(|v| v["threshold"] == "max_replica_lag"));
+    let reads = &r["phases"]["baseline"]["queries"]["read_item"];
+    assert!(f(&reads["count"]) > 0.0 && f(&reads["errors"]) == 0.0, "{reads}");
+}

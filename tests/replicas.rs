@@ -6,7 +6,7 @@ use crate::common::{Sandbox, heavy, rehearse};
 
 /// A table, a read on the replica and a write on the primary, and a
 /// migration; `settings`, `thresholds` and the migration's step vary.
-fn scenario(settings: &str, step: &str, thresholds: &str) -> String {
+pub(crate) fn scenario(settings: &str, step: &str, thresholds: &str) -> String {
     format!(
         r#"name = "replicas"
 seed = 3
@@ -107,10 +107,8 @@ fn a_standby_started_by_the_harness_serves_the_reads_and_its_lag_is_measured_and
     // replica's 1.5 s report (and the replica lag with it) for up to
     // max_standby_streaming_delay: at 100 ms the standby cancels the report
     // instead.
-    let prompt = sandbox.write(
-        "prompt.toml",
-        &scenario(r#"max_standby_streaming_delay = "100ms""#, step, r#"max_replica_lag = "1s""#),
-    );
+    let prompt = sandbox
+        .write("prompt.toml", &scenario(r#"max_standby_streaming_delay = "100ms""#, step, r#"max_replica_lag = "1s""#));
     let (code, stdout, stderr, report) = rehearse(&sandbox, &prompt, &[]);
     let r = report.unwrap_or_else(|| panic!("no report: {stderr}"));
     let lag = &r["replication"]["replicas"][0];

@@ -476,3 +476,50 @@ fn an_optional_interference_that_fails_does_not_fail_the_verdict() {
     let checks: Vec<Check> = judge(&r).violations.iter().map(|v| v.threshold).collect();
     assert!(checks.contains(&Check::Interference), "{checks:?}");
 }
+
+/// The replicas section: each standby's lag per phase, and the requests a
+/// standby cancelled for a conflict with recovery.
+#[test]
+fn terminal_summary_with_a_lagging_replica() {
+    use rehearse::observe::lag::{LagPhase, LagPoint, ReplicaLag};
+    use rehearse::report::{PhaseConflicts, Replication};
+    let mut r = naive();
+    let phase = |phase, max_ms, p99_ms, max_b, p99_b| LagPhase {
+        phase,
+        samples: 100,
+        max_lag_ms: max_ms,
+        p99_lag_ms: p99_ms,
+        max_lag_bytes: max_b,
+        p99_lag_bytes: p99_b,
+    };
+    r.replication = Some(Replication {
+        interval_ms: 100.0,
+        replicas: vec![ReplicaLag {
+            name: "postgres://postgres@127.0.0.1:36323/postgres".into(),
+            samples: 300,
+            failed_samples: 0,
+            max_lag_ms: Some(8285.0),
+            max_lag_bytes: Some(278_600_000),
+            max_lag_at_s: Some(40.6),
+            phases: vec![
+                phase(Phase::Baseline, 0.0, 0.0, 0, 0),
+                phase(Phase::During, 8260.0, 8180.0, 278_600_000, 277_000_000),
+                phase(Phase::After, 8285.0, 8260.0, 257_000_000, 253_200_000),
+            ],
+            series: vec![LagPoint { second: 40, max_lag_ms: 8285.0, max_lag_bytes: 278_600_000 }],
+        }],
+        conflicts: vec![
+            PhaseConflicts { phase: Phase::Baseline, requests: 0 },
+            PhaseConflicts { phase: Phase::During, requests: 3 },
+            PhaseConflicts { phase: Phase::After, requests: 0 },
+        ],
+    });
+    r.thresholds.max_replica_lag_ms = Some(1000.0);
+    r.verdict = judge(&r);
+    let text = render(&r);
+    let section = &text[text.find("REPLICAS").expect("a replicas section")..];
+    insta::assert_snapshot!("lagging_replica", section);
+    let v = serde_json::to_value(&r).unwrap();
+    assert_eq!(v["replication"]["replicas"][0]["phases"][1]["phase"], "during");
+    assert_eq!(v["thresholds"]["max_replica_lag_ms"], 1000.0);
+}

@@ -26,6 +26,8 @@ use testcontainers_modules::postgres::Postgres;
 use super::docker::{labels, split_image, sweep_slot_blocking};
 use super::{BackendKind, ProvisionError, Server};
 
+mod standby;
+
 /// How long the image may take from start to the ready line.
 const START_TIMEOUT: Duration = Duration::from_secs(180);
 /// How long the server may take to accept a session after the ready line.
@@ -179,6 +181,9 @@ impl Server for ContainerServer {
     }
     fn data_dir(&self) -> Option<std::path::PathBuf> {
         self.root.clone()
+    }
+    fn standby<'a>(&'a self, settings: &'a [(String, String)]) -> super::Standby<'a> {
+        Box::pin(async move { Ok(Some(Box::new(ContainerServer::standby(self, settings).await?) as Box<dyn Server>)) })
     }
     fn connect_url(&self) -> String {
         // The password is the container's own, made for this run and gone

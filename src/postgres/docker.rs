@@ -89,6 +89,18 @@ pub async fn root_dir() -> Option<std::path::PathBuf> {
     info.docker_root_dir.map(std::path::PathBuf::from)
 }
 
+/// The address another container reaches container `id` at: its address
+/// on the first network it is on (Docker's bridge, by default).
+pub async fn container_address(id: &str) -> Result<String, String> {
+    let docker = client()?;
+    let inspected = docker.inspect_container(id, None).await.map_err(|e| e.to_string())?;
+    let networks = inspected.network_settings.and_then(|n| n.networks).unwrap_or_default();
+    let mut addresses: Vec<(String, String)> =
+        networks.into_iter().filter_map(|(name, e)| Some((name, e.ip_address.filter(|a| !a.is_empty())?))).collect();
+    addresses.sort();
+    addresses.into_iter().next().map(|(_, a)| a).ok_or_else(|| format!("container {id} has no network address"))
+}
+
 /// Where an image comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ImageSource {

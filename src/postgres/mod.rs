@@ -264,6 +264,40 @@ impl ProvisionError {
     }
 }
 
+/// How long a started standby may take to stream from its primary.
+const STREAM_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Waits until the standby at `config` streams WAL from its primary; on
+/// failure the error carries `log()`, the end of the standby's log.
+pub(crate) async fn await_streaming(
+    config: &tokio_postgres::Config,
+    log: impl Fn() -> String,
+) -> Result<(), ProvisionError> {
+    let started = std::time::Instant::now();
+    let client = connect(config, &Role::Harness)
+        .await
+        .map_err(|e| ProvisionError::Standby(format!("cannot connect to the standby: {e}\n{}", log())))?;
+    loop {
+        let status = client
+            .query_opt("SELECT status FROM pg_stat_wal_receiver", &[])
+            .await
+            .map_err(|e| ProvisionError::Standby(format!("reading the standby's WAL receiver: {e}")))?
+            .map(|row| row.get::<_, String>(0));
+        if status.as_deref() == Some("streaming") {
+            return Ok(());
+        }
+        if started.elapsed() > STREAM_TIMEOUT {
+            let status = status.unwrap_or_else(|| "no WAL receiver".into());
+            return Err(ProvisionError::Standby(format!(
+                "the standby did not stream from its primary within {}s ({status})\n--- standby log ---\n{}",
+                STREAM_TIMEOUT.as_secs(),
+                log()
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// What a session of the harness is for; set as its `application_name`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Role {

@@ -99,6 +99,19 @@ pub(super) fn judge(th: &ThresholdsInfo, replication: Option<&Replication>) -> V
                 });
                 continue;
             };
+            let tried = lag.samples + lag.failed_samples;
+            if lag.failed_samples * 10 > tried {
+                v.push(Violation {
+                    threshold: check,
+                    subject: lag.name.clone(),
+                    measured: Some(measured),
+                    limit: Some(limit),
+                    message: format!(
+                        "{check}: {} of {tried} samples of replica {} failed, so its lag is unknown for part of the run",
+                        lag.failed_samples, lag.name
+                    ),
+                });
+            }
             if measured > limit {
                 let (figure, limit_text) = match check {
                     Check::MaxReplicaLag => (dur(measured), dur(limit)),
@@ -173,5 +186,45 @@ pub(super) fn render(w: &mut String, r: &Replication) {
         let _ = writeln!(w, "  no request was cancelled for a conflict with recovery");
     } else {
         let _ = writeln!(w, "  ⚠ requests cancelled for a conflict with recovery: {}", conflicts.join(", "));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lag(max_ms: Option<f64>, samples: u64, failed: u64) -> ReplicaLag {
+        ReplicaLag {
+            name: "r1".into(),
+            samples,
+            failed_samples: failed,
+            max_lag_ms: max_ms,
+            max_lag_bytes: max_ms.map(|m| m as u64 * 1000),
+            max_lag_at_s: max_ms.map(|_| 12.5),
+            phases: Vec::new(),
+            series: Vec::new(),
+        }
+    }
+
+    fn judged(limit_ms: f64, replicas: Option<Vec<ReplicaLag>>) -> Vec<Violation> {
+        let th = ThresholdsInfo { max_replica_lag_ms: Some(limit_ms), ..ThresholdsInfo::default() };
+        let r = replicas.map(|replicas| Replication { interval_ms: 100.0, replicas, conflicts: Vec::new() });
+        judge(&th, r.as_ref())
+    }
+
+    #[test]
+    fn a_replica_lag_limit_fails_when_exceeded_and_when_nothing_could_be_judged() {
+        assert!(judged(1000.0, Some(vec![lag(Some(400.0), 100, 0)])).is_empty());
+        let over = judged(1000.0, Some(vec![lag(Some(8300.0), 100, 0)]));
+        assert_eq!(over.len(), 1);
+        assert_eq!((over[0].measured, over[0].limit), (Some(8300.0), Some(1000.0)));
+        assert!(over[0].message.contains("lagged 8.30s (at 12.5s)"), "{}", over[0].message);
+        // No replica measured, a replica never sampled, or one whose samples
+        // mostly failed: the limit was not judged, and that is not a pass.
+        assert_eq!(judged(1000.0, None).len(), 1);
+        assert_eq!(judged(1000.0, Some(vec![lag(None, 0, 30)])).len(), 1);
+        assert_eq!(judged(1000.0, Some(vec![lag(Some(10.0), 50, 50)])).len(), 1);
+        // Without a limit nothing is judged.
+        assert!(judge(&ThresholdsInfo::default(), None).is_empty());
     }
 }

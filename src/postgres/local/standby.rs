@@ -18,15 +18,12 @@
 use std::os::unix::process::CommandExt;
 use std::process::Stdio;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::{ClusterDir, LocalCluster, ProvisionError, binaries, command, free_port, run_as, write_private};
 
 /// How long the copy may take before the harness gives up on it.
 const BASEBACKUP_TIMEOUT: Duration = Duration::from_secs(30 * 60);
-
-/// How long a started standby may take to stream from its primary.
-const STREAM_TIMEOUT: Duration = Duration::from_secs(60);
 
 impl LocalCluster {
     /// Starts a hot standby of this cluster under `settings` (the
@@ -84,7 +81,8 @@ impl LocalCluster {
         for _ in 0..3 {
             match standby.spawn_server(&bins, &user, settings, free_port()?).await {
                 Ok(()) => {
-                    standby.await_streaming().await?;
+                    let log = standby.dir().join("server.log");
+                    crate::postgres::await_streaming(&standby.config, || super::log_tail(&log)).await?;
                     return Ok(standby);
                 }
                 Err(e @ ProvisionError::Start { port_in_use: true, .. }) => last_error = Some(e),
@@ -92,32 +90,5 @@ impl LocalCluster {
             }
         }
         Err(last_error.expect("loop ran"))
-    }
-
-    /// Waits until the standby's WAL receiver streams from its primary.
-    async fn await_streaming(&self) -> Result<(), ProvisionError> {
-        let started = Instant::now();
-        let client = crate::postgres::connect(&self.config, &crate::postgres::Role::Harness)
-            .await
-            .map_err(|e| ProvisionError::Standby(format!("cannot connect to the standby: {e}")))?;
-        loop {
-            let status = client
-                .query_opt("SELECT status FROM pg_stat_wal_receiver", &[])
-                .await
-                .map_err(|e| ProvisionError::Standby(format!("reading the standby's WAL receiver: {e}")))?
-                .map(|row| row.get::<_, String>(0));
-            if status.as_deref() == Some("streaming") {
-                return Ok(());
-            }
-            if started.elapsed() > STREAM_TIMEOUT {
-                let status = status.unwrap_or_else(|| "no WAL receiver".into());
-                return Err(ProvisionError::Standby(format!(
-                    "the standby did not stream from its primary within {}s ({status})\n--- standby log ---\n{}",
-                    STREAM_TIMEOUT.as_secs(),
-                    super::log_tail(&self.dir().join("server.log"))
-                )));
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
     }
 }
