@@ -147,6 +147,7 @@ pub(crate) fn naive() -> Report {
         max_p99_ms: Some(250.0),
         max_error_rate: Some(0.001),
         max_p99_ratio: None,
+        max_broken_queries: 0,
         max_replica_lag_ms: None,
         max_replica_lag_bytes: None,
         defaults: false,
@@ -206,6 +207,7 @@ pub(crate) fn naive() -> Report {
         migration: Some(migration),
         rollback: None,
         locks,
+        broken: vec![],
         replication: None,
         series: Named(vec![(
             "get_order".into(),
@@ -239,6 +241,7 @@ pub(crate) fn judge(r: &Report) -> Verdict {
         interference: &r.timeline.interference,
         fault: r.fault.as_ref(),
         replication: r.replication.as_ref(),
+        broken: &r.broken,
     })
 }
 
@@ -477,13 +480,30 @@ fn an_optional_interference_that_fails_does_not_fail_the_verdict() {
     assert!(checks.contains(&Check::Interference), "{checks:?}");
 }
 
-/// The replicas section: each standby's lag per phase, and the requests a
-/// standby cancelled for a conflict with recovery.
+/// A query the migration broke, and the replicas section: each standby's
+/// lag per phase, and the requests a standby cancelled for a conflict with
+/// recovery.
 #[test]
-fn terminal_summary_with_a_lagging_replica() {
+fn terminal_summary_with_a_broken_query_and_a_lagging_replica() {
     use rehearse::observe::lag::{LagPhase, LagPoint, ReplicaLag};
-    use rehearse::report::{PhaseConflicts, Replication};
+    use rehearse::report::{BrokenQuery, PhaseConflicts, Replication, StepRef};
     let mut r = naive();
+    r.broken = vec![BrokenQuery {
+        query: "get_order".into(),
+        sql: "SELECT status FROM orders WHERE id = $1".into(),
+        sqlstate: "42703".into(),
+        message: "column \"status\" does not exist".into(),
+        first_s: 20.31,
+        errors: 3998,
+        after_step: Some(StepRef {
+            migration: "migration",
+            index: 2,
+            name: Some("drop status".into()),
+            sql: "ALTER TABLE orders DROP COLUMN status".into(),
+            file: Some("migrations/0002_drop_status.sql".into()),
+            line: Some(3),
+        }),
+    }];
     let phase = |phase, max_ms, p99_ms, max_b, p99_b| LagPhase {
         phase,
         samples: 100,
@@ -517,8 +537,8 @@ fn terminal_summary_with_a_lagging_replica() {
     r.thresholds.max_replica_lag_ms = Some(1000.0);
     r.verdict = judge(&r);
     let text = render(&r);
-    let section = &text[text.find("REPLICAS").expect("a replicas section")..];
-    insta::assert_snapshot!("lagging_replica", section);
+    let section = &text[text.find("BROKEN").expect("a broken-queries section")..];
+    insta::assert_snapshot!("broken_and_lagging_replica", section);
     let v = serde_json::to_value(&r).unwrap();
     assert_eq!(v["replication"]["replicas"][0]["phases"][1]["phase"], "during");
     assert_eq!(v["thresholds"]["max_replica_lag_ms"], 1000.0);

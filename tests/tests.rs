@@ -7,6 +7,7 @@ mod common;
 mod access;
 mod autovacuum;
 mod batch_progress;
+mod broken_queries;
 mod cleanup;
 mod compare;
 mod containers;

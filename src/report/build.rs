@@ -120,11 +120,19 @@ pub fn build(run: Run<'_>, measured: Measured) -> Report {
         max_p99_ms: scenario.thresholds.max_p99.map(ms),
         max_error_rate: scenario.thresholds.max_error_rate,
         max_p99_ratio: scenario.thresholds.max_p99_ratio,
+        max_broken_queries: scenario.thresholds.max_broken_queries,
         max_replica_lag_ms: scenario.thresholds.max_replica_lag.map(ms),
         max_replica_lag_bytes: scenario.thresholds.max_replica_lag_bytes,
         defaults: scenario.thresholds.defaults,
     };
     let replication = super::replication::build(lag_interval_ms, replicas, &phases);
+    let sqls: Vec<(String, String)> = scenario
+        .workload
+        .queries
+        .iter()
+        .map(|q| (q.name.clone(), q.statements.iter().map(|s| s.text.as_str()).collect::<Vec<_>>().join("; ")))
+        .collect();
+    let broken = super::broken::find(&sqls, &results, migration.as_ref(), rollback.as_ref());
     let verdict = evaluate(&Judged {
         thresholds: &thresholds,
         migration: migration.as_ref(),
@@ -135,6 +143,7 @@ pub fn build(run: Run<'_>, measured: Measured) -> Report {
         interference: &interference,
         fault: fault.as_ref(),
         replication: replication.as_ref(),
+        broken: &broken,
     });
     let replica = (!replica_targets.is_empty()).then(|| replica_targets.join(", "));
     Report {
@@ -161,6 +170,7 @@ pub fn build(run: Run<'_>, measured: Measured) -> Report {
         migration,
         rollback,
         locks,
+        broken,
         replication,
         series: Named(results.into_iter().map(|q| (q.name, q.series)).collect()),
         thresholds,

@@ -4,6 +4,7 @@
 //! listed in the README are a contract.
 
 mod autovacuum;
+mod broken;
 mod build;
 mod compare;
 mod compare_terminal;
@@ -22,6 +23,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use serde::ser::SerializeMap;
 
+pub use broken::{BrokenQuery, StepRef};
 pub use build::{Measured, Run, build};
 pub(crate) use compare::worst_during_p99;
 pub use compare::{
@@ -101,6 +103,9 @@ pub struct Report {
     pub rollback: Option<MigrationReport>,
     /// What the lock observer saw.
     pub locks: LockSummary,
+    /// Queries the migration broke: they began to fail with a schema
+    /// error they never met in the baseline.
+    pub broken: Vec<BrokenQuery>,
     /// The replicas' lag and recovery conflicts, when standbys were
     /// measured; absent otherwise.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -359,6 +364,9 @@ pub struct ThresholdsInfo {
     /// How many times its baseline p99 each query's p99 during the
     /// migration may be (when also 50 ms above it).
     pub max_p99_ratio: Option<f64>,
+    /// How many workload queries the migration may break (0 unless the
+    /// scenario says otherwise).
+    pub max_broken_queries: u64,
     /// The most any replica may lag, in milliseconds; absent when unset.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_replica_lag_ms: Option<f64>,

@@ -34,7 +34,7 @@ fn bytes(n: i64) -> String {
     }
 }
 
-fn shorten(s: &str, max: usize) -> String {
+pub(super) fn shorten(s: &str, max: usize) -> String {
     let one_line: String = s.split_whitespace().collect::<Vec<_>>().join(" ");
     if one_line.chars().count() <= max {
         one_line
@@ -99,6 +99,7 @@ pub fn render(r: &Report) -> String {
         load(w, r);
     }
     failures(w, r);
+    super::broken::render(w, &r.broken);
     if let Some(replication) = &r.replication {
         super::replication::render(w, replication);
     }
@@ -151,6 +152,7 @@ fn default_thresholds(th: &crate::report::ThresholdsInfo) -> String {
     if let Some(e) = th.max_error_rate {
         parts.push(format!("max_error_rate {e}"));
     }
+    parts.push(format!("max_broken_queries {}", th.max_broken_queries));
     parts.join(", ")
 }
 

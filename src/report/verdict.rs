@@ -40,6 +40,8 @@ pub enum Check {
     MaxErrorRate,
     /// `max_p99_ratio`
     MaxP99Ratio,
+    /// `max_broken_queries`
+    MaxBrokenQueries,
     /// `max_replica_lag`
     MaxReplicaLag,
     /// `max_replica_lag_bytes`
@@ -57,6 +59,7 @@ impl std::fmt::Display for Check {
             Check::MaxP99 => "max_p99",
             Check::MaxErrorRate => "max_error_rate",
             Check::MaxP99Ratio => "max_p99_ratio",
+            Check::MaxBrokenQueries => "max_broken_queries",
             Check::MaxReplicaLag => "max_replica_lag",
             Check::MaxReplicaLagBytes => "max_replica_lag_bytes",
         })
@@ -102,6 +105,8 @@ pub struct Judged<'a> {
     pub fault: Option<&'a FaultReport>,
     /// The replicas' lag, when standbys were measured.
     pub replication: Option<&'a super::Replication>,
+    /// The queries the migration broke.
+    pub broken: &'a [super::BrokenQuery],
 }
 
 fn violation(threshold: Check, subject: &str, message: String) -> Violation {
@@ -200,6 +205,7 @@ pub fn evaluate(j: &Judged<'_>) -> Verdict {
             }
         }
     }
+    v.extend(super::broken::judge(th.max_broken_queries, j.broken));
     v.extend(super::replication::judge(th, j.replication));
     Verdict { pass: v.is_empty(), violations: v }
 }

@@ -475,6 +475,10 @@ pub struct Thresholds {
     /// migration may be (and it is judged only when also more than
     /// [`P99_RATIO_FLOOR`] above it).
     pub max_p99_ratio: Option<f64>,
+    /// How many workload queries the migration may break (see
+    /// [`crate::report::BrokenQuery`]); 0 unless the scenario says, whatever
+    /// else it sets.
+    pub max_broken_queries: u64,
     /// The most any replica may lag behind the primary, as the age of
     /// what it has replayed.
     pub max_replica_lag: Option<Duration>,
@@ -499,6 +503,7 @@ impl Thresholds {
         max_p99: None,
         max_error_rate: Some(0.01),
         max_p99_ratio: Some(5.0),
+        max_broken_queries: 0,
         max_replica_lag: None,
         max_replica_lag_bytes: None,
         defaults: true,
@@ -512,6 +517,6 @@ impl Thresholds {
             && self.max_p99_ratio.is_none()
             && self.max_replica_lag.is_none()
             && self.max_replica_lag_bytes.is_none();
-        if none { Self::DEFAULTS } else { self }
+        if none { Thresholds { max_broken_queries: self.max_broken_queries, ..Self::DEFAULTS } } else { self }
     }
 }

@@ -178,6 +178,7 @@ pub struct RawThresholds {
     pub max_p99: Option<Dur>,
     pub max_p99_ratio: Option<Spanned<f64>>,
     pub max_error_rate: Option<Spanned<f64>>,
+    pub max_broken_queries: Option<Spanned<i64>>,
     pub max_replica_lag: Option<Dur>,
     pub max_replica_lag_bytes: Option<Spanned<i64>>,
 }

@@ -169,6 +169,12 @@ impl Validator {
             b => b.as_ref().map(|b| *b.get_ref() as u64),
         };
         let (replicas, replica_settings) = self.replicas(raw.replica)?;
+        let max_broken = match &th.max_broken_queries {
+            Some(n) if *n.get_ref() < 0 => {
+                return self.err(n.span(), "max_broken_queries is a number of queries: 0 or more");
+            }
+            n => n.as_ref().map_or(0, |n| *n.get_ref() as u64),
+        };
         let scenario = Scenario {
             name: raw.name,
             description: raw.description,
@@ -187,6 +193,7 @@ impl Validator {
                 max_p99: th.max_p99.map(|d| d.0),
                 max_error_rate: th.max_error_rate.map(|r| r.into_inner()),
                 max_p99_ratio: th.max_p99_ratio.map(|r| r.into_inner()),
+                max_broken_queries: max_broken,
                 max_replica_lag: th.max_replica_lag.map(|d| d.0),
                 max_replica_lag_bytes: lag_bytes,
                 defaults: false,

@@ -13,6 +13,7 @@
 //! gives in-flight requests a grace period; any still running after it is
 //! dropped and recorded as `unfinished`.
 
+pub mod first_errors;
 mod lease;
 mod pacer;
 
@@ -32,6 +33,7 @@ use serde::Serialize;
 use tokio::task::AbortHandle;
 use tokio_util::task::TaskTracker;
 
+pub use first_errors::{ErrorSeen, FirstErrors};
 pub use lease::{Lease, Plan};
 pub use pacer::{Issue, OpenSchedule, Pacer, Share, ThinkTime, TimerFdWait, TokioWait, Wait, pace};
 
@@ -114,6 +116,8 @@ struct Query {
     spec: QuerySpec,
     params: Vec<ValueGen>,
     recorder: QueryRecorder,
+    /// The first error of each schema-error SQLSTATE it met.
+    errors: FirstErrors,
     /// The pool of its server: the primary's, or one per replica, taken in
     /// turn.
     pools: Vec<Arc<Pool>>,
@@ -164,6 +168,9 @@ pub struct QueryResult {
     pub phases: [QueryPhaseStats; 5],
     /// Per second, by due time.
     pub series: Vec<SeriesPoint>,
+    /// The errors it met that say its SQL no longer fits the schema or the
+    /// data (see [`first_errors::schema_error`]), by SQLSTATE.
+    pub errors: Vec<ErrorSeen>,
 }
 
 /// The statements one pool prepares, and which query each came from.
@@ -232,6 +239,7 @@ impl Workload {
                 params: q.params.iter().map(|p| ValueGen::from_spec(&p.spec)).collect(),
                 spec: q.clone(),
                 recorder: QueryRecorder::with_slots(shards.count()),
+                errors: FirstErrors::default(),
                 pools: mine.iter().map(|(_, pool, _)| pool.clone()).collect(),
                 turn: Default::default(),
                 plan: Plan { statements: steps, transaction: q.transaction, statement_timeout: q.statement_timeout },
@@ -378,7 +386,10 @@ async fn issue(query: &Query, clock: &PhaseClock, due: Instant, params: &[Value]
     // moved as it is created, and its size is what each move copies.
     let work = std::pin::pin!(async {
         let mut lease = query.pool().acquire(due + pool_timeout).await?;
-        lease.run(&query.plan, params).await.map_err(|e| Failure::classify(&e))
+        lease.run(&query.plan, params).await.map_err(|e| {
+            query.errors.note(&e, clock, due);
+            Failure::classify(&e)
+        })
     });
     let outcome = match query.spec.timeout {
         Some(t) => tokio::time::timeout_at((due + t).into(), work).await.unwrap_or(Err(Failure::ClientTimeout)),
@@ -489,6 +500,7 @@ impl Running {
                 name: q.spec.name.clone(),
                 phases: Phase::ALL.map(|p| q.recorder.phase(p)),
                 series: q.recorder.series(),
+                errors: q.errors.seen(),
             })
             .collect();
         (results, self.workload.pools[0].stats())

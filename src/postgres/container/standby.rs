@@ -90,10 +90,8 @@ async fn allow_replication(config: &tokio_postgres::Config) -> Result<(), Provis
     let client = super::super::connect(config, &super::super::Role::Harness).await.map_err(fail)?;
     let hba: String = client.query_one("SHOW hba_file", &[]).await.map_err(fail)?.get(0);
     let append = format!("cat >> '{}'", hba.replace('\'', "'\\''"));
-    let sql = format!(
-        "COPY (SELECT 'host replication all all scram-sha-256') TO PROGRAM '{}'",
-        append.replace('\'', "''")
-    );
+    let sql =
+        format!("COPY (SELECT 'host replication all all scram-sha-256') TO PROGRAM '{}'", append.replace('\'', "''"));
     client.batch_execute(&sql).await.map_err(fail)?;
     client.batch_execute("SELECT pg_reload_conf()").await.map_err(fail)?;
     Ok(())

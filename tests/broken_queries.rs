@@ -1,0 +1,86 @@
+//! Queries the migration broke: a column dropped under a query that reads
+//! it is named, with its error and the step after which it began to fail,
+//! and fails the run; a query the migration left alone is not named.
+
+use crate::common::{Sandbox, heavy, rehearse};
+
+const SCENARIO: &str = r#"name = "drop-column"
+seed = 5
+
+[[table]]
+name = "items"
+rows = 5000
+ddl = """
+CREATE TABLE items (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  name text NOT NULL, price_cents int NOT NULL);
+"""
+
+[workload]
+pool_size = 4
+pool_timeout = "1s"
+
+[[workload.query]]
+name = "get_price"
+sql = "SELECT price_cents FROM items WHERE id = $1"
+params = [{ key_of = "items" }]
+rate = 50
+
+[[workload.query]]
+name = "get_name"
+sql = "SELECT name FROM items WHERE id = $1"
+params = [{ key_of = "items" }]
+rate = 50
+
+[timeline]
+migrate_at = "2s"
+cooldown = "2s"
+max_duration = "30s"
+
+[[strategy]]
+name = "contract"
+steps = [
+  { name = "add note", sql = "ALTER TABLE items ADD COLUMN note text" },
+  { name = "drop price", sql = "ALTER TABLE items DROP COLUMN price_cents" },
+]
+
+[thresholds]
+max_error_rate = 1.0   # every failure allowed: what fails here is the broken query
+max_p99 = "5s"
+"#;
+
+#[test]
+fn a_query_reading_a_dropped_column_is_named_as_broken_by_the_step_that_dropped_it() {
+    let _heavy = heavy();
+    let sandbox = Sandbox::new();
+    let path = sandbox.write("drop.toml", SCENARIO);
+    let (code, stdout, stderr, report) = rehearse(&sandbox, &path, &[]);
+    let r = report.unwrap_or_else(|| panic!("no report: {stderr}"));
+    assert_eq!(code, 1, "{stdout}\n{stderr}");
+    let broken = r["broken"].as_array().unwrap();
+    assert_eq!(broken.len(), 1, "only the query that reads the column: {broken:?}");
+    let b = &broken[0];
+    assert_eq!(b["query"], "get_price");
+    assert_eq!(b["sqlstate"], "42703", "undefined column: {b}");
+    assert!(b["message"].as_str().unwrap().contains("price_cents"), "{b}");
+    assert_eq!(b["after_step"]["index"], 2, "{b}");
+    assert_eq!(b["after_step"]["name"], "drop price");
+    let errors = b["errors"].as_u64().unwrap();
+    let failed = r["phases"]["after"]["queries"]["get_price"]["errors"].as_u64().unwrap();
+    assert!(errors >= failed && failed > 0, "every request after the drop failed so: {errors} vs {failed}");
+    let step2 = r["migration"]["steps"][1]["started_s"].as_f64().unwrap();
+    assert!(b["first_s"].as_f64().unwrap() >= step2, "{b}");
+    let violations = r["verdict"]["violations"].as_array().unwrap();
+    assert_eq!(violations.len(), 1, "{violations:?}");
+    assert_eq!(violations[0]["threshold"], "max_broken_queries");
+    assert!(stdout.contains("BROKEN BY THE MIGRATION") && stdout.contains("after step 2 (drop price)"), "{stdout}");
+    // The other query never failed.
+    assert_eq!(r["phases"]["after"]["queries"]["get_name"]["errors"], 0);
+    sandbox.assert_clean();
+
+    // Allowed one broken query, the same run passes.
+    let allowed = SCENARIO.replace("max_error_rate = 1.0", "max_error_rate = 1.0\nmax_broken_queries = 1");
+    let path = sandbox.write("allowed.toml", &allowed);
+    let (code, stdout, stderr, report) = rehearse(&sandbox, &path, &[]);
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    assert_eq!(report.unwrap()["broken"].as_array().unwrap().len(), 1);
+}
