@@ -22,6 +22,7 @@ use crate::live::{self, LiveView};
 use crate::migration::{self, MigrationReport, Outcome};
 use crate::observe::Observer;
 use crate::observe::lag::{LagObserver, Standby};
+use crate::observe::plans::{self, PlanCheck, Probe};
 use crate::postgres::{self, BackendArg, BackendChoice, ServerWatch};
 use crate::report::{self, Measured, Report};
 use crate::scenario::duration::human;
@@ -285,10 +286,20 @@ async fn timeline(
             load_only: strategy.is_none(),
         })
     });
-    let stage = Stage { config, observer: &observer, clock: &clock, fault: &fault, opts, max_duration: t.max_duration };
+    let probes = plans::probes(&scenario.workload.queries, scenario.seed);
+    let stage = Stage {
+        config,
+        observer: &observer,
+        clock: &clock,
+        fault: &fault,
+        opts,
+        max_duration: t.max_duration,
+        probes: &probes,
+    };
+    let mut plans = None;
     let migration = match strategy {
         Some(strategy) if wait_until(clock.start() + t.migrate_at, &fault).await => {
-            Some(stage.apply(strategy, Window::Migration, t.cooldown).await?)
+            Some(stage.apply(strategy, Window::Migration, t.cooldown, &mut plans).await?)
         }
         Some(_) => None,
         None => {
@@ -302,7 +313,7 @@ async fn timeline(
     };
     let rollback = match (down, &migration) {
         (Some(down), Some(m)) if m.outcome == Outcome::Ok && !fault.is_fired() => {
-            Some(stage.apply(down, Window::Rollback, t.cooldown).await?)
+            Some(stage.apply(down, Window::Rollback, t.cooldown, &mut None).await?)
         }
         _ => None,
     };
@@ -339,6 +350,7 @@ async fn timeline(
         locks,
         replicas,
         lag_interval_ms,
+        plans,
     })
 }
 
@@ -350,19 +362,37 @@ struct Stage<'a> {
     fault: &'a Signal,
     opts: &'a RunOptions,
     max_duration: Duration,
+    /// The workload's statements, to explain around the migration.
+    probes: &'a [Probe],
 }
 
 impl Stage<'_> {
     /// Applies `strategy` as `window`, then lets the load run on for
-    /// `cooldown` (cut short by a fault of the server).
-    async fn apply(&self, strategy: &Strategy, window: Window, cooldown: Duration) -> anyhow::Result<MigrationReport> {
+    /// `cooldown` (cut short by a fault of the server). The migration (not
+    /// its rollback) has the workload's plans explained just before its
+    /// first statement and just after its last, into `plans`.
+    async fn apply(
+        &self,
+        strategy: &Strategy,
+        window: Window,
+        cooldown: Duration,
+        plans: &mut Option<PlanCheck>,
+    ) -> anyhow::Result<MigrationReport> {
         let (opts, clock) = (self.opts, Some(self.clock));
         let what = if window == Window::Rollback { "rollback" } else { "migration" };
+        let explain = window == Window::Migration && !self.probes.is_empty();
+        let before = if explain { plans::explain_all(self.config, self.probes).await.ok() } else { None };
         say(opts, clock, format!("{what} `{}` started", strategy.name));
         let m =
             migration::apply(self.config, strategy, self.observer, self.clock, window, self.max_duration, self.fault)
                 .await
                 .with_context(|| format!("opening the {what}'s connection"))?;
+        if let Some(before) = before
+            && !self.fault.is_fired()
+            && let Ok(after) = plans::explain_all(self.config, self.probes).await
+        {
+            *plans = Some(plans::compare(self.probes, &before, &after));
+        }
         let took = human(Duration::from_secs_f64(m.total_ms / 1000.0));
         say(opts, clock, format!("{what} {} after {took}; load continues for {}", m.outcome, human(cooldown)));
         wait_until(Instant::now() + cooldown, self.fault).await;

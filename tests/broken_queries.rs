@@ -84,3 +84,71 @@ fn a_query_reading_a_dropped_column_is_named_as_broken_by_the_step_that_dropped_
     assert_eq!(code, 0, "{stdout}\n{stderr}");
     assert_eq!(report.unwrap()["broken"].as_array().unwrap().len(), 1);
 }
+
+/// An index a query uses, dropped: the query's plan goes from an index
+/// scan to a sequential scan, and the report shows both, with costs.
+#[test]
+fn a_dropped_index_turns_the_plan_of_the_query_that_used_it_into_a_sequential_scan() {
+    let _heavy = heavy();
+    let sandbox = Sandbox::new();
+    let toml = r#"name = "drop-index"
+seed = 5
+
+[[table]]
+name = "items"
+rows = 20000
+ddl = """
+CREATE TABLE items (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  sku bigint NOT NULL, name text NOT NULL);
+CREATE INDEX items_sku_idx ON items (sku);
+"""
+columns = { sku = { int = [1, 1000000] } }
+
+[workload]
+pool_size = 4
+pool_timeout = "1s"
+
+[[workload.query]]
+name = "by_sku"
+sql = "SELECT * FROM items WHERE sku = $1"
+params = [{ int = [1, 1000000] }]
+rate = 20
+
+[[workload.query]]
+name = "by_id"
+sql = "SELECT * FROM items WHERE id = $1"
+params = [{ key_of = "items" }]
+rate = 20
+
+[timeline]
+migrate_at = "1s"
+cooldown = "1s"
+max_duration = "30s"
+
+[[strategy]]
+name = "drop"
+steps = [{ sql = "DROP INDEX items_sku_idx" }]
+
+[thresholds]
+max_p99 = "5s"
+"#;
+    let path = sandbox.write("drop-index.toml", toml);
+    let (code, stdout, stderr, report) = rehearse(&sandbox, &path, &[]);
+    let r = report.unwrap_or_else(|| panic!("no report: {stderr}"));
+    assert_eq!(code, 0, "a slower plan is not a threshold here\n{stdout}\n{stderr}");
+    let plans = &r["plans"];
+    assert_eq!(plans["checked"], 2);
+    let changed = plans["changed"].as_array().unwrap();
+    assert_eq!(changed.len(), 1, "only the query that used the index: {changed:?}");
+    let c = &changed[0];
+    assert_eq!(c["query"], "by_sku");
+    let before = c["before"]["nodes"].to_string();
+    let after = c["after"]["nodes"].to_string();
+    assert!(before.contains("using items_sku_idx on items"), "{before}");
+    assert!(after.contains("Seq Scan on items") && !after.contains("items_sku_idx"), "{after}");
+    assert_eq!(c["indexes_lost"], serde_json::json!(["items_sku_idx"]));
+    assert_eq!(c["new_seq_scans"], serde_json::json!(["items"]));
+    assert!(c["after"]["cost"].as_f64().unwrap() > c["before"]["cost"].as_f64().unwrap(), "{c}");
+    assert!(stdout.contains("PLANS") && stdout.contains("now reads items by a sequential scan"), "{stdout}");
+    sandbox.assert_clean();
+}

@@ -208,6 +208,7 @@ pub(crate) fn naive() -> Report {
         rollback: None,
         locks,
         broken: vec![],
+        plans: None,
         replication: None,
         series: Named(vec![(
             "get_order".into(),
@@ -533,6 +534,22 @@ fn terminal_summary_with_a_broken_query_and_a_lagging_replica() {
             PhaseConflicts { phase: Phase::During, requests: 3 },
             PhaseConflicts { phase: Phase::After, requests: 0 },
         ],
+    });
+    r.plans = Some(rehearse::observe::plans::PlanCheck {
+        checked: 2,
+        changed: vec![rehearse::observe::plans::PlanChange {
+            query: "by_sku".into(),
+            statement: 1,
+            sql: "SELECT * FROM items WHERE sku = $1".into(),
+            before: Some(rehearse::observe::plans::Plan {
+                nodes: vec!["Index Scan using items_sku_idx on items".into()],
+                cost: 8.3,
+            }),
+            after: Some(rehearse::observe::plans::Plan { nodes: vec!["Seq Scan on items".into()], cost: 413.0 }),
+            error: None,
+            indexes_lost: vec!["items_sku_idx".into()],
+            new_seq_scans: vec!["items".into()],
+        }],
     });
     r.thresholds.max_replica_lag_ms = Some(1000.0);
     r.verdict = judge(&r);

@@ -13,6 +13,7 @@
 //! gap in the report, never silently lost.
 
 pub mod lag;
+pub mod plans;
 mod sample;
 mod state;
 

@@ -11,6 +11,7 @@ use crate::interference::InterferenceReport;
 use crate::migration::MigrationReport;
 use crate::observe::LockSummary;
 use crate::observe::lag::ReplicaLag;
+use crate::observe::plans::PlanCheck;
 use crate::postgres::Fault;
 use crate::scenario::{Scenario, Strategy};
 use crate::units::{millis, secs};
@@ -40,6 +41,8 @@ pub struct Measured {
     pub replicas: Vec<ReplicaLag>,
     /// Time between lag samples, in milliseconds.
     pub lag_interval_ms: f64,
+    /// The workload's plans before and after the migration, when it ran.
+    pub plans: Option<PlanCheck>,
 }
 
 /// What a report says about the run beside its measurements.
@@ -93,6 +96,7 @@ pub fn build(run: Run<'_>, measured: Measured) -> Report {
         locks,
         replicas,
         lag_interval_ms,
+        plans,
     } = measured;
     let (mut migration, mut rollback, mut locks) = (migration, rollback, locks);
     bound_migration_waits(&mut locks, migration.iter().chain(rollback.iter()));
@@ -171,6 +175,7 @@ pub fn build(run: Run<'_>, measured: Measured) -> Report {
         rollback,
         locks,
         broken,
+        plans,
         replication,
         series: Named(results.into_iter().map(|q| (q.name, q.series)).collect()),
         thresholds,

@@ -9,6 +9,7 @@ mod build;
 mod compare;
 mod compare_terminal;
 mod json_file;
+mod plans;
 mod predict;
 mod predict_terminal;
 mod progress;
@@ -106,6 +107,10 @@ pub struct Report {
     /// Queries the migration broke: they began to fail with a schema
     /// error they never met in the baseline.
     pub broken: Vec<BrokenQuery>,
+    /// The workload's plans explained just before the migration and just
+    /// after it, and those that changed shape; absent without a migration.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub plans: Option<crate::observe::plans::PlanCheck>,
     /// The replicas' lag and recovery conflicts, when standbys were
     /// measured; absent otherwise.
     #[serde(skip_serializing_if = "Option::is_none")]

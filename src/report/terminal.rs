@@ -100,6 +100,9 @@ pub fn render(r: &Report) -> String {
     }
     failures(w, r);
     super::broken::render(w, &r.broken);
+    if let Some(plans) = &r.plans {
+        super::plans::render(w, plans);
+    }
     if let Some(replication) = &r.replication {
         super::replication::render(w, replication);
     }
