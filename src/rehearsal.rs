@@ -21,8 +21,10 @@ use crate::interference::Interference;
 use crate::live::{self, LiveView};
 use crate::migration::{self, MigrationReport, Outcome};
 use crate::observe::Observer;
-use crate::observe::lag::{LagObserver, Standby};
+use crate::observe::cdc::{self, CdcConsumer};
+use crate::observe::lag::{LagObserver, REPLAY_LSN, Standby};
 use crate::observe::plans::{self, PlanCheck, Probe};
+use crate::observe::wal::WalObserver;
 use crate::postgres::{self, BackendArg, BackendChoice, ServerWatch};
 use crate::report::{self, Measured, Report};
 use crate::scenario::duration::human;
@@ -127,6 +129,15 @@ pub async fn rehearse_all(
     }
     let plan = postgres::plan(backend, images, &scenario.postgres.images).await?;
     let standbys = setup::standbys(scenario, opts);
+    let on_url = plan.runs.iter().any(|c| matches!(c, BackendChoice::Url(_)));
+    if on_url && scenario.cdc.is_some_and(|c| c.plugin == crate::scenario::CdcPlugin::Pgoutput) {
+        return Err(UsageError(
+            "[cdc] slot = \"pgoutput\" needs a publication, which the harness creates only on a server it starts; \
+             use slot = \"test_decoding\" on --url (its slot is temporary and goes with the run)"
+                .into(),
+        )
+        .into());
+    }
     if standbys > 0 && plan.runs.iter().any(|c| matches!(c, BackendChoice::Url(_))) {
         return Err(UsageError(format!(
             "{standbys} replica(s) asked for ([replica] count or --replicas), but the harness starts replicas only \
@@ -186,9 +197,26 @@ pub async fn run_timeline(
         .await
         .map_err(|e| setup::stopped_or(server, "the workload's setup", e.into()))?;
     let watch = ServerWatch::start(config, server.exit_probe()).await.context("starting the server watch")?;
-    let standbys = standbys(prepared).await;
+    let mut standbys = standbys(prepared).await;
+    // The CDC slot, created before the load so that the baseline has it
+    // too; its consumer position is watched as a standby's is.
+    let cdc = match &scenario.cdc {
+        Some(spec) => {
+            let consumer = CdcConsumer::start(config, spec).await.map_err(|e| anyhow::anyhow!("[cdc]: {e}"))?;
+            let name = format!("slot {} ({})", cdc::SLOT, spec.plugin.name());
+            standbys.push(Standby { name, config: config.clone(), position: cdc::CONFIRMED_LSN.into() });
+            Some((*spec, consumer))
+        }
+        None => None,
+    };
     let on = Servers { config, version: &prepared.version, standbys: &standbys };
-    let measured = timeline(scenario, strategy, &on, Arc::new(workload), &watch, opts).await?;
+    let measured = timeline(scenario, strategy, &on, Arc::new(workload), &watch, opts).await;
+    let cdc = match cdc {
+        Some((spec, consumer)) => Some((spec, consumer.finish().await)),
+        None => None,
+    };
+    let mut measured = measured?;
+    measured.cdc = cdc;
     drop(watch);
     let mut warnings = prepared.warnings.clone();
     if opts.rollback && strategy.is_some() && measured.rollback.is_none() {
@@ -223,7 +251,7 @@ async fn wait_until(until: Instant, fault: &Signal) -> bool {
 async fn standbys(prepared: &Prepared) -> Vec<Standby> {
     let mut out = Vec::new();
     for r in &prepared.replicas {
-        let standby = Standby { name: r.target(), config: r.config().clone() };
+        let standby = Standby { name: r.target(), config: r.config().clone(), position: REPLAY_LSN.into() };
         if r.is_throwaway() {
             out.push(standby);
             continue;
@@ -266,6 +294,8 @@ async fn timeline(
     let observer = Observer::start(config, version.version_num, opts.observe_interval, clock.start())
         .await
         .context("starting the lock observer")?;
+    let wal =
+        WalObserver::start(config, version.version_num, clock.clone()).await.context("starting the WAL sampler")?;
     let lag = match on.standbys {
         [] => None,
         standbys => Some(
@@ -332,6 +362,7 @@ async fn timeline(
     let (results, pool) = running.stop(grace).await;
     let interference = interference.finish().await;
     let locks = observer.finish().await;
+    let wal = wal.finish().await;
     let replicas = match lag {
         Some(lag) => lag.finish().await,
         None => Vec::new(),
@@ -351,6 +382,8 @@ async fn timeline(
         replicas,
         lag_interval_ms,
         plans,
+        wal,
+        cdc: None,
     })
 }
 

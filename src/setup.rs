@@ -39,9 +39,19 @@ pub struct Prepared {
     cleanup: Cleanup,
 }
 
+/// Server settings: [`base_settings`], plus `wal_level = logical` for a
+/// CDC slot when the scenario does not set `wal_level`.
+pub(crate) fn settings(scenario: &Scenario) -> Vec<(String, String)> {
+    let mut s = base_settings(scenario);
+    if scenario.cdc.is_some() && !s.iter().any(|(k, _)| k == "wal_level") {
+        s.push(("wal_level".into(), "logical".into()));
+    }
+    s
+}
+
 /// Server settings: the scenario's, plus enough connections for the pool
 /// and the harness's own sessions when the scenario does not say.
-pub(crate) fn settings(scenario: &Scenario) -> Vec<(String, String)> {
+fn base_settings(scenario: &Scenario) -> Vec<(String, String)> {
     let mut s = scenario.postgres.pairs();
     if !s.iter().any(|(k, _)| k == "max_connections") {
         // Room for a second run's sessions too: a killed run's backends may
@@ -64,7 +74,9 @@ pub(crate) async fn provision(
 ) -> anyhow::Result<(Box<dyn Server>, bool)> {
     let proper = settings(scenario);
     let load = match choice {
-        postgres::BackendChoice::Local => postgres::bulk::for_load(&proper),
+        // The load runs under minimal WAL whatever the run's level; the
+        // restart after it sets `logical` for a CDC slot.
+        postgres::BackendChoice::Local => postgres::bulk::for_load(&base_settings(scenario)),
         _ => None,
     };
     let bulk = load.is_some();

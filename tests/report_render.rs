@@ -61,6 +61,7 @@ pub(crate) fn naive() -> Report {
         total_ms: 10210.0,
         lock_wait_ms: 10190.0,
         steps: vec![StepReport {
+            wal_bytes: None,
             index: 1,
             name: None,
             sql: "ALTER TABLE orders ADD COLUMN status_v2 varchar(50) DEFAULT 'pending' NOT NULL".into(),
@@ -209,7 +210,9 @@ pub(crate) fn naive() -> Report {
         locks,
         broken: vec![],
         plans: None,
+        wal: None,
         replication: None,
+        cdc: None,
         series: Named(vec![(
             "get_order".into(),
             vec![SeriesPoint {
@@ -550,6 +553,29 @@ fn terminal_summary_with_a_broken_query_and_a_lagging_replica() {
             indexes_lost: vec!["items_sku_idx".into()],
             new_seq_scans: vec!["items".into()],
         }],
+    });
+    use rehearse::observe::wal::{WalPhase, WalPoint, WalReport};
+    let wal_phase = |phase, bytes, fpi| WalPhase { phase, bytes, full_page_images: Some(fpi) };
+    r.wal = Some(WalReport {
+        interval_ms: 250.0,
+        samples: 200,
+        bytes: 560_000_000,
+        peak_bytes_per_s: 21_000_000,
+        peak_at_s: Some(31.0),
+        phases: vec![
+            wal_phase(Phase::Baseline, 300_000, 12),
+            wal_phase(Phase::During, 540_000_000, 24_000),
+            wal_phase(Phase::After, 19_700_000, 310),
+        ],
+        series: vec![WalPoint { second: 31, bytes: 21_000_000 }],
+    });
+    let mut slot = r.replication.as_ref().unwrap().replicas[0].clone();
+    slot.name = "slot rehearse_cdc (pgoutput)".into();
+    r.cdc = Some(rehearse::report::Cdc {
+        plugin: rehearse::scenario::CdcPlugin::Pgoutput,
+        rate: Some(5000.0),
+        stats: rehearse::observe::cdc::CdcStats { changes: 120_000, max_retained_bytes: 270_000_000, failed_reads: 0 },
+        lag: slot,
     });
     r.thresholds.max_replica_lag_ms = Some(1000.0);
     r.verdict = judge(&r);

@@ -8,6 +8,7 @@ mod access;
 mod autovacuum;
 mod batch_progress;
 mod broken_queries;
+mod cdc;
 mod cleanup;
 mod compare;
 mod containers;

@@ -130,6 +130,10 @@ pub struct StepReport {
     pub progress: Option<BatchProgress>,
     /// Rows affected, summed over batches.
     pub rows: u64,
+    /// WAL the server wrote while it ran, in bytes (the load's included;
+    /// set by the report from the WAL samples).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub wal_bytes: Option<u64>,
     /// Relation locks it held, strongest first per relation.
     pub locks: Vec<LockTaken>,
     /// Relations it rewrote (their storage was replaced).

@@ -85,6 +85,7 @@ pub(super) async fn run(s: &Session<'_>, index: usize, spec: &StepSpec) -> StepR
         batches_series: Vec::new(),
         progress: None,
         rows: 0,
+        wal_bytes: None,
         locks: Vec::new(),
         rewrote: Vec::new(),
         error: None,

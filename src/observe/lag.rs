@@ -39,15 +39,19 @@ pub const MAX_HISTORY: usize = 1_000_000;
 /// The primary's position, in bytes of WAL since 0/0.
 const PRIMARY_LSN: &str = "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::float8";
 /// A standby's replayed position.
-const REPLAY_LSN: &str = "SELECT pg_wal_lsn_diff(pg_last_wal_replay_lsn(), '0/0')::float8";
+pub const REPLAY_LSN: &str = "SELECT pg_wal_lsn_diff(pg_last_wal_replay_lsn(), '0/0')::float8";
 
-/// One standby to watch.
+/// One follower of the primary's WAL to watch: a standby, or a logical
+/// replication slot (whose position is read on the primary).
 #[derive(Debug, Clone)]
 pub struct Standby {
     /// How reports name it: its address, without password.
     pub name: String,
-    /// How to reach it.
+    /// Where its position is read.
     pub config: tokio_postgres::Config,
+    /// The query that reads its position, in bytes since 0/0 (one float8):
+    /// [`REPLAY_LSN`] for a standby.
+    pub position: String,
 }
 
 /// One standby's lag over the run.
@@ -250,7 +254,7 @@ impl LagObserver {
         let stop = Signal::new();
         let (shared, stopped) = (tracks.clone(), stop.clone());
         let primary = primary.clone();
-        let configs: Vec<_> = standbys.iter().map(|s| s.config.clone()).collect();
+        let configs: Vec<_> = standbys.iter().map(|s| (s.config.clone(), s.position.clone())).collect();
         let task = tokio::spawn(async move {
             let mut history = History::default();
             let mut ticker = tokio::time::interval(interval);
@@ -267,8 +271,8 @@ impl LagObserver {
                     history.push(read_at, lsn);
                 }
                 let mut slowest = f64::INFINITY;
-                for (i, config) in configs.iter().enumerate() {
-                    let replayed = position(reopen(&mut sessions.standbys[i], config).await, REPLAY_LSN).await;
+                for (i, (config, sql)) in configs.iter().enumerate() {
+                    let replayed = position(reopen(&mut sessions.standbys[i], config).await, sql).await;
                     let at = Instant::now();
                     let mut tracks = shared.lock().expect("not poisoned");
                     let (Some(last), Some(replayed)) = (primary_at, replayed) else {

@@ -12,10 +12,12 @@
 //! counted, and the observer connects again; the time without samples is a
 //! gap in the report, never silently lost.
 
+pub mod cdc;
 pub mod lag;
 pub mod plans;
 mod sample;
 mod state;
+pub mod wal;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};

@@ -10,9 +10,12 @@ use crate::datagen::LoadedTable;
 use crate::interference::InterferenceReport;
 use crate::migration::MigrationReport;
 use crate::observe::LockSummary;
+use crate::observe::cdc::CdcStats;
 use crate::observe::lag::ReplicaLag;
 use crate::observe::plans::PlanCheck;
+use crate::observe::wal::WalSample;
 use crate::postgres::Fault;
+use crate::scenario::CdcSpec;
 use crate::scenario::{Scenario, Strategy};
 use crate::units::{millis, secs};
 use crate::workload::{PoolStats, QueryResult};
@@ -43,6 +46,11 @@ pub struct Measured {
     pub lag_interval_ms: f64,
     /// The workload's plans before and after the migration, when it ran.
     pub plans: Option<PlanCheck>,
+    /// The server's WAL position, sampled over the run.
+    pub wal: Vec<WalSample>,
+    /// The CDC consumer, when `[cdc]` asked for one: its slot's lag is the
+    /// last of `replicas`.
+    pub cdc: Option<(CdcSpec, CdcStats)>,
 }
 
 /// What a report says about the run beside its measurements.
@@ -97,7 +105,14 @@ pub fn build(run: Run<'_>, measured: Measured) -> Report {
         replicas,
         lag_interval_ms,
         plans,
+        wal,
+        cdc,
     } = measured;
+    let mut replicas = replicas;
+    let cdc = cdc.and_then(|(spec, stats)| {
+        let lag = replicas.pop()?;
+        Some(super::replication::Cdc { plugin: spec.plugin, rate: spec.rate, stats, lag })
+    });
     let (mut migration, mut rollback, mut locks) = (migration, rollback, locks);
     bound_migration_waits(&mut locks, migration.iter().chain(rollback.iter()));
     for m in migration.iter_mut().chain(rollback.iter_mut()) {
@@ -130,6 +145,10 @@ pub fn build(run: Run<'_>, measured: Measured) -> Report {
         defaults: scenario.thresholds.defaults,
     };
     let replication = super::replication::build(lag_interval_ms, replicas, &phases);
+    for step in migration.iter_mut().chain(rollback.iter_mut()).flat_map(|m| m.steps.iter_mut()) {
+        step.wal_bytes = crate::observe::wal::bytes_between(&wal, step.started_s, step.ended_s);
+    }
+    let wal = crate::observe::wal::report(&wal, &phase_windows(&phases));
     let sqls: Vec<(String, String)> = scenario
         .workload
         .queries
@@ -176,7 +195,9 @@ pub fn build(run: Run<'_>, measured: Measured) -> Report {
         locks,
         broken,
         plans,
+        wal,
         replication,
+        cdc,
         series: Named(results.into_iter().map(|q| (q.name, q.series)).collect()),
         thresholds,
         fault,
@@ -213,4 +234,16 @@ fn phases(clock: &PhaseClock, end_s: f64, migrated: bool, rolled_back: bool, res
         rollback: rolled_back.then(|| phase(Phase::Rollback)),
         after_rollback: rolled_back.then(|| phase(Phase::AfterRollback)),
     }
+}
+
+/// Each phase that happened, with its window in seconds.
+fn phase_windows(p: &Phases) -> Vec<(Phase, f64, f64)> {
+    let each = [
+        (Phase::Baseline, Some(&p.baseline)),
+        (Phase::During, Some(&p.during)),
+        (Phase::After, Some(&p.after)),
+        (Phase::Rollback, p.rollback.as_ref()),
+        (Phase::AfterRollback, p.after_rollback.as_ref()),
+    ];
+    each.into_iter().filter_map(|(phase, r)| r.map(|r| (phase, r.start_s, r.end_s))).collect()
 }

@@ -35,7 +35,7 @@ pub use json_file::{JsonOut, JsonPathError};
 pub use predict::{Alternative, Figure, Fit, GrowthOrder, Metric, Point, Prediction, ScaleRun, ms_label};
 pub use predict_terminal::render_prediction;
 pub use progress::annotate as annotate_progress;
-pub use replication::{PhaseConflicts, Replication};
+pub use replication::{Cdc, PhaseConflicts, Replication};
 pub use side_by_side::{render_side_by_side, to_json_many};
 pub use terminal::render;
 pub use tune::{Trial, Tuning, render_tuning};
@@ -111,10 +111,17 @@ pub struct Report {
     /// after it, and those that changed shape; absent without a migration.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub plans: Option<crate::observe::plans::PlanCheck>,
+    /// The WAL the server wrote over the run: per phase, its peak rate, a
+    /// per-second series; absent when it could not be sampled.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub wal: Option<crate::observe::wal::WalReport>,
     /// The replicas' lag and recovery conflicts, when standbys were
     /// measured; absent otherwise.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub replication: Option<Replication>,
+    /// The CDC slot and its consumer, with `[cdc]`; absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cdc: Option<Cdc>,
     /// Per query, per second (by due time).
     pub series: Named<Vec<SeriesPoint>>,
     /// The thresholds applied.

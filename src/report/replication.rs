@@ -37,6 +37,21 @@ pub struct PhaseConflicts {
     pub requests: u64,
 }
 
+/// The CDC slot and its consumer over the run.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Cdc {
+    /// The output plugin.
+    pub plugin: crate::scenario::CdcPlugin,
+    /// The consumer's pace, in changes per second; null for as fast as it
+    /// could.
+    pub rate: Option<f64>,
+    /// What the consumer read, and the most WAL the slot held back.
+    pub stats: crate::observe::cdc::CdcStats,
+    /// How far the consumer was behind, measured as a replica's lag is
+    /// (its confirmed position against the primary's).
+    pub lag: ReplicaLag,
+}
+
 /// The replication section: `None` when no standby was measured.
 pub(super) fn build(interval_ms: f64, replicas: Vec<ReplicaLag>, phases: &Phases) -> Option<Replication> {
     if replicas.is_empty() {
@@ -186,6 +201,60 @@ pub(super) fn render(w: &mut String, r: &Replication) {
         let _ = writeln!(w, "  no request was cancelled for a conflict with recovery");
     } else {
         let _ = writeln!(w, "  ⚠ requests cancelled for a conflict with recovery: {}", conflicts.join(", "));
+    }
+}
+
+/// The WAL section: what the server wrote per phase, its peak rate, and
+/// its full-page images.
+pub(super) fn render_wal(w: &mut String, wal: &crate::observe::wal::WalReport) {
+    let phases: Vec<String> = wal
+        .phases
+        .iter()
+        .map(|p| {
+            let fpi = p.full_page_images.map(|n| format!(", {} full-page images", super::terminal::count(n as u64)));
+            format!("{} {}{}", phase_name(p.phase), bytes(p.bytes), fpi.unwrap_or_default())
+        })
+        .collect();
+    let _ = writeln!(
+        w,
+        "\nWAL  written by the server (the load's included), sampled every {} · {}",
+        dur(wal.interval_ms),
+        phases.join(" · ")
+    );
+    if let Some(at) = wal.peak_at_s {
+        let _ = writeln!(w, "  peak {}/s in the second from {at:.0}s", bytes(wal.peak_bytes_per_s));
+    }
+}
+
+/// The CDC section: the consumer's pace, what it read, the WAL the slot
+/// held back, and its lag per phase.
+pub(super) fn render_cdc(w: &mut String, c: &Cdc) {
+    let pace = c.rate.map_or_else(|| "as fast as it could".to_string(), |r| format!("at most {r} changes/s"));
+    let _ = writeln!(
+        w,
+        "\nCDC  slot {} ({}), read {pace}: {} changes read · the slot held back at most {} of WAL",
+        crate::observe::cdc::SLOT,
+        c.plugin.name(),
+        super::terminal::count(c.stats.changes),
+        bytes(c.stats.max_retained_bytes)
+    );
+    for p in &c.lag.phases {
+        let _ = writeln!(
+            w,
+            "    {:<15} behind max {:>8}  p99 {:>8}   max {:>10}  p99 {:>10}",
+            phase_name(p.phase),
+            dur(p.max_lag_ms),
+            dur(p.p99_lag_ms),
+            bytes(p.max_lag_bytes),
+            bytes(p.p99_lag_bytes)
+        );
+    }
+    if c.stats.failed_reads > 0 || c.lag.failed_samples > 0 {
+        let _ = writeln!(
+            w,
+            "  ⚠ {} reads of the slot and {} lag samples failed",
+            c.stats.failed_reads, c.lag.failed_samples
+        );
     }
 }
 

@@ -103,8 +103,14 @@ pub fn render(r: &Report) -> String {
     if let Some(plans) = &r.plans {
         super::plans::render(w, plans);
     }
+    if let Some(wal) = &r.wal {
+        super::replication::render_wal(w, wal);
+    }
     if let Some(replication) = &r.replication {
         super::replication::render(w, replication);
+    }
+    if let Some(cdc) = &r.cdc {
+        super::replication::render_cdc(w, cdc);
     }
 
     let _ = writeln!(w, "\nVERDICT  {}", if r.verdict.pass { "PASS" } else { "FAIL" });
@@ -197,6 +203,9 @@ fn migration(w: &mut String, r: &Report, m: &MigrationReport, title: &str) {
         }
         if let Some(b) = s.batches {
             let _ = write!(line, " · {b} batches, {} rows", count(s.rows));
+        }
+        if let Some(wal) = s.wal_bytes.filter(|b| *b >= 1 << 20) {
+            let _ = write!(line, " · {} of WAL written meanwhile", super::replication::bytes(wal));
         }
         match (s.transaction, s.transaction_id) {
             (TransactionKind::Shared, Some(id)) => {

@@ -151,6 +151,39 @@ pub struct Scenario {
     /// and these over them (a smaller `shared_buffers`, a
     /// `max_standby_streaming_delay`).
     pub replica_settings: Vec<Setting>,
+    /// `[cdc]`: a logical replication slot read at a set pace, as a CDC
+    /// connector reads it.
+    pub cdc: Option<CdcSpec>,
+}
+
+/// `[cdc]`: the slot's output plugin and the consumer's pace.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CdcSpec {
+    /// `slot = "pgoutput"` or `"test_decoding"`.
+    pub plugin: CdcPlugin,
+    /// `rate`: changes the consumer reads per second; `None` for as fast
+    /// as it can.
+    pub rate: Option<f64>,
+}
+
+/// A logical decoding output plugin that ships with PostgreSQL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CdcPlugin {
+    /// The plugin of logical replication, and of Debezium's default.
+    Pgoutput,
+    /// The plugin of PostgreSQL's tests, text output.
+    TestDecoding,
+}
+
+impl CdcPlugin {
+    /// Its name, as `pg_create_logical_replication_slot` takes it.
+    pub fn name(self) -> &'static str {
+        match self {
+            CdcPlugin::Pgoutput => "pgoutput",
+            CdcPlugin::TestDecoding => "test_decoding",
+        }
+    }
 }
 
 impl Scenario {

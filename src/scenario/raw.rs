@@ -33,6 +33,15 @@ pub struct RawScenario {
     #[serde(default)]
     pub thresholds: RawThresholds,
     pub replica: Option<Spanned<RawReplica>>,
+    pub cdc: Option<Spanned<RawCdc>>,
+}
+
+/// `[cdc]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCdc {
+    pub slot: Spanned<String>,
+    pub rate: Option<Spanned<f64>>,
 }
 
 /// `[replica]`

@@ -169,6 +169,7 @@ impl Validator {
             b => b.as_ref().map(|b| *b.get_ref() as u64),
         };
         let (replicas, replica_settings) = self.replicas(raw.replica)?;
+        let cdc = self.cdc(raw.cdc)?;
         let max_broken = match &th.max_broken_queries {
             Some(n) if *n.get_ref() < 0 => {
                 return self.err(n.span(), "max_broken_queries is a number of queries: 0 or more");
@@ -201,6 +202,7 @@ impl Validator {
             .or_defaults(),
             replicas,
             replica_settings,
+            cdc,
         };
         self.connections(&scenario)?;
         Ok(scenario)

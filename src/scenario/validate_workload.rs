@@ -10,9 +10,12 @@ use toml::Spanned;
 
 use super::duration::{Dur, human};
 use super::limits;
-use super::raw::{RawQuery, RawReplica, RawTimeline, RawWorkload};
+use super::raw::{RawCdc, RawQuery, RawReplica, RawTimeline, RawWorkload};
 use super::validate::Validator;
-use super::{Arrival, Load, ParamSpec, QuerySpec, RateProfile, ScenarioError, Setting, Target, Timeline, WorkloadSpec};
+use super::{
+    Arrival, CdcPlugin, CdcSpec, Load, ParamSpec, QuerySpec, RateProfile, ScenarioError, Setting, Target, Timeline,
+    WorkloadSpec,
+};
 
 const MAX_RATE: f64 = 1e6;
 
@@ -334,5 +337,27 @@ impl Validator {
             Ok(n) if n <= limits::MAX_REPLICAS => Ok((n, settings)),
             _ => self.err(count.span(), format!("[replica] count is 0 to {}", limits::MAX_REPLICAS)),
         }
+    }
+
+    /// `[cdc]`: `slot` names the output plugin; `rate` is more than 0.
+    pub(super) fn cdc(&self, raw: Option<Spanned<RawCdc>>) -> Result<Option<CdcSpec>, ScenarioError> {
+        let Some(raw) = raw else { return Ok(None) };
+        let RawCdc { slot, rate } = raw.into_inner();
+        let plugin = match slot.get_ref().as_str() {
+            "pgoutput" => CdcPlugin::Pgoutput,
+            "test_decoding" => CdcPlugin::TestDecoding,
+            other => {
+                return self.err(
+                    slot.span(),
+                    format!("[cdc] slot is the output plugin, \"pgoutput\" or \"test_decoding\", not `{other}`"),
+                );
+            }
+        };
+        if let Some(r) = &rate
+            && !(r.get_ref().is_finite() && *r.get_ref() > 0.0)
+        {
+            return self.err(r.span(), "[cdc] rate is changes per second, more than 0");
+        }
+        Ok(Some(CdcSpec { plugin, rate: rate.map(|r| r.into_inner()) }))
     }
 }
