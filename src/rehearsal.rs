@@ -23,7 +23,7 @@ use crate::migration::{self, MigrationReport, Outcome};
 use crate::observe::Observer;
 use crate::observe::cdc::{self, CdcConsumer};
 use crate::observe::lag::{LagObserver, REPLAY_LSN, Standby};
-use crate::observe::plans::{self, PlanCheck, Probe};
+use crate::observe::plans::{self, CheckRun, PlanCheck, Probe};
 use crate::observe::wal::WalObserver;
 use crate::postgres::{self, BackendArg, BackendChoice, ServerWatch};
 use crate::report::{self, Measured, Report};
@@ -316,7 +316,9 @@ async fn timeline(
             load_only: strategy.is_none(),
         })
     });
-    let probes = plans::probes(&scenario.workload.queries, scenario.seed);
+    let checks = plans::check_probes(&scenario.workload.checks, scenario.seed);
+    let mut probes = plans::probes(&scenario.workload.queries, scenario.seed);
+    probes.extend(checks.iter().cloned());
     let stage = Stage {
         config,
         observer: &observer,
@@ -325,11 +327,12 @@ async fn timeline(
         opts,
         max_duration: t.max_duration,
         probes: &probes,
+        checks: &checks,
     };
-    let mut plans = None;
+    let mut found = Findings::default();
     let migration = match strategy {
         Some(strategy) if wait_until(clock.start() + t.migrate_at, &fault).await => {
-            Some(stage.apply(strategy, Window::Migration, t.cooldown, &mut plans).await?)
+            Some(stage.apply(strategy, Window::Migration, t.cooldown, &mut found).await?)
         }
         Some(_) => None,
         None => {
@@ -343,7 +346,7 @@ async fn timeline(
     };
     let rollback = match (down, &migration) {
         (Some(down), Some(m)) if m.outcome == Outcome::Ok && !fault.is_fired() => {
-            Some(stage.apply(down, Window::Rollback, t.cooldown, &mut None).await?)
+            Some(stage.apply(down, Window::Rollback, t.cooldown, &mut Findings::default()).await?)
         }
         _ => None,
     };
@@ -381,7 +384,8 @@ async fn timeline(
         locks,
         replicas,
         lag_interval_ms,
-        plans,
+        plans: found.plans,
+        checks: found.checks,
         wal,
         cdc: None,
     })
@@ -395,8 +399,20 @@ struct Stage<'a> {
     fault: &'a Signal,
     opts: &'a RunOptions,
     max_duration: Duration,
-    /// The workload's statements, to explain around the migration.
+    /// The workload's statements and checks, to explain around the
+    /// migration.
     probes: &'a [Probe],
+    /// The `[[workload.check]]` entries, to run once after it.
+    checks: &'a [Probe],
+}
+
+/// What the migration's stage found beside the migration's own report.
+#[derive(Default)]
+struct Findings {
+    /// The plans that changed.
+    plans: Option<PlanCheck>,
+    /// The checks run after it.
+    checks: Vec<CheckRun>,
 }
 
 impl Stage<'_> {
@@ -409,11 +425,11 @@ impl Stage<'_> {
         strategy: &Strategy,
         window: Window,
         cooldown: Duration,
-        plans: &mut Option<PlanCheck>,
+        found: &mut Findings,
     ) -> anyhow::Result<MigrationReport> {
         let (opts, clock) = (self.opts, Some(self.clock));
         let what = if window == Window::Rollback { "rollback" } else { "migration" };
-        let explain = window == Window::Migration && !self.probes.is_empty();
+        let explain = window == Window::Migration;
         let before = if explain { plans::explain_all(self.config, self.probes).await.ok() } else { None };
         say(opts, clock, format!("{what} `{}` started", strategy.name));
         let m =
@@ -424,7 +440,11 @@ impl Stage<'_> {
             && !self.fault.is_fired()
             && let Ok(after) = plans::explain_all(self.config, self.probes).await
         {
-            *plans = Some(plans::compare(self.probes, &before, &after));
+            found.plans = Some(plans::compare(self.probes, &before, &after));
+        }
+        if explain && !self.checks.is_empty() && !self.fault.is_fired() {
+            let ran = plans::run_checks(self.config, self.checks, self.max_duration, self.clock).await;
+            found.checks = ran.unwrap_or_default();
         }
         let took = human(Duration::from_secs_f64(m.total_ms / 1000.0));
         say(opts, clock, format!("{what} {} after {took}; load continues for {}", m.outcome, human(cooldown)));

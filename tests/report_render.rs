@@ -209,6 +209,7 @@ pub(crate) fn naive() -> Report {
         rollback: None,
         locks,
         broken: vec![],
+        checks: vec![],
         plans: None,
         wal: None,
         replication: None,

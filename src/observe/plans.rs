@@ -16,7 +16,7 @@ use tokio_postgres::Client;
 
 use crate::datagen::{PgKind, Value, ValueGen, rng_for};
 use crate::postgres::{Role, connect};
-use crate::scenario::{QuerySpec, ValueSpec};
+use crate::scenario::{CheckSpec, QuerySpec, ValueSpec};
 
 /// One statement to explain, with its parameters.
 #[derive(Debug, Clone)]
@@ -28,6 +28,81 @@ pub struct Probe {
     /// Its SQL.
     pub sql: String,
     params: Vec<Value>,
+}
+
+/// Draws one value from each generator (no NULLs, so that a plan is of a
+/// value the index holds).
+fn draw(params: &[crate::scenario::ParamSpec], seed: u64, stream: u64) -> Vec<Value> {
+    let mut rng = rng_for(seed, stream, 0);
+    params
+        .iter()
+        .map(|p| ValueGen::from_spec(&ValueSpec { nulls: 0.0, ..p.spec.clone() }).generate(1, &mut rng))
+        .collect()
+}
+
+/// The `[[workload.check]]` entries, as probes (statement 1 each).
+pub fn check_probes(checks: &[CheckSpec], seed: u64) -> Vec<Probe> {
+    let each = checks.iter().enumerate();
+    each.map(|(i, c)| Probe {
+        query: c.name.clone(),
+        statement: 1,
+        sql: c.statement.text.clone(),
+        params: draw(&c.params, seed, 4_000_000 + i as u64),
+    })
+    .collect()
+}
+
+/// A `[[workload.check]]` run once after the migration.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct CheckRun {
+    /// The check's name.
+    pub name: String,
+    /// Its SQL.
+    pub sql: String,
+    /// When it ran, seconds from the start of the load.
+    pub at_s: f64,
+    /// How long it took, in milliseconds.
+    pub duration_ms: f64,
+    /// How it failed, if it did.
+    pub error: Option<crate::postgres::SqlError>,
+}
+
+/// Runs each check once, in a transaction that is rolled back (so that a
+/// write leaves nothing behind), each within `timeout`.
+pub async fn run_checks(
+    config: &tokio_postgres::Config,
+    probes: &[Probe],
+    timeout: std::time::Duration,
+    clock: &crate::clock::PhaseClock,
+) -> Result<Vec<CheckRun>, String> {
+    let client = connect(config, &Role::Observer).await.map_err(|e| e.to_string())?;
+    let mut out = Vec::with_capacity(probes.len());
+    for p in probes {
+        let started = std::time::Instant::now();
+        let limit = format!("BEGIN; SET LOCAL statement_timeout = {}", timeout.as_millis().max(1));
+        let result = match client.batch_execute(&limit).await {
+            Ok(()) => {
+                let params: Vec<Param<'_>> = p.params.iter().map(Param).collect();
+                let run = async {
+                    let stmt = client.prepare(&p.sql).await?;
+                    let refs: Vec<&(dyn ToSql + Sync)> =
+                        params.iter().take(stmt.params().len()).map(|x| x as &(dyn ToSql + Sync)).collect();
+                    client.execute(&stmt, &refs).await
+                };
+                run.await
+            }
+            Err(e) => Err(e),
+        };
+        let _ = client.batch_execute("ROLLBACK").await;
+        out.push(CheckRun {
+            name: p.query.clone(),
+            sql: p.sql.clone(),
+            at_s: clock.offset(started),
+            duration_ms: crate::units::millis(started.elapsed()),
+            error: result.err().map(|e| crate::postgres::SqlError::from_pg(&e)),
+        });
+    }
+    Ok(out)
 }
 
 /// The statements of `queries`, each with parameters drawn from its

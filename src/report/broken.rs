@@ -122,6 +122,31 @@ pub(super) fn find(
     broken
 }
 
+/// The checks that failed with a schema error when run after the
+/// migration: broken by it, after its last step.
+pub(super) fn of_checks(
+    checks: &[crate::observe::plans::CheckRun],
+    migration: Option<&MigrationReport>,
+) -> Vec<BrokenQuery> {
+    let last = migration.and_then(|m| m.steps.last()).map(|s| StepRef::of("migration", s));
+    checks
+        .iter()
+        .filter_map(|c| {
+            let e = c.error.as_ref()?;
+            let code = e.sqlstate.clone().filter(|code| crate::workload::first_errors::schema_error(code))?;
+            Some(BrokenQuery {
+                query: c.name.clone(),
+                sql: c.sql.clone(),
+                sqlstate: code,
+                message: e.message.clone(),
+                first_s: c.at_s,
+                errors: 1,
+                after_step: last.clone(),
+            })
+        })
+        .collect()
+}
+
 /// `max_broken_queries`: more queries broken than the limit fails.
 pub(super) fn judge(limit: u64, broken: &[BrokenQuery]) -> Vec<Violation> {
     if broken.len() as u64 <= limit {

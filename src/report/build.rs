@@ -12,7 +12,7 @@ use crate::migration::MigrationReport;
 use crate::observe::LockSummary;
 use crate::observe::cdc::CdcStats;
 use crate::observe::lag::ReplicaLag;
-use crate::observe::plans::PlanCheck;
+use crate::observe::plans::{CheckRun, PlanCheck};
 use crate::observe::wal::WalSample;
 use crate::postgres::Fault;
 use crate::scenario::CdcSpec;
@@ -46,6 +46,8 @@ pub struct Measured {
     pub lag_interval_ms: f64,
     /// The workload's plans before and after the migration, when it ran.
     pub plans: Option<PlanCheck>,
+    /// The `[[workload.check]]` entries, run once after the migration.
+    pub checks: Vec<CheckRun>,
     /// The server's WAL position, sampled over the run.
     pub wal: Vec<WalSample>,
     /// The CDC consumer, when `[cdc]` asked for one: its slot's lag is the
@@ -105,6 +107,7 @@ pub fn build(run: Run<'_>, measured: Measured) -> Report {
         replicas,
         lag_interval_ms,
         plans,
+        checks,
         wal,
         cdc,
     } = measured;
@@ -155,7 +158,8 @@ pub fn build(run: Run<'_>, measured: Measured) -> Report {
         .iter()
         .map(|q| (q.name.clone(), q.statements.iter().map(|s| s.text.as_str()).collect::<Vec<_>>().join("; ")))
         .collect();
-    let broken = super::broken::find(&sqls, &results, migration.as_ref(), rollback.as_ref());
+    let mut broken = super::broken::find(&sqls, &results, migration.as_ref(), rollback.as_ref());
+    broken.extend(super::broken::of_checks(&checks, migration.as_ref()));
     let verdict = evaluate(&Judged {
         thresholds: &thresholds,
         migration: migration.as_ref(),
@@ -194,6 +198,7 @@ pub fn build(run: Run<'_>, measured: Measured) -> Report {
         rollback,
         locks,
         broken,
+        checks,
         plans,
         wal,
         replication,

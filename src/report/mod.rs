@@ -107,6 +107,9 @@ pub struct Report {
     /// Queries the migration broke: they began to fail with a schema
     /// error they never met in the baseline.
     pub broken: Vec<BrokenQuery>,
+    /// The `[[workload.check]]` entries, run once after the migration (in a
+    /// transaction rolled back).
+    pub checks: Vec<crate::observe::plans::CheckRun>,
     /// The workload's plans explained just before the migration and just
     /// after it, and those that changed shape; absent without a migration.
     #[serde(skip_serializing_if = "Option::is_none")]

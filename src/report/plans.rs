@@ -12,6 +12,9 @@ fn shape(plan: &Plan) -> String {
 /// PLANS: each statement whose plan changed shape, before and after, with
 /// the estimated costs; one line when none did.
 pub(super) fn render(w: &mut String, check: &PlanCheck) {
+    if check.checked == 0 {
+        return;
+    }
     if check.changed.is_empty() {
         let _ = writeln!(
             w,
@@ -48,6 +51,24 @@ pub(super) fn render(w: &mut String, check: &PlanCheck) {
         }
         if !c.new_seq_scans.is_empty() {
             let _ = writeln!(w, "     now reads {} by a sequential scan", c.new_seq_scans.join(", "));
+        }
+    }
+}
+
+/// CHECKS: each `[[workload.check]]`, run once after the migration.
+pub(super) fn render_checks(w: &mut String, checks: &[crate::observe::plans::CheckRun]) {
+    if checks.is_empty() {
+        return;
+    }
+    let _ = writeln!(w, "\nCHECKS  run once after the migration, in a transaction rolled back");
+    for c in checks {
+        match &c.error {
+            None => {
+                let _ = writeln!(w, "  ✓ {} in {}", c.name, super::terminal::dur(c.duration_ms));
+            }
+            Some(e) => {
+                let _ = writeln!(w, "  ✗ {}: {e}", c.name);
+            }
         }
     }
 }

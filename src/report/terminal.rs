@@ -100,6 +100,7 @@ pub fn render(r: &Report) -> String {
     }
     failures(w, r);
     super::broken::render(w, &r.broken);
+    super::plans::render_checks(w, &r.checks);
     if let Some(plans) = &r.plans {
         super::plans::render(w, plans);
     }

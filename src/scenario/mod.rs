@@ -32,7 +32,7 @@ pub use source::{Location, SqlText};
 pub use strategy::{
     AFTER, Keyset, MigrationFileInfo, Rollback, SharedTx, StepOrigin, StepSpec, StepTx, Strategy, TxControl,
 };
-pub use workload::{Arrival, Load, ParamSpec, QuerySpec, RateProfile, Target, WorkloadSpec};
+pub use workload::{Arrival, CheckSpec, Load, ParamSpec, QuerySpec, RateProfile, Target, WorkloadSpec};
 
 /// A scenario that could not be read or does not make sense. Always the
 /// user's input: exit code 2.

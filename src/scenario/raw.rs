@@ -90,6 +90,18 @@ pub struct RawWorkload {
     pub load_scale: Option<Spanned<f64>>,
     #[serde(default)]
     pub query: Vec<Spanned<RawQuery>>,
+    #[serde(default)]
+    pub check: Vec<Spanned<RawCheck>>,
+}
+
+/// `[[workload.check]]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCheck {
+    pub name: Spanned<String>,
+    pub sql: Spanned<String>,
+    #[serde(default)]
+    pub params: Vec<Spanned<RawGen>>,
 }
 
 /// `[[workload.query]]`

@@ -10,11 +10,11 @@ use toml::Spanned;
 
 use super::duration::{Dur, human};
 use super::limits;
-use super::raw::{RawCdc, RawQuery, RawReplica, RawTimeline, RawWorkload};
+use super::raw::{RawCdc, RawCheck, RawQuery, RawReplica, RawTimeline, RawWorkload};
 use super::validate::Validator;
 use super::{
-    Arrival, CdcPlugin, CdcSpec, Load, ParamSpec, QuerySpec, RateProfile, ScenarioError, Setting, Target, Timeline,
-    WorkloadSpec,
+    Arrival, CdcPlugin, CdcSpec, CheckSpec, Load, ParamSpec, QuerySpec, RateProfile, ScenarioError, Setting, Target,
+    Timeline, WorkloadSpec,
 };
 
 const MAX_RATE: f64 = 1e6;
@@ -68,7 +68,28 @@ impl Validator {
                     .err(from.span(), format!("no query of {} can be replayed: {}", from.get_ref(), notes.join("; ")));
             }
         }
-        Ok(WorkloadSpec { pool_size: pool_size as usize, pool_timeout, queries, notes })
+        let checks = w.check.into_iter().map(|c| self.check(c, &mut seen)).collect::<Result<_, _>>()?;
+        Ok(WorkloadSpec { pool_size: pool_size as usize, pool_timeout, queries, notes, checks })
+    }
+
+    /// One `[[workload.check]]`: a name no query has, one statement, its
+    /// parameters' generators.
+    fn check(&self, c: Spanned<RawCheck>, seen: &mut HashSet<String>) -> Result<CheckSpec, ScenarioError> {
+        let c = c.into_inner();
+        let name = self.name(c.name, "check", seen)?;
+        let statement = self.one_statement(c.sql, &format!("the sql of check `{name}`"))?;
+        let params = self.params(c.params)?;
+        Ok(CheckSpec { name, statement, params })
+    }
+
+    /// A query's or check's `params`: one generator per `$n`.
+    fn params(&self, raw: Vec<Spanned<super::raw::RawGen>>) -> Result<Vec<ParamSpec>, ScenarioError> {
+        raw.into_iter()
+            .map(|p| {
+                let at = self.src.location(p.span().start);
+                self.value_spec(p).map(|spec| ParamSpec { spec, at })
+            })
+            .collect()
     }
 
     /// `from = "pgss.csv"` (relative to the scenario), with `top` and
@@ -141,14 +162,7 @@ impl Validator {
                 return self.err(at, format!("unknown target `{other}`: use \"primary\" or \"replica\""));
             }
         };
-        let params = q
-            .params
-            .into_iter()
-            .map(|p| {
-                let at = self.src.location(p.span().start);
-                self.value_spec(p).map(|spec| ParamSpec { spec, at })
-            })
-            .collect::<Result<_, _>>()?;
+        let params = self.params(q.params)?;
         let read_only = statements.iter().all(|s| super::sql_parse::parse(&s.text).is_ok_and(|p| p.is_read_only()));
         let spec = QuerySpec {
             name,

@@ -18,6 +18,21 @@ pub struct WorkloadSpec {
     pub queries: Vec<QuerySpec>,
     /// What replaying `from = "pgss.csv"` left out or should say.
     pub notes: Vec<String>,
+    /// `[[workload.check]]`: queries the application runs rarely (a weekly
+    /// batch job), not part of the load: explained before and after the
+    /// migration, and run once after it (in a transaction rolled back).
+    pub checks: Vec<CheckSpec>,
+}
+
+/// One `[[workload.check]]`.
+#[derive(Debug, Clone)]
+pub struct CheckSpec {
+    /// Its name.
+    pub name: String,
+    /// Its one statement.
+    pub statement: super::SqlText,
+    /// One generator per `$n`.
+    pub params: Vec<ParamSpec>,
 }
 
 /// How requests of one query arrive.
