@@ -105,9 +105,10 @@ pub(crate) fn read_text(path: &Path, max: u64, what: &str) -> Result<String, Sce
 }
 
 /// Sessions the harness opens on the server beside the pool and the
-/// interference: the observer, the migration, its lock watcher, the setup
-/// session, the server watch, and a spare for clean-up.
-pub const HARNESS_SESSIONS: usize = 6;
+/// interference: the lock observer, the WAL sampler, the migration, its lock
+/// watcher, the plan explainer (around the migration), the setup session,
+/// the server watch, and a spare for clean-up.
+pub const HARNESS_SESSIONS: usize = 8;
 
 /// Validates a scenario from its text; `path` is used in messages.
 pub fn parse(path: &Path, text: String, options: &LoadOptions) -> Result<Scenario, ScenarioError> {
@@ -191,8 +192,10 @@ impl Scenario {
     /// interference, and the harness's own ([`HARNESS_SESSIONS`]).
     pub fn sessions_needed(&self) -> usize {
         // The replica-lag observer reads the primary's WAL position on a
-        // session of its own.
-        self.workload.pool_size + self.interference.len() + HARNESS_SESSIONS + usize::from(self.replicas > 0)
+        // session of its own; a CDC slot has its consumer's session, and
+        // its lag is read on one more.
+        let watchers = usize::from(self.replicas > 0 || self.cdc.is_some()) + usize::from(self.cdc.is_some());
+        self.workload.pool_size + self.interference.len() + HARNESS_SESSIONS + watchers
     }
 
     /// The strategy called `name`, or the first when `name` is `None`.
