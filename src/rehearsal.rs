@@ -319,6 +319,10 @@ async fn timeline(
     let checks = plans::check_probes(&scenario.workload.checks, scenario.seed);
     let mut probes = plans::probes(&scenario.workload.queries, scenario.seed);
     probes.extend(checks.iter().cloned());
+    let plans_before = match strategy {
+        Some(_) => plans::explain_all(config, &probes).await.ok(),
+        None => None,
+    };
     let stage = Stage {
         config,
         observer: &observer,
@@ -328,6 +332,7 @@ async fn timeline(
         max_duration: t.max_duration,
         probes: &probes,
         checks: &checks,
+        plans_before: plans_before.as_deref(),
     };
     let mut found = Findings::default();
     let migration = match strategy {
@@ -404,6 +409,9 @@ struct Stage<'a> {
     probes: &'a [Probe],
     /// The `[[workload.check]]` entries, to run once after it.
     checks: &'a [Probe],
+    /// The probes' plans, explained during the baseline (so that the
+    /// migration starts on time); `None` when they could not be.
+    plans_before: Option<&'a [plans::Explained]>,
 }
 
 /// What the migration's stage found beside the migration's own report.
@@ -430,21 +438,27 @@ impl Stage<'_> {
         let (opts, clock) = (self.opts, Some(self.clock));
         let what = if window == Window::Rollback { "rollback" } else { "migration" };
         let explain = window == Window::Migration;
-        let before = if explain { plans::explain_all(self.config, self.probes).await.ok() } else { None };
         say(opts, clock, format!("{what} `{}` started", strategy.name));
         let m =
             migration::apply(self.config, strategy, self.observer, self.clock, window, self.max_duration, self.fault)
                 .await
                 .with_context(|| format!("opening the {what}'s connection"))?;
+        let before = self.plans_before.filter(|_| explain);
         if let Some(before) = before
             && !self.fault.is_fired()
             && let Ok(after) = plans::explain_all(self.config, self.probes).await
         {
-            found.plans = Some(plans::compare(self.probes, &before, &after));
+            found.plans = Some(plans::compare(self.probes, before, &after));
         }
         if explain && !self.checks.is_empty() && !self.fault.is_fired() {
             let ran = plans::run_checks(self.config, self.checks, self.max_duration, self.clock).await;
             found.checks = ran.unwrap_or_default();
+            // A check that did not plan before the migration either was
+            // not broken by it.
+            let first_check = self.probes.len() - self.checks.len();
+            for (i, c) in found.checks.iter_mut().enumerate() {
+                c.planned_before = before.is_none_or(|b| b.get(first_check + i).is_none_or(Result::is_ok));
+            }
         }
         let took = human(Duration::from_secs_f64(m.total_ms / 1000.0));
         say(opts, clock, format!("{what} {} after {took}; load continues for {}", m.outcome, human(cooldown)));

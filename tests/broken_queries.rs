@@ -41,6 +41,11 @@ params = [{ int = [0, 10] }]
 name = "weekly_count"
 sql = "SELECT count(*) FROM items"
 
+# Broken before the migration already: not the migration's doing.
+[[workload.check]]
+name = "weekly_legacy"
+sql = "SELECT sum(legacy_cents) FROM items"
+
 [timeline]
 migrate_at = "2s"
 cooldown = "2s"
@@ -84,8 +89,10 @@ fn a_query_reading_a_dropped_column_is_named_as_broken_by_the_step_that_dropped_
     let weekly = &broken[1];
     assert_eq!((weekly["sqlstate"].as_str(), weekly["after_step"]["index"].as_u64()), (Some("42703"), Some(2)));
     let checks = r["checks"].as_array().unwrap();
-    assert_eq!(checks.len(), 2);
+    assert_eq!(checks.len(), 3);
     assert!(checks[1]["error"].is_null(), "the count still runs: {checks:?}");
+    assert_eq!(checks[2]["error"]["sqlstate"], "42703", "{checks:?}");
+    assert_eq!(checks[2]["planned_before"], false, "{checks:?}");
     let violations = r["verdict"]["violations"].as_array().unwrap();
     assert_eq!(violations.len(), 2, "{violations:?}");
     assert!(violations.iter().all(|v| v["threshold"] == "max_broken_queries"), "{violations:?}");

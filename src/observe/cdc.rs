@@ -20,7 +20,7 @@
 //! on a server it started only.
 
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
@@ -121,24 +121,30 @@ impl CdcConsumer {
                     Ok(row) => {
                         let (n, last): (i64, Option<String>) = (row.get(0), row.get(1));
                         if let Some(r) = rate {
-                            let busy = Duration::from_secs_f64(n as f64 / r);
-                            tokio::select! {
-                                _ = tokio::time::sleep(busy) => {}
-                                _ = stopped.fired() => break,
+                            // Busy with them; the WAL the slot holds back
+                            // meanwhile is still sampled every poll.
+                            let until = Instant::now() + Duration::from_secs_f64(n as f64 / r);
+                            while Instant::now() < until {
+                                tokio::select! {
+                                    _ = tokio::time::sleep(POLL.min(until - Instant::now())) => {}
+                                    _ = stopped.fired() => break,
+                                }
+                                note_retained(&client, &retained, &shared).await;
+                            }
+                            if stopped.is_fired() {
+                                break;
                             }
                         }
                         client.query_one(&get, &[&last]).await.map(|row| row.get::<_, i64>(0))
                     }
                     Err(e) => Err(e),
                 };
-                let held =
-                    client.query_opt(&retained, &[]).await.ok().flatten().and_then(|r| r.get::<_, Option<f64>>(0));
+                note_retained(&client, &retained, &shared).await;
                 let mut s = shared.lock().expect("not poisoned");
                 match read {
                     Ok(n) => s.changes += n as u64,
                     Err(_) => s.failed_reads += 1,
                 }
-                s.max_retained_bytes = s.max_retained_bytes.max(held.unwrap_or(0.0) as u64);
             }
         });
         Ok(CdcConsumer { stats, stop, task })
@@ -153,6 +159,13 @@ impl CdcConsumer {
         }
         self.stats.lock().expect("not poisoned").clone()
     }
+}
+
+/// Notes the WAL the slot holds back now, if it is the most yet.
+async fn note_retained(client: &tokio_postgres::Client, sql: &tokio_postgres::Statement, into: &Mutex<CdcStats>) {
+    let held = client.query_opt(sql, &[]).await.ok().flatten().and_then(|r| r.get::<_, Option<f64>>(0));
+    let mut s = into.lock().expect("not poisoned");
+    s.max_retained_bytes = s.max_retained_bytes.max(held.unwrap_or(0.0) as u64);
 }
 
 impl Drop for CdcConsumer {

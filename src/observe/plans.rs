@@ -1,7 +1,7 @@
 //! Query plans before and after the migration: each workload statement
 //! explained (`EXPLAIN (FORMAT JSON)`, not run) with parameters drawn as
-//! the load draws them, once just before the migration's first statement
-//! and once just after its last, with the same parameters. A plan whose
+//! the load draws them, once during the baseline and once just after the
+//! migration's last statement, with the same parameters. A plan whose
 //! shape changed (an index scan that became a sequential scan, an index no
 //! longer used) is reported with its estimated cost before and after.
 //!
@@ -65,6 +65,9 @@ pub struct CheckRun {
     pub duration_ms: f64,
     /// How it failed, if it did.
     pub error: Option<crate::postgres::SqlError>,
+    /// Whether it planned (EXPLAIN) before the migration: one that did not
+    /// failed before the migration too, and was not broken by it.
+    pub planned_before: bool,
 }
 
 /// Runs each check once, in a transaction that is rolled back (so that a
@@ -100,6 +103,7 @@ pub async fn run_checks(
             at_s: clock.offset(started),
             duration_ms: crate::units::millis(started.elapsed()),
             error: result.err().map(|e| crate::postgres::SqlError::from_pg(&e)),
+            planned_before: true,
         });
     }
     Ok(out)

@@ -131,6 +131,7 @@ pub(super) fn of_checks(
     let last = migration.and_then(|m| m.steps.last()).map(|s| StepRef::of("migration", s));
     checks
         .iter()
+        .filter(|c| c.planned_before)
         .filter_map(|c| {
             let e = c.error.as_ref()?;
             let code = e.sqlstate.clone().filter(|code| crate::workload::first_errors::schema_error(code))?;

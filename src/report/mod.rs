@@ -110,8 +110,8 @@ pub struct Report {
     /// The `[[workload.check]]` entries, run once after the migration (in a
     /// transaction rolled back).
     pub checks: Vec<crate::observe::plans::CheckRun>,
-    /// The workload's plans explained just before the migration and just
-    /// after it, and those that changed shape; absent without a migration.
+    /// The workload's plans explained during the baseline and just
+    /// after the migration, and those that changed shape; absent without a migration.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub plans: Option<crate::observe::plans::PlanCheck>,
     /// The WAL the server wrote over the run: per phase, its peak rate, a
