@@ -48,6 +48,7 @@ pub mod compare;
 pub mod datagen;
 pub mod generate;
 pub mod interference;
+pub mod ledger;
 pub mod live;
 pub mod migration;
 pub mod observe;

@@ -24,6 +24,7 @@ use crate::observe::Observer;
 use crate::observe::cdc::{self, CdcConsumer};
 use crate::observe::lag::{LagObserver, REPLAY_LSN, Standby};
 use crate::observe::plans::{self, CheckRun, PlanCheck, Probe};
+use crate::observe::pooler::PoolerObserver;
 use crate::observe::wal::WalObserver;
 use crate::postgres::{self, BackendArg, BackendChoice, ServerWatch};
 use crate::report::{self, Measured, Report};
@@ -193,7 +194,8 @@ pub async fn run_timeline(
 ) -> anyhow::Result<Report> {
     let (server, config) = (prepared.server.as_ref(), &prepared.config);
     let replica_configs: Vec<_> = prepared.replicas.iter().map(|r| r.config().clone()).collect();
-    let workload = Workload::prepare(config, &replica_configs, &scenario.workload, scenario.seed)
+    let via = prepared.pooler.as_ref().map(|p| p.config());
+    let workload = Workload::prepare_via(config, via, &replica_configs, &scenario.workload, scenario.seed)
         .await
         .map_err(|e| setup::stopped_or(server, "the workload's setup", e.into()))?;
     let watch = ServerWatch::start(config, server.exit_probe()).await.context("starting the server watch")?;
@@ -209,7 +211,8 @@ pub async fn run_timeline(
         }
         None => None,
     };
-    let on = Servers { config, version: &prepared.version, standbys: &standbys };
+    let on = Servers { config, version: &prepared.version, standbys: &standbys, pooler: prepared.pooler.as_ref() };
+    let ledger = workload.ledger();
     let measured = timeline(scenario, strategy, &on, Arc::new(workload), &watch, opts).await;
     let cdc = match cdc {
         Some((spec, consumer)) => Some((spec, consumer.finish().await)),
@@ -217,6 +220,10 @@ pub async fn run_timeline(
     };
     let mut measured = measured?;
     measured.cdc = cdc;
+    if !ledger.tracked.is_empty() || !ledger.untracked.is_empty() {
+        say(opts, Some(&measured.clock), "checking the acknowledged writes");
+        measured.ledger = Some(crate::ledger::verify::verify_on(config, &ledger).await);
+    }
     drop(watch);
     let mut warnings = prepared.warnings.clone();
     if opts.rollback && strategy.is_some() && measured.rollback.is_none() {
@@ -272,6 +279,8 @@ struct Servers<'a> {
     config: &'a tokio_postgres::Config,
     version: &'a postgres::ServerVersion,
     standbys: &'a [Standby],
+    /// PgBouncer, when the workload goes through it.
+    pooler: Option<&'a postgres::PgBouncer>,
 }
 
 /// The load, the observers, the interference and the migration, on the
@@ -304,6 +313,13 @@ async fn timeline(
                 .context("starting the replica-lag observer")?,
         ),
     };
+    let pooler = match on.pooler {
+        Some(p) => Some((
+            p,
+            PoolerObserver::start(p.admin(), clock.clone()).await.context("connecting to PgBouncer's admin console")?,
+        )),
+        None => None,
+    };
     let interference = Interference::start(config, &scenario.interference, clock.clone())
         .await
         .context("connecting the interference sessions")?;
@@ -323,6 +339,7 @@ async fn timeline(
         Some(_) => plans::explain_all(config, &probes).await.ok(),
         None => None,
     };
+    let ledger = workload.ledger();
     let stage = Stage {
         config,
         observer: &observer,
@@ -333,6 +350,7 @@ async fn timeline(
         probes: &probes,
         checks: &checks,
         plans_before: plans_before.as_deref(),
+        ledger: &ledger,
     };
     let mut found = Findings::default();
     let migration = match strategy {
@@ -371,6 +389,14 @@ async fn timeline(
     let interference = interference.finish().await;
     let locks = observer.finish().await;
     let wal = wal.finish().await;
+    let pooler = match pooler {
+        Some((p, observer)) => {
+            let (samples, failed) = observer.finish().await;
+            let (version, mode, pool_size) = (p.version().to_string(), p.mode(), p.pool_size());
+            Some(report::PoolerRun { version, mode, pool_size, samples, failed })
+        }
+        None => None,
+    };
     let replicas = match lag {
         Some(lag) => lag.finish().await,
         None => Vec::new(),
@@ -393,6 +419,8 @@ async fn timeline(
         checks: found.checks,
         wal,
         cdc: None,
+        ledger: None,
+        pooler,
     })
 }
 
@@ -412,6 +440,8 @@ struct Stage<'a> {
     /// The probes' plans, explained during the baseline (so that the
     /// migration starts on time); `None` when they could not be.
     plans_before: Option<&'a [plans::Explained]>,
+    /// The workload's ledger, told of the migration's executions.
+    ledger: &'a crate::ledger::Ledger,
 }
 
 /// What the migration's stage found beside the migration's own report.
@@ -439,10 +469,18 @@ impl Stage<'_> {
         let what = if window == Window::Rollback { "rollback" } else { "migration" };
         let explain = window == Window::Migration;
         say(opts, clock, format!("{what} `{}` started", strategy.name));
-        let m =
-            migration::apply(self.config, strategy, self.observer, self.clock, window, self.max_duration, self.fault)
-                .await
-                .with_context(|| format!("opening the {what}'s connection"))?;
+        let m = migration::apply(
+            self.config,
+            strategy,
+            self.observer,
+            self.clock,
+            window,
+            self.max_duration,
+            self.fault,
+            Some(self.ledger),
+        )
+        .await
+        .with_context(|| format!("opening the {what}'s connection"))?;
         let before = self.plans_before.filter(|_| explain);
         if let Some(before) = before
             && !self.fault.is_fired()

@@ -21,6 +21,8 @@ pub struct Prepared {
     /// hot standbys the harness started (dropped before the server), or
     /// the one `--replica-url` named.
     pub replicas: Vec<Box<dyn Server>>,
+    /// PgBouncer, with `[pooler]`: the workload connects through it.
+    pub pooler: Option<postgres::PgBouncer>,
     /// The server, kept running until this is dropped.
     pub server: Box<dyn Server>,
     /// How the harness connects to the rehearsed database.
@@ -169,6 +171,14 @@ pub async fn prepare(
         Some(url) => vec![Box::new(url) as Box<dyn Server>],
         None => start_standbys(server.as_ref(), scenario, opts).await?,
     };
+    let pooler = match scenario.pooler {
+        Some(p) => Some(
+            postgres::PgBouncer::start(&config, p.mode, p.pool_size)
+                .await
+                .context("starting PgBouncer in front of the server")?,
+        ),
+        None => None,
+    };
     let postgres = PostgresInfo {
         backend: server.backend(),
         chosen: on.why.clone(),
@@ -182,7 +192,7 @@ pub async fn prepare(
     };
     // The harness's session closed above: a timeline opens its own, and a
     // reset needs the database free of sessions.
-    Ok(Prepared { replicas, server, config, version, tables, warnings, load_s, postgres, cleanup })
+    Ok(Prepared { replicas, pooler, server, config, version, tables, warnings, load_s, postgres, cleanup })
 }
 
 /// Restarts the server that loaded under [`postgres::bulk`]'s settings
@@ -205,7 +215,10 @@ impl Prepared {
     /// server the user named (unless kept); returns what the clean-up has
     /// to say. The server itself stops when this returns.
     pub async fn finish(self) -> Vec<String> {
-        let Prepared { replicas, server, cleanup, .. } = self;
+        let Prepared { replicas, pooler, server, cleanup, .. } = self;
+        // The pooler's server connections go first: the clean-up may need
+        // the database free of sessions.
+        drop(pooler);
         let notes = cleanup.finish().await;
         drop(replicas);
         drop(server);

@@ -149,6 +149,7 @@ pub(crate) fn naive() -> Report {
         max_error_rate: Some(0.001),
         max_p99_ratio: None,
         max_broken_queries: 0,
+        max_lost_writes: 0,
         max_replica_lag_ms: None,
         max_replica_lag_bytes: None,
         defaults: false,
@@ -214,6 +215,8 @@ pub(crate) fn naive() -> Report {
         wal: None,
         replication: None,
         cdc: None,
+        ledger: None,
+        pooler: None,
         series: Named(vec![(
             "get_order".into(),
             vec![SeriesPoint {
@@ -247,6 +250,7 @@ pub(crate) fn judge(r: &Report) -> Verdict {
         fault: r.fault.as_ref(),
         replication: r.replication.as_ref(),
         broken: &r.broken,
+        ledger: r.ledger.as_ref(),
     })
 }
 
@@ -578,6 +582,46 @@ fn terminal_summary_with_a_broken_query_and_a_lagging_replica() {
         stats: rehearse::observe::cdc::CdcStats { changes: 120_000, max_retained_bytes: 270_000_000, failed_reads: 0 },
         lag: slot,
     });
+    use rehearse::ledger::{LedgerQuery, LedgerReport, Untracked, WriteKind};
+    r.ledger = Some(LedgerReport {
+        writes: 12_400,
+        keys: 12_380,
+        lost: 144,
+        altered: 72,
+        changed_by_migration: 40,
+        queries: vec![
+            LedgerQuery {
+                query: "new_order".into(),
+                statement: 1,
+                table: "orders".into(),
+                kind: WriteKind::Insert,
+                writes: 9_000,
+                lost: 144,
+                altered: 0,
+                changed_by_migration: 40,
+                examples: vec!["lost id=501005".into(), "lost id=501006".into()],
+            },
+            LedgerQuery {
+                query: "pay_order".into(),
+                statement: 1,
+                table: "orders".into(),
+                kind: WriteKind::Update,
+                writes: 3_400,
+                lost: 0,
+                altered: 72,
+                changed_by_migration: 0,
+                examples: vec!["altered id=110304".into()],
+            },
+        ],
+        untracked: vec![Untracked {
+            query: "log_visit".into(),
+            reason: "visits has no primary key or unique NOT NULL key".into(),
+        }],
+        errors: vec![],
+        notes: vec![],
+        file_bytes: 400_000,
+        verify_ms: 310.0,
+    });
     r.thresholds.max_replica_lag_ms = Some(1000.0);
     r.verdict = judge(&r);
     let text = render(&r);
@@ -586,4 +630,6 @@ fn terminal_summary_with_a_broken_query_and_a_lagging_replica() {
     let v = serde_json::to_value(&r).unwrap();
     assert_eq!(v["replication"]["replicas"][0]["phases"][1]["phase"], "during");
     assert_eq!(v["thresholds"]["max_replica_lag_ms"], 1000.0);
+    assert_eq!(v["ledger"]["queries"][0]["kind"], "insert");
+    assert_eq!(v["thresholds"]["max_lost_writes"], 0);
 }

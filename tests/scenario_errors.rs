@@ -70,6 +70,14 @@ const CASES: &[Case] = &[
     ("too few connections", "[[table]]", "[postgres]\nsettings = { max_connections = 5 }\n\n[[table]]"),
     ("a setting of infinity", "[[table]]", "[postgres]\nsettings = { work_mem = inf }\n\n[[table]]"),
     ("a schema that is a device", "[[table]]", "schema = \"/dev/zero\"\nrows = { t = 1 }\n\n[[table]]"),
+    ("a pooler that is not pgbouncer", "[timeline]", "[pooler]\nkind = \"odyssey\"\n\n[timeline]"),
+    (
+        "a pooler mode pgbouncer cannot run the workload in",
+        "[timeline]",
+        "[pooler]\nkind = \"pgbouncer\"\nmode = \"statement\"\n\n[timeline]",
+    ),
+    ("a pooler of no connections", "[timeline]", "[pooler]\nkind = \"pgbouncer\"\npool_size = 0\n\n[timeline]"),
+    ("a negative max_lost_writes", "max_p99 = \"5s\"", "max_p99 = \"5s\"\nmax_lost_writes = -1"),
 ];
 
 fn render(label: &str, text: &str, scale: f64) -> String {

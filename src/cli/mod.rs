@@ -232,6 +232,12 @@ pub struct RunArgs {
     /// `[replica] count`.
     #[arg(long, value_name = "N", conflicts_with = "replica_url", value_parser = clap::value_parser!(u8).range(0..=4))]
     pub replicas: Option<u8>,
+    /// Put PgBouncer (the machine's `pgbouncer`) between the workload and
+    /// the server, in transaction mode (`pgbouncer:session` for session
+    /// mode) with 20 server connections; overrides the scenario's
+    /// `[pooler]`.
+    #[arg(long, value_name = "KIND", value_parser = ["pgbouncer", "pgbouncer:transaction", "pgbouncer:session"])]
+    pub pooler: Option<String>,
     /// COPY streams per table (default: half the CPUs, at least one, on a server the harness starts here; the number of CPUs on --url)
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub load_streams: Option<u16>,

@@ -6,7 +6,7 @@ use anyhow::Context;
 use super::{
     EXIT_ENVIRONMENT, EXIT_FAIL, EXIT_PASS, RunArgs, default_streams, migrations, suggest, warn_if_password_in,
 };
-use crate::postgres;
+use crate::postgres::{self, PoolMode};
 use crate::rehearsal::{RunOptions, UsageError, rehearse_all};
 use crate::report::{JsonOut, render, render_side_by_side, to_json_many};
 use crate::scenario::{self, LoadOptions};
@@ -46,6 +46,12 @@ pub(super) async fn run(args: RunArgs) -> anyhow::Result<i32> {
             scenario::parse(std::path::Path::new("(derived scenario)"), toml, &load)?
         }
     };
+    let mut scenario = scenario;
+    if let Some(kind) = &args.pooler {
+        let mode = if kind.ends_with(":session") { PoolMode::Session } else { PoolMode::Transaction };
+        let pool_size = scenario.pooler.map_or(20, |p| p.pool_size);
+        scenario.pooler = Some(scenario::PoolerSpec { mode, pool_size });
+    }
     let out = args.json.as_deref().map(JsonOut::open).transpose()?;
     if let Some(url) = &args.replica_url {
         warn_if_password_in("--replica-url", url);

@@ -22,6 +22,7 @@ pub use capture::LockTaken;
 pub use lock_mode::LockMode;
 
 use crate::clock::{PhaseClock, Window};
+use crate::ledger::{Ledger, MigrationSpan};
 use crate::observe::Observer;
 use crate::postgres::{Role, SqlError, connect};
 use crate::scenario::Strategy;
@@ -231,7 +232,15 @@ struct Session<'a> {
     why: Arc<Mutex<String>>,
     /// The shared transaction open now, if any.
     open: Mutex<Option<OpenTransaction>>,
+    /// The workload's ledger, told of each execution (when it follows
+    /// writes), so that the migration's own changes to rows are not taken
+    /// for lost writes.
+    ledger: Option<&'a Ledger>,
 }
+
+/// The first transaction id not yet assigned (64-bit, with its epoch;
+/// `txid_*` for servers before 13).
+const NEXT_XID: &str = "SELECT txid_snapshot_xmax(txid_current_snapshot())";
 
 /// How long a step whose session was lost waits to hear whether the
 /// server stopped.
@@ -264,6 +273,25 @@ impl Session<'_> {
         self.expired.load(Ordering::SeqCst) || Instant::now() >= self.deadline
     }
 
+    /// Where an execution begins, for the ledger: its tick, and the next
+    /// transaction id; `None` when no ledger follows writes.
+    async fn span_start(&self) -> Option<(u64, i64)> {
+        let ledger = self.ledger.filter(|l| l.follows())?;
+        let tick = ledger.spill.tick();
+        let row = self.bounded(self.client.query_one(NEXT_XID, &[])).await.ok()?;
+        Some((tick, row.get(0)))
+    }
+
+    /// Tells the ledger of an execution that began at `start`. An
+    /// execution whose end cannot be read is not told: its changes count
+    /// as the workload's losses (never the other way round).
+    async fn span_end(&self, start: Option<(u64, i64)>) {
+        let (Some(ledger), Some((tick, lo))) = (self.ledger, start) else { return };
+        if let Ok(row) = self.bounded(self.client.query_one(NEXT_XID, &[])).await {
+            ledger.migration_ran(MigrationSpan { tick, lo, hi: row.get(0) });
+        }
+    }
+
     /// Sleeps `d`, or until the deadline; false if the deadline passed.
     async fn pause(&self, d: Duration) -> bool {
         let until = (Instant::now() + d).min(self.deadline);
@@ -275,7 +303,9 @@ impl Session<'_> {
 /// Applies `strategy`, marking the start and end of `window` (the
 /// migration, or its rollback) on `clock`.
 /// Only a failure to open the migration's connection is an error. When
-/// `server_gone` fires, the statement running is abandoned.
+/// `server_gone` fires, the statement running is abandoned. `ledger`, the
+/// workload's, is told when each execution ran.
+#[allow(clippy::too_many_arguments)]
 pub async fn apply(
     config: &tokio_postgres::Config,
     strategy: &Strategy,
@@ -284,6 +314,7 @@ pub async fn apply(
     window: Window,
     max_duration: Duration,
     server_gone: &Signal,
+    ledger: Option<&Ledger>,
 ) -> Result<MigrationReport, tokio_postgres::Error> {
     let client = connect(config, &Role::Migration).await?;
     let pid: i32 = client.query_one("SELECT pg_backend_pid()", &[]).await?.get(0);
@@ -308,8 +339,8 @@ pub async fn apply(
             abandon.fire();
         })
     };
-    let session =
-        Session { client, config, pid, observer, clock, deadline, expired, abandon, why, open: Mutex::new(None) };
+    let open = Mutex::new(None);
+    let session = Session { client, config, pid, observer, clock, deadline, expired, abandon, why, open, ledger };
     let mut steps = Vec::new();
     let mut outcome = Outcome::Ok;
     for (i, spec) in strategy.steps.iter().enumerate() {

@@ -149,6 +149,7 @@ async fn execute_with_retries(
     let mut retries_left = spec.retries;
     loop {
         report.attempts += 1;
+        let span = s.span_start().await;
         let began = Instant::now();
         let result = execute(s, spec).await;
         let waited = s.observer.migration_wait(began, Instant::now());
@@ -158,6 +159,7 @@ async fn execute_with_retries(
             let held = (ms(began.elapsed()) - ms(waited.wait)).max(0.0);
             report.held_ms = report.held_ms.max(held);
         }
+        s.span_end(span).await;
         match result {
             Err(e) if e.is(LOCK_NOT_AVAILABLE) && retries_left > 0 && !s.expired() && !s.abandoned() => {
                 retries_left -= 1;

@@ -15,6 +15,7 @@
 pub mod cdc;
 pub mod lag;
 pub mod plans;
+pub mod pooler;
 mod sample;
 mod state;
 pub mod wal;

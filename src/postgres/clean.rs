@@ -108,6 +108,17 @@ fn end_orphaned_server(data: &Path) {
     processes::end_cluster(data, postmaster.map(nix::unistd::Pid::from_raw), gone, Duration::from_secs(5), known);
 }
 
+/// Kills a PgBouncer whose run is gone, still working in `dir` (its death
+/// signal normally ends it with the harness).
+fn end_orphaned_pooler(dir: &Path) {
+    for pid in processes::processes_of(dir) {
+        let exe = std::fs::read_link(format!("/proc/{pid}/exe")).ok();
+        if exe.as_deref().and_then(Path::file_name).is_some_and(|n| n == "pgbouncer") {
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+        }
+    }
+}
+
 /// The pid in the first line of `path`, if any.
 fn pid_in(path: &Path) -> Option<i32> {
     std::fs::read_to_string(path).ok()?.lines().next()?.trim().parse().ok()
@@ -125,6 +136,7 @@ fn clean_dirs(tmp: &Path, all: bool, done: &mut Cleaned) {
             continue;
         }
         end_orphaned_server(&dir.join("data"));
+        end_orphaned_pooler(&dir);
         match std::fs::remove_dir_all(&dir) {
             Ok(()) => done.dirs.push(dir),
             Err(e) => done.problems.push(format!("cannot remove {}: {e}", dir.display())),

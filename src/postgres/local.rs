@@ -39,7 +39,10 @@ use nix::unistd::{Gid, Pid, Uid, User};
 use super::binaries::{self, Binaries};
 use super::{BackendKind, ProvisionError, Server};
 
+mod pooler;
 mod standby;
+
+pub use pooler::{PgBouncer, PoolMode};
 
 /// How long the server may take to accept connections.
 const START_TIMEOUT: Duration = Duration::from_secs(60);

@@ -37,7 +37,7 @@ pub use clean::{Cleaned, clean, clean_url};
 pub use cleanup::Cleanup;
 pub use container::ContainerServer;
 pub use docker::{DEFAULT_IMAGE, check_image_ref, official_image};
-pub use local::LocalCluster;
+pub use local::{LocalCluster, PgBouncer, PoolMode};
 pub use pristine::{PRISTINE, Pristine, ResetError};
 pub use settings::{check_room, settings_fault};
 pub use sql_error::{LOCK_NOT_AVAILABLE, QUERY_CANCELED, SqlError, connect_error, describe};
@@ -232,6 +232,9 @@ pub enum ProvisionError {
     /// A hot standby of the throwaway primary could not be started.
     #[error("cannot start a replica: {0}")]
     Standby(String),
+    /// PgBouncer could not be started.
+    #[error("cannot start PgBouncer: {0}")]
+    Pooler(String),
     /// A server the user named has too few free connections for the run.
     #[error("{0}")]
     NoRoom(String),

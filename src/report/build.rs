@@ -53,6 +53,10 @@ pub struct Measured {
     /// The CDC consumer, when `[cdc]` asked for one: its slot's lag is the
     /// last of `replicas`.
     pub cdc: Option<(CdcSpec, CdcStats)>,
+    /// The workload's acknowledged writes, checked after the run.
+    pub ledger: Option<crate::ledger::LedgerReport>,
+    /// The pooler in the path, and what `SHOW POOLS` said over the run.
+    pub pooler: Option<super::PoolerRun>,
 }
 
 /// What a report says about the run beside its measurements.
@@ -110,6 +114,8 @@ pub fn build(run: Run<'_>, measured: Measured) -> Report {
         checks,
         wal,
         cdc,
+        ledger,
+        pooler,
     } = measured;
     let mut replicas = replicas;
     let cdc = cdc.and_then(|(spec, stats)| {
@@ -143,6 +149,7 @@ pub fn build(run: Run<'_>, measured: Measured) -> Report {
         max_error_rate: scenario.thresholds.max_error_rate,
         max_p99_ratio: scenario.thresholds.max_p99_ratio,
         max_broken_queries: scenario.thresholds.max_broken_queries,
+        max_lost_writes: scenario.thresholds.max_lost_writes,
         max_replica_lag_ms: scenario.thresholds.max_replica_lag.map(ms),
         max_replica_lag_bytes: scenario.thresholds.max_replica_lag_bytes,
         defaults: scenario.thresholds.defaults,
@@ -152,6 +159,7 @@ pub fn build(run: Run<'_>, measured: Measured) -> Report {
         step.wal_bytes = crate::observe::wal::bytes_between(&wal, step.started_s, step.ended_s);
     }
     let wal = crate::observe::wal::report(&wal, &phase_windows(&phases));
+    let pooler = pooler.map(|p| super::pooler::build(p, &phase_windows(&phases)));
     let sqls: Vec<(String, String)> = scenario
         .workload
         .queries
@@ -171,6 +179,7 @@ pub fn build(run: Run<'_>, measured: Measured) -> Report {
         fault: fault.as_ref(),
         replication: replication.as_ref(),
         broken: &broken,
+        ledger: ledger.as_ref(),
     });
     let replica = (!replica_targets.is_empty()).then(|| replica_targets.join(", "));
     Report {
@@ -203,6 +212,8 @@ pub fn build(run: Run<'_>, measured: Measured) -> Report {
         wal,
         replication,
         cdc,
+        ledger,
+        pooler,
         series: Named(results.into_iter().map(|q| (q.name, q.series)).collect()),
         thresholds,
         fault,

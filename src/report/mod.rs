@@ -9,7 +9,9 @@ mod build;
 mod compare;
 mod compare_terminal;
 mod json_file;
+mod ledger;
 mod plans;
+mod pooler;
 mod predict;
 mod predict_terminal;
 mod progress;
@@ -32,6 +34,7 @@ pub use compare::{
 };
 pub use compare_terminal::render_comparison;
 pub use json_file::{JsonOut, JsonPathError};
+pub use pooler::{PoolerReport, PoolerRun};
 pub use predict::{Alternative, Figure, Fit, GrowthOrder, Metric, Point, Prediction, ScaleRun, ms_label};
 pub use predict_terminal::render_prediction;
 pub use progress::annotate as annotate_progress;
@@ -125,6 +128,15 @@ pub struct Report {
     /// The CDC slot and its consumer, with `[cdc]`; absent otherwise.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cdc: Option<Cdc>,
+    /// The workload's acknowledged writes, checked after the run: lost
+    /// and altered ones per statement; absent when the run did not check
+    /// them (it was cut short before the end).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ledger: Option<crate::ledger::LedgerReport>,
+    /// PgBouncer between the workload and the server, with `[pooler]`:
+    /// its clients waiting for a server connection; absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pooler: Option<PoolerReport>,
     /// Per query, per second (by due time).
     pub series: Named<Vec<SeriesPoint>>,
     /// The thresholds applied.
@@ -382,6 +394,9 @@ pub struct ThresholdsInfo {
     /// How many workload queries the migration may break (0 unless the
     /// scenario says otherwise).
     pub max_broken_queries: u64,
+    /// How many acknowledged writes may be lost or altered (0 unless the
+    /// scenario says otherwise).
+    pub max_lost_writes: u64,
     /// The most any replica may lag, in milliseconds; absent when unset.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_replica_lag_ms: Option<f64>,

@@ -158,7 +158,7 @@ pub(super) fn bytes(n: u64) -> String {
     }
 }
 
-fn phase_name(p: Phase) -> &'static str {
+pub(super) fn phase_name(p: Phase) -> &'static str {
     match p {
         Phase::Baseline => "baseline",
         Phase::During => "during",

@@ -99,7 +99,9 @@ pub fn render(r: &Report) -> String {
         load(w, r);
     }
     failures(w, r);
+    super::pooler::render(w, r.pooler.as_ref());
     super::broken::render(w, &r.broken);
+    super::ledger::render(w, r.ledger.as_ref());
     super::plans::render_checks(w, &r.checks);
     if let Some(plans) = &r.plans {
         super::plans::render(w, plans);
@@ -163,6 +165,7 @@ fn default_thresholds(th: &crate::report::ThresholdsInfo) -> String {
         parts.push(format!("max_error_rate {e}"));
     }
     parts.push(format!("max_broken_queries {}", th.max_broken_queries));
+    parts.push(format!("max_lost_writes {}", th.max_lost_writes));
     parts.join(", ")
 }
 

@@ -42,6 +42,8 @@ pub enum Check {
     MaxP99Ratio,
     /// `max_broken_queries`
     MaxBrokenQueries,
+    /// `max_lost_writes`
+    MaxLostWrites,
     /// `max_replica_lag`
     MaxReplicaLag,
     /// `max_replica_lag_bytes`
@@ -60,6 +62,7 @@ impl std::fmt::Display for Check {
             Check::MaxErrorRate => "max_error_rate",
             Check::MaxP99Ratio => "max_p99_ratio",
             Check::MaxBrokenQueries => "max_broken_queries",
+            Check::MaxLostWrites => "max_lost_writes",
             Check::MaxReplicaLag => "max_replica_lag",
             Check::MaxReplicaLagBytes => "max_replica_lag_bytes",
         })
@@ -107,6 +110,8 @@ pub struct Judged<'a> {
     pub replication: Option<&'a super::Replication>,
     /// The queries the migration broke.
     pub broken: &'a [super::BrokenQuery],
+    /// The acknowledged writes, checked after the run.
+    pub ledger: Option<&'a crate::ledger::LedgerReport>,
 }
 
 fn violation(threshold: Check, subject: &str, message: String) -> Violation {
@@ -206,6 +211,7 @@ pub fn evaluate(j: &Judged<'_>) -> Verdict {
         }
     }
     v.extend(super::broken::judge(th.max_broken_queries, j.broken));
+    v.extend(super::ledger::judge(th.max_lost_writes, j.ledger));
     v.extend(super::replication::judge(th, j.replication));
     Verdict { pass: v.is_empty(), violations: v }
 }

@@ -155,6 +155,18 @@ pub struct Scenario {
     /// `[cdc]`: a logical replication slot read at a set pace, as a CDC
     /// connector reads it.
     pub cdc: Option<CdcSpec>,
+    /// `[pooler]`: PgBouncer between the workload and the server.
+    pub pooler: Option<PoolerSpec>,
+}
+
+/// `[pooler]`: the pooler the workload's connections go through.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PoolerSpec {
+    /// `mode = "transaction"` (the default) or `"session"`.
+    pub mode: crate::postgres::PoolMode,
+    /// `pool_size`: server connections PgBouncer opens per database and
+    /// user (its `default_pool_size`; 20 unless given).
+    pub pool_size: u32,
 }
 
 /// `[cdc]`: the slot's output plugin and the consumer's pace.
@@ -195,7 +207,9 @@ impl Scenario {
         // session of its own; a CDC slot has its consumer's session, and
         // its lag is read on one more.
         let watchers = usize::from(self.replicas > 0 || self.cdc.is_some()) + usize::from(self.cdc.is_some());
-        self.workload.pool_size + self.interference.len() + HARNESS_SESSIONS + watchers
+        // Through a pooler, the server sees the pooler's connections.
+        let pool = self.pooler.map_or(self.workload.pool_size, |p| p.pool_size as usize);
+        pool + self.interference.len() + HARNESS_SESSIONS + watchers
     }
 
     /// The strategy called `name`, or the first when `name` is `None`.
@@ -515,6 +529,10 @@ pub struct Thresholds {
     /// [`crate::report::BrokenQuery`]); 0 unless the scenario says, whatever
     /// else it sets.
     pub max_broken_queries: u64,
+    /// How many acknowledged writes may be lost or altered (see
+    /// [`crate::ledger`]); 0 unless the scenario says, whatever else it
+    /// sets.
+    pub max_lost_writes: u64,
     /// The most any replica may lag behind the primary, as the age of
     /// what it has replayed.
     pub max_replica_lag: Option<Duration>,
@@ -540,6 +558,7 @@ impl Thresholds {
         max_error_rate: Some(0.01),
         max_p99_ratio: Some(5.0),
         max_broken_queries: 0,
+        max_lost_writes: 0,
         max_replica_lag: None,
         max_replica_lag_bytes: None,
         defaults: true,
@@ -553,6 +572,14 @@ impl Thresholds {
             && self.max_p99_ratio.is_none()
             && self.max_replica_lag.is_none()
             && self.max_replica_lag_bytes.is_none();
-        if none { Thresholds { max_broken_queries: self.max_broken_queries, ..Self::DEFAULTS } } else { self }
+        if none {
+            Thresholds {
+                max_broken_queries: self.max_broken_queries,
+                max_lost_writes: self.max_lost_writes,
+                ..Self::DEFAULTS
+            }
+        } else {
+            self
+        }
     }
 }

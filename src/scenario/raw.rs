@@ -34,6 +34,16 @@ pub struct RawScenario {
     pub thresholds: RawThresholds,
     pub replica: Option<Spanned<RawReplica>>,
     pub cdc: Option<Spanned<RawCdc>>,
+    pub pooler: Option<Spanned<RawPooler>>,
+}
+
+/// `[pooler]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPooler {
+    pub kind: Spanned<String>,
+    pub mode: Option<Spanned<String>>,
+    pub pool_size: Option<Spanned<i64>>,
 }
 
 /// `[cdc]`
@@ -200,6 +210,7 @@ pub struct RawThresholds {
     pub max_p99_ratio: Option<Spanned<f64>>,
     pub max_error_rate: Option<Spanned<f64>>,
     pub max_broken_queries: Option<Spanned<i64>>,
+    pub max_lost_writes: Option<Spanned<i64>>,
     pub max_replica_lag: Option<Dur>,
     pub max_replica_lag_bytes: Option<Spanned<i64>>,
 }

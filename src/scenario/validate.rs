@@ -170,9 +170,16 @@ impl Validator {
         };
         let (replicas, replica_settings) = self.replicas(raw.replica)?;
         let cdc = self.cdc(raw.cdc)?;
+        let pooler = self.pooler(raw.pooler)?;
         let max_broken = match &th.max_broken_queries {
             Some(n) if *n.get_ref() < 0 => {
                 return self.err(n.span(), "max_broken_queries is a number of queries: 0 or more");
+            }
+            n => n.as_ref().map_or(0, |n| *n.get_ref() as u64),
+        };
+        let max_lost = match &th.max_lost_writes {
+            Some(n) if *n.get_ref() < 0 => {
+                return self.err(n.span(), "max_lost_writes is a number of writes: 0 or more");
             }
             n => n.as_ref().map_or(0, |n| *n.get_ref() as u64),
         };
@@ -195,6 +202,7 @@ impl Validator {
                 max_error_rate: th.max_error_rate.map(|r| r.into_inner()),
                 max_p99_ratio: th.max_p99_ratio.map(|r| r.into_inner()),
                 max_broken_queries: max_broken,
+                max_lost_writes: max_lost,
                 max_replica_lag: th.max_replica_lag.map(|d| d.0),
                 max_replica_lag_bytes: lag_bytes,
                 defaults: false,
@@ -203,6 +211,7 @@ impl Validator {
             replicas,
             replica_settings,
             cdc,
+            pooler,
         };
         self.connections(&scenario)?;
         Ok(scenario)

@@ -3,11 +3,11 @@
 
 use toml::Spanned;
 
-use super::raw::RawPostgres;
+use super::raw::{RawPooler, RawPostgres};
 use super::source::{SourceFile, SqlText};
 use super::validate::Validator;
-use super::{ScenarioError, SchemaFile, sql_split};
-use crate::postgres;
+use super::{PoolerSpec, ScenarioError, SchemaFile, sql_split};
+use crate::postgres::{self, PoolMode};
 
 impl Validator {
     /// Reads `schema = "…"` (relative to the scenario's directory) and cuts
@@ -80,5 +80,29 @@ impl Validator {
             images.push(image);
         }
         Ok(images)
+    }
+
+    /// `[pooler]`: `kind = "pgbouncer"`, its mode and server pool size.
+    pub(super) fn pooler(&self, raw: Option<Spanned<RawPooler>>) -> Result<Option<PoolerSpec>, ScenarioError> {
+        let Some(raw) = raw else { return Ok(None) };
+        let RawPooler { kind, mode, pool_size } = raw.into_inner();
+        if kind.get_ref() != "pgbouncer" {
+            return self.err(kind.span(), format!("[pooler] kind is \"pgbouncer\", not `{}`", kind.get_ref()));
+        }
+        let mode = match mode.as_ref().map(|m| m.get_ref().as_str()) {
+            None | Some("transaction") => PoolMode::Transaction,
+            Some("session") => PoolMode::Session,
+            Some(other) => {
+                let span = mode.as_ref().map(Spanned::span).unwrap_or_default();
+                return self.err(span, format!("[pooler] mode is \"transaction\" or \"session\", not `{other}`"));
+            }
+        };
+        let pool_size = match &pool_size {
+            Some(n) if !(1..=10_000).contains(n.get_ref()) => {
+                return self.err(n.span(), "[pooler] pool_size is server connections, from 1 to 10000");
+            }
+            n => n.as_ref().map_or(20, |n| *n.get_ref() as u32),
+        };
+        Ok(Some(PoolerSpec { mode, pool_size }))
     }
 }

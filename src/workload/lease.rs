@@ -3,8 +3,9 @@
 use std::time::Duration;
 
 use super::pool::{Conn, Pool};
-use super::wire::WireError;
+use super::wire::{Stmt, WireError};
 use crate::datagen::Value;
+use crate::ledger::spill::Captured;
 
 /// What one request runs on a connection.
 #[derive(Debug, Clone)]
@@ -25,12 +26,15 @@ pub struct Lease<'a> {
     pool: &'a Pool,
     pub(super) conn: Option<Box<Conn>>,
     busy: bool,
+    /// The ledger's columns of the rows the request wrote, handed to the
+    /// ledger when it is acknowledged.
+    pub(super) captured: Captured,
 }
 
 impl<'a> Lease<'a> {
     /// A lease holding a permit just taken, and no connection yet.
     pub(super) fn new(pool: &'a Pool) -> Self {
-        Self { pool, conn: None, busy: false }
+        Self { pool, conn: None, busy: false, captured: Captured::default() }
     }
 
     fn conn(&mut self) -> &mut Conn {
@@ -47,6 +51,7 @@ impl<'a> Lease<'a> {
     /// the request fails and the next one runs on the new statement).
     pub async fn run(&mut self, plan: &Plan, params: &[Value]) -> Result<(), WireError> {
         self.busy = true;
+        self.captured.clear();
         let result = match plan {
             Plan { statements, transaction: false, statement_timeout: None }
                 if statements.len() == 1 && self.conn().statement_timeout.is_none() =>
@@ -64,27 +69,38 @@ impl<'a> Lease<'a> {
 
     /// A plan with a `statement_timeout` to set or a transaction to run.
     async fn run_general(&mut self, plan: &Plan, params: &[Value]) -> Result<(), WireError> {
+        let pooled = self.pool.statements.unnamed;
         let conn = self.conn();
-        if conn.statement_timeout != plan.statement_timeout {
+        // Through a pooler, a session's setting would stay on a server
+        // connection other clients get next: it is set for the
+        // transaction only.
+        let transaction = plan.transaction || (pooled && plan.statement_timeout.is_some());
+        if !pooled && conn.statement_timeout != plan.statement_timeout {
             match plan.statement_timeout {
                 Some(t) => conn.wire.simple(&format!("SET statement_timeout = {}", t.as_millis().max(1))).await?,
                 None => conn.wire.simple("RESET statement_timeout").await?,
             }
             conn.statement_timeout = plan.statement_timeout;
         }
-        if plan.transaction {
-            conn.wire.simple("BEGIN").await?;
+        if transaction {
+            match plan.statement_timeout.filter(|_| pooled) {
+                Some(t) => {
+                    let sql = format!("BEGIN; SET LOCAL statement_timeout = {}", t.as_millis().max(1));
+                    conn.wire.simple(&sql).await?;
+                }
+                None => conn.wire.simple("BEGIN").await?,
+            }
         }
         let mut result = Ok(());
         let mut failed_at = None;
         for &(index, n) in &plan.statements {
-            result = self.execute(index, &params[..n], !plan.transaction).await;
+            result = self.execute(index, &params[..n], !transaction).await;
             if result.is_err() {
                 failed_at = Some(index);
                 break;
             }
         }
-        if plan.transaction {
+        if transaction {
             let end = if result.is_ok() { "COMMIT" } else { "ROLLBACK" };
             let ended = self.conn().wire.simple(end).await;
             if let (Err(e), Some(index), Ok(())) = (&result, failed_at, &ended) {
@@ -100,11 +116,19 @@ impl<'a> Lease<'a> {
     async fn execute(&mut self, index: usize, params: &[Value], retry: bool) -> Result<(), WireError> {
         let pool = self.pool;
         let s = &pool.statements;
-        let (name, kinds) = (&s.names[index], &s.kinds[index][..params.len()]);
-        match self.conn().wire.execute(name, params, kinds).await {
-            Err(e) if retry && is_replan(&e) => {
+        let (name, kinds, capture) = (&s.names[index], &s.kinds[index][..params.len()], s.captures[index]);
+        let stmt =
+            if s.unnamed { Stmt::Unnamed { sql: &s.sqls[index], types: &s.types[index] } } else { Stmt::Named(name) };
+        let conn = self.conn.as_mut().expect("a lease handed out holds a connection");
+        let mark = self.captured.buf.len();
+        let into = capture.map(|c| (c, &mut self.captured));
+        match conn.wire.execute(stmt, params, kinds, into).await {
+            Err(e) if retry && !s.unnamed && is_replan(&e) => {
+                // A statement that failed wrote nothing.
+                self.captured.buf.truncate(mark);
                 Box::pin(self.replan(index)).await?;
-                self.conn().wire.execute(name, params, kinds).await
+                let conn = self.conn.as_mut().expect("a lease handed out holds a connection");
+                conn.wire.execute(Stmt::Named(name), params, kinds, capture.map(|c| (c, &mut self.captured))).await
             }
             r => r,
         }

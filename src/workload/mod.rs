@@ -19,15 +19,17 @@ mod pacer;
 
 mod pool;
 mod recorder;
+mod request;
+
+use request::{Request, Spawner};
 mod shards;
 mod signal;
 mod startup;
 mod stats;
 mod wire;
 
-use std::future::Future;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde::Serialize;
 use tokio::task::AbortHandle;
@@ -47,7 +49,8 @@ pub use wire::{WireConn, WireError};
 
 use bytes::BytesMut;
 
-use crate::datagen::{DataRng, PgKind, Value, ValueGen, rng_for};
+use crate::datagen::{PgKind, ValueGen, rng_for};
+use crate::ledger::{Capture, Ledger};
 use crate::postgres::SqlError;
 use crate::scenario::{Load, Location, QuerySpec, Target, ValueSpec, WorkloadSpec};
 
@@ -123,6 +126,9 @@ struct Query {
     pools: Vec<Arc<Pool>>,
     turn: std::sync::atomic::AtomicUsize,
     plan: Plan,
+    /// Where its acknowledged writes are recorded, when it has tracked
+    /// statements.
+    ledger: Option<Arc<Ledger>>,
 }
 
 impl Query {
@@ -138,6 +144,8 @@ impl Query {
 /// A prepared workload, ready to start.
 pub struct Workload {
     pools: Vec<Arc<Pool>>,
+    /// The ledger of its acknowledged writes.
+    ledger: Arc<Ledger>,
     queries: Vec<Arc<Query>>,
     pool_timeout: Duration,
     seed: u64,
@@ -177,6 +185,8 @@ pub struct QueryResult {
 #[derive(Default)]
 struct PoolPlan {
     sqls: Vec<String>,
+    /// The ledger's columns, per SQL, when the ledger tracks it.
+    captures: Vec<Option<Capture>>,
     /// (query index, statement index within the query) per SQL.
     origin: Vec<(usize, usize)>,
 }
@@ -192,16 +202,37 @@ impl Workload {
         spec: &WorkloadSpec,
         seed: u64,
     ) -> Result<Workload, WorkloadError> {
+        Self::prepare_via(config, None, replicas, spec, seed).await
+    }
+
+    /// [`Workload::prepare`], the primary's pool connecting `via` a pooler
+    /// (PgBouncer) when one is given.
+    pub async fn prepare_via(
+        config: &tokio_postgres::Config,
+        via: Option<&tokio_postgres::Config>,
+        replicas: &[tokio_postgres::Config],
+        spec: &WorkloadSpec,
+        seed: u64,
+    ) -> Result<Workload, WorkloadError> {
         let shards = Shards::start(shards::default_count()).map_err(|e| WorkloadError::Threads(e.to_string()))?;
         let on_replica = |q: &QuerySpec| !replicas.is_empty() && q.target == Target::Replica;
+        let catalog = crate::postgres::connect(config, &crate::postgres::Role::Harness)
+            .await
+            .map_err(|e| WorkloadError::Connect(SqlError::from_pg(&e)))?;
+        let (ledger, rewritten) = Ledger::plan(&catalog, spec).await;
+        drop(catalog);
         let mut plans = [PoolPlan::default(), PoolPlan::default()];
         for (qi, q) in spec.queries.iter().enumerate() {
-            let p = &mut plans[usize::from(on_replica(q))];
+            let replica = on_replica(q);
+            let p = &mut plans[usize::from(replica)];
             for (si, st) in q.statements.iter().enumerate() {
-                p.sqls.push(st.text.clone());
+                let tracked = rewritten.get(&(qi, si)).filter(|_| !replica);
+                p.sqls.push(tracked.map_or_else(|| st.text.clone(), |r| r.sql.clone()));
+                p.captures.push(tracked.map(|r| r.capture));
                 p.origin.push((qi, si));
             }
         }
+        let ledger = Arc::new(ledger);
         let mut pools = Vec::new();
         let mut prepared = Vec::new();
         let servers = std::iter::once((0, config)).chain(replicas.iter().map(|r| (1, r)));
@@ -210,16 +241,24 @@ impl Workload {
             if plan.sqls.is_empty() && !pools.is_empty() {
                 continue;
             }
-            let (pool, statements) =
-                Pool::open(config, spec.pool_size, plan.sqls.clone(), &shards).await.map_err(|e| match e {
-                    pool::OpenError::Prepare { index, error } => {
-                        let (qi, si) = plan.origin[index];
-                        let q = &spec.queries[qi];
-                        let at = q.statements[si].location_of(error.position);
-                        WorkloadError::Prepare { query: q.name.clone(), at, error }
-                    }
-                    pool::OpenError::Connect(error) => WorkloadError::Connect(error),
-                })?;
+            let (pool, statements) = Pool::open_tracked(
+                config,
+                via.filter(|_| which == 0),
+                spec.pool_size,
+                plan.sqls.clone(),
+                plan.captures.clone(),
+                &shards,
+            )
+            .await
+            .map_err(|e| match e {
+                pool::OpenError::Prepare { index, error } => {
+                    let (qi, si) = plan.origin[index];
+                    let q = &spec.queries[qi];
+                    let at = q.statements[si].location_of(error.position);
+                    WorkloadError::Prepare { query: q.name.clone(), at, error }
+                }
+                pool::OpenError::Connect(error) => WorkloadError::Connect(error),
+            })?;
             pools.push(pool.clone());
             prepared.push((which, pool, statements));
         }
@@ -243,9 +282,10 @@ impl Workload {
                 pools: mine.iter().map(|(_, pool, _)| pool.clone()).collect(),
                 turn: Default::default(),
                 plan: Plan { statements: steps, transaction: q.transaction, statement_timeout: q.statement_timeout },
+                ledger: ledger.tracked.iter().any(|t| t.query == q.name).then(|| ledger.clone()),
             }));
         }
-        Ok(Workload { pools, queries, pool_timeout: spec.pool_timeout, seed, shards })
+        Ok(Workload { pools, ledger, queries, pool_timeout: spec.pool_timeout, seed, shards })
     }
 
     /// Starts every query: one pacing loop per open-loop query, one per
@@ -313,125 +353,6 @@ fn rng_seed(seed: u64, stream: u64) -> u64 {
     seed ^ stream.rotate_left(32) ^ 0x5851_f42d_4c95_7f2d
 }
 
-/// What one pacing loop sends: a query, with parameters drawn from a
-/// stream of its own into a buffer it reuses.
-struct Request {
-    query: Arc<Query>,
-    clock: Arc<PhaseClock>,
-    rng: DataRng,
-    /// This pacing loop's number among the workload's, for parameters
-    /// that must differ from every other loop's (see [`ValueGen::draw`]).
-    lane: u64,
-    params: Vec<Value>,
-    pool_timeout: Duration,
-}
-
-impl Request {
-    fn new(query: &Arc<Query>, clock: &Arc<PhaseClock>, rng: DataRng, lane: u64, pool_timeout: Duration) -> Self {
-        Self { query: query.clone(), clock: clock.clone(), rng, lane, params: Vec::new(), pool_timeout }
-    }
-
-    /// Draws request `n`'s parameters.
-    fn draw(&mut self, n: u64) {
-        self.params.clear();
-        self.params.extend(self.query.params.iter().map(|g| g.draw(n, self.lane, &mut self.rng)));
-    }
-}
-
-/// A closed-loop client runs each request to its end.
-impl Issue for &mut Request {
-    fn issue(&mut self, due: Instant, n: u64) -> impl Future<Output = Option<Instant>> {
-        self.draw(n);
-        let request = issue(&self.query, &self.clock, due, &self.params, self.pool_timeout);
-        async move { Some(request.await) }
-    }
-}
-
-/// An open loop's share on one shard spawns each request there and
-/// returns.
-struct Spawner {
-    request: Request,
-    abort: Signal,
-    tracker: TaskTracker,
-}
-
-impl Issue for Spawner {
-    fn issue(&mut self, due: Instant, n: u64) -> impl Future<Output = Option<Instant>> {
-        let r = &mut self.request;
-        r.draw(n);
-        // The spawned request owns its parameters; the next draw starts a
-        // buffer of its own.
-        let params = std::mem::take(&mut r.params);
-        let (query, clock, timeout) = (r.query.clone(), r.clock.clone(), r.pool_timeout);
-        let abort = self.abort.clone();
-        self.tracker.spawn(async move {
-            tokio::select! {
-                biased;
-                _ = abort.fired() => {}
-                _ = issue(&query, &clock, due, &params, timeout) => {}
-            }
-        });
-        std::future::ready(None)
-    }
-}
-
-/// Sends one request due at `due` and records how it went, its latency
-/// counted from `due`; returns when it finished. A query's client-side
-/// `timeout` also counts from `due`; past it the request is dropped, which
-/// cancels the query.
-async fn issue(query: &Query, clock: &PhaseClock, due: Instant, params: &[Value], pool_timeout: Duration) -> Instant {
-    let second = due.saturating_duration_since(clock.start()).as_secs();
-    let in_flight = InFlight { query, clock, due, second, slot: query.recorder.issued(second), done: false };
-    // Pinned in place, so that both arms share it: a request's future is
-    // moved as it is created, and its size is what each move copies.
-    let work = std::pin::pin!(async {
-        let mut lease = query.pool().acquire(due + pool_timeout).await?;
-        lease.run(&query.plan, params).await.map_err(|e| {
-            query.errors.note(&e, clock, due);
-            Failure::classify(&e)
-        })
-    });
-    let outcome = match query.spec.timeout {
-        Some(t) => tokio::time::timeout_at((due + t).into(), work).await.unwrap_or(Err(Failure::ClientTimeout)),
-        None => work.await,
-    };
-    in_flight.finish(outcome)
-}
-
-/// A request issued and not yet recorded. Dropped unrecorded (the run
-/// aborted it), it is recorded as `unfinished`.
-struct InFlight<'a> {
-    query: &'a Query,
-    clock: &'a PhaseClock,
-    due: Instant,
-    second: u64,
-    slot: usize,
-    done: bool,
-}
-
-impl InFlight<'_> {
-    fn finish(mut self, outcome: Result<(), Failure>) -> Instant {
-        self.done = true;
-        self.record(outcome)
-    }
-
-    /// Records the request as finished now, and returns now.
-    fn record(&self, outcome: Result<(), Failure>) -> Instant {
-        let now = Instant::now();
-        let latency = now.saturating_duration_since(self.due);
-        self.query.recorder.completed(self.slot, self.clock.phase_of(self.due), self.second, latency, outcome);
-        now
-    }
-}
-
-impl Drop for InFlight<'_> {
-    fn drop(&mut self) {
-        if !self.done {
-            self.record(Err(Failure::Unfinished));
-        }
-    }
-}
-
 /// Checks that `q` gives as many parameters as its statements use, and
 /// that each generator produces its placeholder's type, trying one value
 /// of each now rather than failing every request later.
@@ -472,6 +393,12 @@ impl Workload {
         for q in &self.queries {
             q.recorder.drain_live(into);
         }
+    }
+
+    /// The ledger of the workload's acknowledged writes, to check after
+    /// the run.
+    pub fn ledger(&self) -> Arc<Ledger> {
+        self.ledger.clone()
     }
 
     /// Connections checked out right now and connections in all, over

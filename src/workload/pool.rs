@@ -35,6 +35,7 @@ use super::shards::{Padded, PerShard, Shards};
 use super::stats::Failure;
 use super::wire::{WireConn, WireError};
 use crate::datagen::PgKind;
+use crate::ledger::Capture;
 use crate::postgres::{Role, SqlError, connect};
 
 /// One pooled connection; statement i is prepared on it as `s{i}`.
@@ -93,6 +94,13 @@ pub(super) struct Statements {
     pub(super) names: Vec<String>,
     pub(super) types: Vec<Vec<Type>>,
     pub(super) kinds: Vec<Vec<PgKind>>,
+    /// The ledger's columns each statement's rows end with, if tracked.
+    pub(super) captures: Vec<Option<Capture>>,
+    /// Connections go through a pooler that hands a client a different
+    /// server connection per transaction (PgBouncer before 1.21 keeps no
+    /// prepared statement across them): each request parses its statement
+    /// as the unnamed one, and a `statement_timeout` is set per transaction.
+    pub(super) unnamed: bool,
 }
 
 /// A pool of connections of the workload role.
@@ -147,8 +155,10 @@ impl Statements {
     /// Opens a workload connection and prepares every statement on it.
     async fn open_conn(&self) -> Result<Conn, WireError> {
         let mut wire = WireConn::connect(&self.config, &Role::Workload.application_name()).await?;
-        for ((sql, name), types) in self.sqls.iter().zip(&self.names).zip(&self.types) {
-            wire.prepare(name, sql, types, false).await?;
+        if !self.unnamed {
+            for ((sql, name), types) in self.sqls.iter().zip(&self.names).zip(&self.types) {
+                wire.prepare(name, sql, types, false).await?;
+            }
         }
         Ok(Conn { wire, home: Shards::current().unwrap_or(0), statement_timeout: None })
     }
@@ -165,6 +175,21 @@ impl Pool {
         sqls: Vec<String>,
         shards: &Shards,
     ) -> Result<(Arc<Pool>, Vec<Statement>), OpenError> {
+        let captures = vec![None; sqls.len()];
+        Self::open_tracked(config, None, size, sqls, captures, shards).await
+    }
+
+    /// [`Pool::open`], with the ledger's `captures` per statement, its
+    /// connections opened `via` a pooler when one is given (statements are
+    /// still checked on the server itself).
+    pub async fn open_tracked(
+        config: &tokio_postgres::Config,
+        via: Option<&tokio_postgres::Config>,
+        size: usize,
+        sqls: Vec<String>,
+        captures: Vec<Option<Capture>>,
+        shards: &Shards,
+    ) -> Result<(Arc<Pool>, Vec<Statement>), OpenError> {
         let client = connect(config, &Role::Workload).await.map_err(|e| OpenError::Connect(SqlError::from_pg(&e)))?;
         let mut prepared = Vec::with_capacity(sqls.len());
         for (index, sql) in sqls.iter().enumerate() {
@@ -178,7 +203,15 @@ impl Pool {
         // with the parameter named (see `check_params`); Text stands in.
         let kinds = types.iter().map(|t| t.iter().map(|ty| PgKind::of(ty).unwrap_or(PgKind::Text)).collect()).collect();
         let names = (0..sqls.len()).map(|i| format!("s{i}")).collect();
-        let statements = Arc::new(Statements { config: config.clone(), sqls, names, types, kinds });
+        let statements = Arc::new(Statements {
+            config: via.unwrap_or(config).clone(),
+            sqls,
+            names,
+            types,
+            kinds,
+            captures,
+            unnamed: via.is_some(),
+        });
         // Each shard opens its share one after another, as `pgbench -j`
         // threads do: each new backend starts in step with the thread
         // that will drive it.

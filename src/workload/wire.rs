@@ -32,6 +32,7 @@ use tokio_postgres::config::{Host, TargetSessionAttrs};
 use tokio_postgres::types::Type;
 
 use crate::datagen::{PgKind, Value};
+use crate::ledger::{Capture, spill::Captured};
 
 /// Why a request on a wire connection failed.
 #[derive(Debug, thiserror::Error)]
@@ -66,6 +67,20 @@ impl WireError {
             _ => None,
         }
     }
+}
+
+/// The statement a request runs.
+#[derive(Debug, Clone, Copy)]
+pub enum Stmt<'a> {
+    /// One prepared on the connection under this name.
+    Named(&'a str),
+    /// Parsed with the request, as the unnamed statement.
+    Unnamed {
+        /// Its SQL.
+        sql: &'a str,
+        /// Its parameters' types.
+        types: &'a [Type],
+    },
 }
 
 /// Where a server listens.
@@ -311,13 +326,27 @@ impl WireConn {
     }
 
     /// Runs prepared statement `name` with `params`, each written in the
-    /// binary format of its `kinds` entry, discarding its rows.
-    pub async fn execute(&mut self, name: &str, params: &[Value], kinds: &[PgKind]) -> Result<(), WireError> {
+    /// binary format of its `kinds` entry, discarding its rows but for the
+    /// ledger's columns when `capture` asks for them.
+    pub async fn execute(
+        &mut self,
+        stmt: Stmt<'_>,
+        params: &[Value],
+        kinds: &[PgKind],
+        capture: Option<(Capture, &mut Captured)>,
+    ) -> Result<(), WireError> {
         let values = params.iter().zip(kinds);
         let formats = std::iter::repeat_n(1i16, params.len());
         let encode = |(v, kind): (&Value, &PgKind), buf: &mut BytesMut| match v {
             Value::Null => Ok(postgres_protocol::IsNull::Yes),
             v => v.encode(*kind, buf).map(|()| postgres_protocol::IsNull::No).map_err(Into::into),
+        };
+        let name = match stmt {
+            Stmt::Named(name) => name,
+            Stmt::Unnamed { sql, types } => {
+                frontend::parse("", sql, types.iter().map(Type::oid), &mut self.out)?;
+                ""
+            }
         };
         frontend::bind("", name, formats, values, encode, [1i16], &mut self.out).map_err(|e| match e {
             frontend::BindError::Conversion(e) => protocol(e),
@@ -326,7 +355,7 @@ impl WireConn {
         frontend::execute("", 0, &mut self.out)?;
         frontend::sync(&mut self.out);
         self.flush().await?;
-        self.until_ready().await
+        self.until_ready_capturing(capture).await
     }
 
     /// Runs `sql` as a simple query (BEGIN, COMMIT, SET ...).
@@ -378,6 +407,11 @@ impl WireConn {
     /// reference-counted pieces, which cost more than the rest of reading
     /// an answer.
     async fn until_ready(&mut self) -> Result<(), WireError> {
+        self.until_ready_capturing(None).await
+    }
+
+    /// [`Self::until_ready`], handing each data row to `capture`.
+    async fn until_ready_capturing(&mut self, mut capture: Option<(Capture, &mut Captured)>) -> Result<(), WireError> {
         let mut error = None;
         loop {
             while let Some((tag, len)) = self.whole_message()? {
@@ -396,6 +430,14 @@ impl WireConn {
                             self.broken = true;
                         }
                         error.get_or_insert(e);
+                    }
+                    b'D' if capture.is_some() => {
+                        if let Some((spec, into)) = capture.as_mut()
+                            && spec.row(&self.inb[5..len], &mut into.buf)
+                        {
+                            into.rows += 1;
+                        }
+                        self.inb.advance(len);
                     }
                     _ => self.inb.advance(len),
                 }
