@@ -279,7 +279,7 @@ fn terminal_summary_of_the_outage() {
 
 /// The outage on two servers: as it was, and on a server where the
 /// report ended sooner, so that the columns differ.
-fn two_servers() -> Vec<Report> {
+pub(crate) fn two_servers() -> Vec<Report> {
     let mut a = naive();
     a.postgres.backend = BackendKind::Docker;
     a.postgres.image = Some("postgres:12".into());

@@ -29,6 +29,7 @@ mod predict;
 mod preflight;
 mod real_schemas;
 mod replicas;
+mod report_formats;
 mod report_render;
 mod rollback;
 mod scenario_errors;

@@ -34,6 +34,16 @@ pub struct MigrationArgs {
 }
 
 impl MigrationArgs {
+    /// The path, as the user gave it, of a migration file a report names
+    /// relative to its folder (for annotations on it).
+    pub fn path_of(&self, file: &str) -> String {
+        if let Some(dir) = &self.migrations {
+            return dir.join(file).to_string_lossy().into_owned();
+        }
+        let given = self.migration.iter().find(|p| p.ends_with(file) || p.file_name().is_some_and(|n| n == file));
+        given.map_or_else(|| file.to_string(), |p| p.to_string_lossy().into_owned())
+    }
+
     /// The strategy the flags name, if they name one.
     pub fn read(&self) -> Result<Option<Folder>, ScenarioError> {
         if let Some(dir) = &self.migrations {

@@ -212,6 +212,15 @@ pub struct RunArgs {
     /// Write the report as JSON to this file ("-" for stdout).
     #[arg(long)]
     pub json: Option<PathBuf>,
+    /// Write the report as Markdown, for a pull-request comment (it opens
+    /// with a fixed hidden marker and stays under 60,000 characters), to
+    /// this file ("-" for stdout).
+    #[arg(long, value_name = "PATH")]
+    pub markdown: Option<PathBuf>,
+    /// Write the report as JUnit XML (a testcase per threshold and per
+    /// step) to this file ("-" for stdout).
+    #[arg(long, value_name = "PATH")]
+    pub junit: Option<PathBuf>,
     /// On --backend url, rehearse against tables that already exist, as
     /// they are, instead of refusing to touch them.
     #[arg(long)]

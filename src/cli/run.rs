@@ -8,7 +8,7 @@ use super::{
 };
 use crate::postgres::{self, PoolMode};
 use crate::rehearsal::{RunOptions, UsageError, rehearse_all};
-use crate::report::{JsonOut, render, render_side_by_side, to_json_many};
+use crate::report::{JsonOut, Report, github, junit, markdown_many, render, render_side_by_side, to_json_many};
 use crate::scenario::{self, LoadOptions};
 
 /// Runs `rehearse run`: the scenario (or the one derived from a migration
@@ -53,6 +53,7 @@ pub(super) async fn run(args: RunArgs) -> anyhow::Result<i32> {
         scenario.pooler = Some(scenario::PoolerSpec { mode, pool_size });
     }
     let out = args.json.as_deref().map(JsonOut::open).transpose()?;
+    let formats = Formats::open(&args)?;
     if let Some(url) = &args.replica_url {
         warn_if_password_in("--replica-url", url);
     }
@@ -74,7 +75,8 @@ pub(super) async fn run(args: RunArgs) -> anyhow::Result<i32> {
         [one] => (render(one), one.to_json()),
         many => (render_side_by_side(many), to_json_many(many)),
     };
-    if out.as_ref().is_some_and(JsonOut::is_stdout) {
+    let json_to_stdout = out.as_ref().is_some_and(JsonOut::is_stdout);
+    if json_to_stdout || formats.to_stdout() {
         eprint!("{summary}");
     } else {
         print!("{summary}");
@@ -82,6 +84,9 @@ pub(super) async fn run(args: RunArgs) -> anyhow::Result<i32> {
     if let Some(out) = out {
         out.write(&json).context("writing the JSON report")?;
     }
+    // Workflow commands are read from stdout, unless a report is there.
+    let stdout_free = !json_to_stdout && !formats.to_stdout();
+    formats.write(&reports, stdout_free, &|f| args.migrations.path_of(f))?;
     Ok(if reports.iter().any(|r| r.fault.is_some()) {
         EXIT_ENVIRONMENT
     } else if reports.iter().all(|r| r.verdict.pass) {
@@ -89,4 +94,54 @@ pub(super) async fn run(args: RunArgs) -> anyhow::Result<i32> {
     } else {
         EXIT_FAIL
     })
+}
+
+/// The report's other formats: `--markdown`, `--junit`, and in a GitHub
+/// Actions job its step summary and annotations.
+struct Formats {
+    markdown: Option<JsonOut>,
+    junit: Option<JsonOut>,
+}
+
+impl Formats {
+    /// Checks each path now, so that a long run's report is never lost to a
+    /// typo; at most one format may go to stdout.
+    fn open(args: &RunArgs) -> anyhow::Result<Formats> {
+        let paths = [args.json.as_deref(), args.markdown.as_deref(), args.junit.as_deref()];
+        if paths.iter().flatten().filter(|p| p.as_os_str() == "-").count() > 1 {
+            return Err(UsageError("only one of --json, --markdown and --junit can be \"-\" (stdout)".into()).into());
+        }
+        let markdown = args.markdown.as_deref().map(|p| JsonOut::open_as("--markdown", p)).transpose()?;
+        let junit = args.junit.as_deref().map(|p| JsonOut::open_as("--junit", p)).transpose()?;
+        Ok(Formats { markdown, junit })
+    }
+
+    fn to_stdout(&self) -> bool {
+        self.markdown.iter().chain(&self.junit).any(JsonOut::is_stdout)
+    }
+
+    fn write(self, reports: &[Report], stdout_free: bool, path: &dyn Fn(&str) -> String) -> anyhow::Result<()> {
+        let md = markdown_many(reports);
+        if let Some(out) = self.markdown {
+            out.write(&md).context("writing the Markdown report")?;
+        }
+        if let Some(out) = self.junit {
+            out.write(&junit(reports)).context("writing the JUnit report")?;
+        }
+        if let Some(path) = std::env::var_os("GITHUB_STEP_SUMMARY").filter(|p| !p.is_empty()) {
+            if let Err(e) = github::append_summary(std::path::Path::new(&path), &md) {
+                eprintln!("rehearse: warning: GITHUB_STEP_SUMMARY {}: {e}", path.to_string_lossy());
+            }
+        }
+        if std::env::var("GITHUB_ACTIONS").is_ok_and(|v| v == "true") {
+            for line in github::annotations(reports, path) {
+                if stdout_free {
+                    println!("{line}");
+                } else {
+                    eprintln!("{line}");
+                }
+            }
+        }
+        Ok(())
+    }
 }

@@ -21,8 +21,10 @@ pub enum JsonOut {
 
 /// Why the report's path cannot be used.
 #[derive(Debug, thiserror::Error)]
-#[error("--json {}: {reason}", path.display())]
+#[error("{flag} {}: {reason}", path.display())]
 pub struct JsonPathError {
+    /// The flag that named it: `--json`, `--markdown`, `--junit`.
+    pub flag: &'static str,
     /// The path.
     pub path: PathBuf,
     /// Why not.
@@ -32,10 +34,16 @@ pub struct JsonPathError {
 impl JsonOut {
     /// Checks that a report can be written at `path` (`-` for stdout).
     pub fn open(path: &Path) -> Result<JsonOut, JsonPathError> {
+        Self::open_as("--json", path)
+    }
+
+    /// Checks that the report in the format of `flag` can be written at
+    /// `path` (`-` for stdout).
+    pub fn open_as(flag: &'static str, path: &Path) -> Result<JsonOut, JsonPathError> {
         if path.as_os_str() == "-" {
             return Ok(JsonOut::Stdout);
         }
-        let bad = |reason: String| JsonPathError { path: path.to_path_buf(), reason };
+        let bad = |reason: String| JsonPathError { flag, path: path.to_path_buf(), reason };
         if path.is_dir() {
             return Err(bad("is a directory; give a file name".into()));
         }
