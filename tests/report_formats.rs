@@ -123,8 +123,14 @@ fn a_github_job_gets_the_summary_annotations_and_junit() {
         (dir.join("r.json"), dir.join("r.md"), dir.join("r.xml"), dir.join("step-summary.md"));
     std::fs::write(&summary, "earlier step's summary\n").unwrap();
     let args = ["run", "--migration", m, "--schema", schema, "--rows", "orders=200000", "--backend", "local"];
-    let files =
-        ["--json", json.to_str().unwrap(), "--markdown", md.to_str().unwrap(), "--junit", xml.to_str().unwrap()];
+    let cq = dir.join("codequality.json");
+    let files = [
+        ["--json", json.to_str().unwrap()],
+        ["--markdown", md.to_str().unwrap()],
+        ["--junit", xml.to_str().unwrap()],
+        ["--codequality", cq.to_str().unwrap()],
+    ]
+    .concat();
     let out = sandbox
         .command(&[&args[..], &files[..]].concat())
         .env("GITHUB_ACTIONS", "true")
@@ -141,6 +147,16 @@ fn a_github_job_gets_the_summary_annotations_and_junit() {
     let annotations: Vec<&str> = stdout.lines().filter(|l| l.starts_with("::error")).collect();
     assert!(annotations.iter().any(|a| a.starts_with(&want)), "{annotations:?}");
     assert!(annotations.len() <= 10);
+
+    // GitLab's Code Quality: the step on its line, each violation on the file.
+    let issues: Value = serde_json::from_str(&std::fs::read_to_string(&cq).unwrap()).unwrap();
+    let issues = issues.as_array().unwrap();
+    let on_step: Vec<&Value> = issues.iter().filter(|i| i["check_name"] == "rehearse/step").collect();
+    assert_eq!(on_step.len(), 1, "{issues:?}");
+    let at = &on_step[0]["location"];
+    assert_eq!((at["path"].as_str(), at["lines"]["begin"].as_u64()), (Some(m), Some(line as u64)));
+    assert_eq!(issues.len(), 1 + r["verdict"]["violations"].as_array().unwrap().len());
+    assert!(issues.iter().all(|i| i["fingerprint"].as_str().is_some_and(|f| f.len() == 32)));
 
     let md = std::fs::read_to_string(&md).unwrap();
     assert!(md.starts_with(MARKDOWN_MARKER) && md.chars().count() <= MARKDOWN_LIMIT);
@@ -168,4 +184,68 @@ fn two_reports_on_stdout_are_refused() {
     let out = sandbox.run(&["run", scenario.to_str().unwrap(), "--json", "-", "--junit", "-"]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
     assert!(text(&out.stderr).contains("only one of"), "{}", text(&out.stderr));
+}
+
+#[test]
+fn a_run_worse_than_its_baseline_lists_each_regression_and_fails() {
+    use rehearse::report::regression::{Figure, apply, compare};
+    let [now, fast] = <[rehearse::report::Report; 2]>::try_from(two_servers()).ok().unwrap();
+    let mut now = now;
+    let baseline = serde_json::to_value(&fast).unwrap();
+    let found = compare(&now, &baseline, "previous.json", 0.25);
+    let figures: Vec<Figure> = found.regressed.iter().map(|g| g.figure).collect();
+    // The fast server's migration took 1.25 s and its requests waited
+    // 1.19 s at most; this one's, 10.21 s and 10.17 s. Its p99s and
+    // failures are the same: not regressions.
+    assert_eq!(figures, [Figure::MigrationMs, Figure::WorkloadLockWaitMs], "{found:?}");
+    assert!(found.compared > 4, "{found:?}");
+    apply(&mut now, found);
+    assert!(!now.verdict.pass);
+    let text = rehearse::report::render(&now);
+    assert!(text.contains("REGRESSIONS  against previous.json (tolerance +25%): 2 of"), "{text}");
+    assert!(text.contains("the migration's wall time 1.25s → 10.21s"), "{text}");
+    let suites = parse_junit(&junit(&[now]));
+    let case = suites[0].1.iter().find(|c| c.name == "threshold max_regression").expect("a testcase");
+    assert_eq!(case.failure.as_deref(), Some("max_regression"));
+}
+
+#[test]
+fn a_run_against_itself_has_no_regression() {
+    use rehearse::report::regression::compare;
+    let r = naive();
+    let found = compare(&r, &serde_json::to_value(&r).unwrap(), "same.json", 0.0);
+    assert!(found.compared > 3 && found.regressed.is_empty(), "{found:?}");
+}
+
+#[test]
+fn a_baseline_that_is_not_a_report_is_refused_before_the_run() {
+    let sandbox = Sandbox::new();
+    let scenario = crate::common::repo("scenarios/add-column-default.toml");
+    let bad = sandbox.write("bad.json", "{\"hello\": 1}");
+    for (path, says) in [(bad.to_str().unwrap(), "not a rehearse report"), ("/nonexistent/b.json", "No such file")] {
+        let out = sandbox.run(&["run", scenario.to_str().unwrap(), "--baseline", path]);
+        assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+        assert!(text(&out.stderr).contains(says), "{}", text(&out.stderr));
+    }
+}
+
+/// Two runs of one scenario: the second, against the first, compares its
+/// figures (whether noise on a loaded machine makes one a regression is
+/// not this test's to say).
+#[test]
+fn a_second_run_is_compared_with_the_first() {
+    let _turn = heavy();
+    let sandbox = Sandbox::new();
+    let path = sandbox
+        .write("small.toml", &crate::common::small_scenario("SELECT * FROM items WHERE id = $1", "ANALYZE items"));
+    let (code, stdout, stderr, first) = crate::common::rehearse(&sandbox, &path, &[]);
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    let previous = sandbox.write("previous.json", &first.unwrap().to_string());
+    let (_, stdout, stderr, second) =
+        crate::common::rehearse(&sandbox, &path, &["--baseline", previous.to_str().unwrap()]);
+    let r = second.unwrap_or_else(|| panic!("{stdout}\n{stderr}"));
+    let g = &r["regressions"];
+    assert!(g["compared"].as_u64().unwrap() >= 3, "{g}");
+    assert_eq!(g["tolerance"], 0.25);
+    assert!(stdout.contains("REGRESSIONS  against"), "{stdout}");
 }

@@ -14,7 +14,7 @@ use rehearse::report::{
     ThresholdsInfo, Timeline, Verdict, WorkloadInfo, evaluate, render, render_side_by_side, to_json_many,
 };
 use rehearse::scenario::{Arrival, Target};
-use rehearse::workload::{PoolStats, QueryPhaseStats, SeriesPoint};
+use rehearse::workload::{PoolPoint, PoolStats, QueryPhaseStats, SeriesPoint};
 
 fn stats(count: u64, errors: u64, p50: f64, p99: f64, max: f64, kinds: &[(&str, u64)]) -> QueryPhaseStats {
     QueryPhaseStats {
@@ -152,6 +152,7 @@ pub(crate) fn naive() -> Report {
         max_lost_writes: 0,
         max_replica_lag_ms: None,
         max_replica_lag_bytes: None,
+        max_regression: None,
         defaults: false,
     };
     let mut r = Report {
@@ -205,7 +206,20 @@ pub(crate) fn naive() -> Report {
             }],
         },
         phases,
-        pool: PoolStats { size: 50, max_in_use: 50, full_seconds: 10.2, timeouts: 3640, replans: 50 },
+        pool: PoolStats {
+            size: 50,
+            max_in_use: 50,
+            full_seconds: 10.2,
+            timeouts: 3640,
+            replans: 50,
+            series: (0..31)
+                .map(|second| {
+                    let stalled = (10..=20).contains(&second);
+                    let (max_in_use, max_queued) = if stalled { (50, 300) } else { (4, 0) };
+                    PoolPoint { second, max_in_use, max_queued }
+                })
+                .collect(),
+        },
         migration: Some(migration),
         rollback: None,
         locks,
@@ -217,6 +231,7 @@ pub(crate) fn naive() -> Report {
         cdc: None,
         ledger: None,
         pooler: None,
+        regressions: None,
         series: Named(vec![(
             "get_order".into(),
             vec![SeriesPoint {

@@ -64,6 +64,12 @@ if [ "$1" = 'postgres' ]; then
 			exit 1
 		fi
 
+		# Before 14 the password would be stored as MD5, which a
+		# scram-sha-256 line refuses: initdb sets password_encryption to
+		# scram-sha-256 when its host method is scram-sha-256.
+		if [ "$auth" = 'scram-sha-256' ]; then
+			POSTGRES_INITDB_ARGS="--auth-host=scram-sha-256 $POSTGRES_INITDB_ARGS"
+		fi
 		# shellcheck disable=SC2086 # POSTGRES_INITDB_ARGS is a list of words
 		initdb --username="$POSTGRES_USER" --pwfile=<(printf '%s\n' "$POSTGRES_PASSWORD") $POSTGRES_INITDB_ARGS
 		printf '\nhost all all all %s\n' "$auth" >> "$PGDATA/pg_hba.conf"

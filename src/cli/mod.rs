@@ -212,6 +212,12 @@ pub struct RunArgs {
     /// Write the report as JSON to this file ("-" for stdout).
     #[arg(long)]
     pub json: Option<PathBuf>,
+    /// Compare this run with an earlier JSON report (`--json`) of the same
+    /// scenario and strategy: each figure that got worse by more than
+    /// `max_regression` (0.25 unless the scenario sets it) is a regression
+    /// and fails the verdict.
+    #[arg(long, value_name = "PATH")]
+    pub baseline: Option<PathBuf>,
     /// Write the report as Markdown, for a pull-request comment (it opens
     /// with a fixed hidden marker and stays under 60,000 characters), to
     /// this file ("-" for stdout).
@@ -221,6 +227,16 @@ pub struct RunArgs {
     /// step) to this file ("-" for stdout).
     #[arg(long, value_name = "PATH")]
     pub junit: Option<PathBuf>,
+    /// Write the report as one self-contained HTML page with charts
+    /// (latency, failures, lock queue, pool, replica lag, WAL over time) to
+    /// this file ("-" for stdout).
+    #[arg(long, value_name = "PATH")]
+    pub html: Option<PathBuf>,
+    /// Write a GitLab Code Quality report (a failing step on its migration
+    /// file's line, other failures on the file rehearsed) to this file
+    /// ("-" for stdout).
+    #[arg(long, value_name = "PATH")]
+    pub codequality: Option<PathBuf>,
     /// On --backend url, rehearse against tables that already exist, as
     /// they are, instead of refusing to touch them.
     #[arg(long)]

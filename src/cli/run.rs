@@ -8,7 +8,10 @@ use super::{
 };
 use crate::postgres::{self, PoolMode};
 use crate::rehearsal::{RunOptions, UsageError, rehearse_all};
-use crate::report::{JsonOut, Report, github, junit, markdown_many, render, render_side_by_side, to_json_many};
+use crate::report::{
+    JsonOut, Report, codequality, github, html, junit, markdown_many, regression, render, render_side_by_side,
+    to_json_many,
+};
 use crate::scenario::{self, LoadOptions};
 
 /// Runs `rehearse run`: the scenario (or the one derived from a migration
@@ -54,6 +57,7 @@ pub(super) async fn run(args: RunArgs) -> anyhow::Result<i32> {
     }
     let out = args.json.as_deref().map(JsonOut::open).transpose()?;
     let formats = Formats::open(&args)?;
+    let baseline = args.baseline.as_deref().map(read_baseline).transpose()?;
     if let Some(url) = &args.replica_url {
         warn_if_password_in("--replica-url", url);
     }
@@ -70,7 +74,14 @@ pub(super) async fn run(args: RunArgs) -> anyhow::Result<i32> {
     if args.suggest {
         return suggest::run(&scenario, &requested, &args.server.pg_images, args.strategy.as_deref(), out, &opts).await;
     }
-    let reports = rehearse_all(&scenario, &requested, &args.server.pg_images, args.strategy.as_deref(), &opts).await?;
+    let mut reports =
+        rehearse_all(&scenario, &requested, &args.server.pg_images, args.strategy.as_deref(), &opts).await?;
+    if let Some((path, json)) = &baseline {
+        let tolerance = scenario.thresholds.max_regression.unwrap_or(regression::DEFAULT_TOLERANCE);
+        for r in &mut reports {
+            against_baseline(r, path, json, tolerance);
+        }
+    }
     let (summary, json) = match reports.as_slice() {
         [one] => (render(one), one.to_json()),
         many => (render_side_by_side(many), to_json_many(many)),
@@ -101,23 +112,34 @@ pub(super) async fn run(args: RunArgs) -> anyhow::Result<i32> {
 struct Formats {
     markdown: Option<JsonOut>,
     junit: Option<JsonOut>,
+    html: Option<JsonOut>,
+    codequality: Option<JsonOut>,
+    /// The file rehearsed, for Code Quality issues that have no line.
+    rehearsed: String,
 }
 
 impl Formats {
     /// Checks each path now, so that a long run's report is never lost to a
     /// typo; at most one format may go to stdout.
     fn open(args: &RunArgs) -> anyhow::Result<Formats> {
-        let paths = [args.json.as_deref(), args.markdown.as_deref(), args.junit.as_deref()];
+        let paths = [&args.json, &args.markdown, &args.junit, &args.html, &args.codequality].map(|p| p.as_deref());
         if paths.iter().flatten().filter(|p| p.as_os_str() == "-").count() > 1 {
-            return Err(UsageError("only one of --json, --markdown and --junit can be \"-\" (stdout)".into()).into());
+            let why = "only one of --json, --markdown, --junit, --html and --codequality can be \"-\" (stdout)";
+            return Err(UsageError(why.into()).into());
         }
         let markdown = args.markdown.as_deref().map(|p| JsonOut::open_as("--markdown", p)).transpose()?;
         let junit = args.junit.as_deref().map(|p| JsonOut::open_as("--junit", p)).transpose()?;
-        Ok(Formats { markdown, junit })
+        let html = args.html.as_deref().map(|p| JsonOut::open_as("--html", p)).transpose()?;
+        let codequality = args.codequality.as_deref().map(|p| JsonOut::open_as("--codequality", p)).transpose()?;
+        let m = &args.migrations;
+        let rehearsed = args.scenario.clone().or_else(|| m.migrations.clone()).or_else(|| m.migration.first().cloned());
+        let rehearsed = rehearsed.map_or_else(|| "(derived scenario)".into(), |p| p.display().to_string());
+        Ok(Formats { markdown, junit, html, codequality, rehearsed })
     }
 
     fn to_stdout(&self) -> bool {
-        self.markdown.iter().chain(&self.junit).any(JsonOut::is_stdout)
+        let all = [&self.markdown, &self.junit, &self.html, &self.codequality];
+        all.into_iter().flatten().any(JsonOut::is_stdout)
     }
 
     fn write(self, reports: &[Report], stdout_free: bool, path: &dyn Fn(&str) -> String) -> anyhow::Result<()> {
@@ -127,6 +149,13 @@ impl Formats {
         }
         if let Some(out) = self.junit {
             out.write(&junit(reports)).context("writing the JUnit report")?;
+        }
+        if let Some(out) = self.html {
+            out.write(&html(reports)).context("writing the HTML report")?;
+        }
+        if let Some(out) = self.codequality {
+            let json = codequality(reports, path, &self.rehearsed);
+            out.write(&json).context("writing the Code Quality report")?;
         }
         if let Some(path) = std::env::var_os("GITHUB_STEP_SUMMARY").filter(|p| !p.is_empty()) {
             if let Err(e) = github::append_summary(std::path::Path::new(&path), &md) {
@@ -143,5 +172,41 @@ impl Formats {
             }
         }
         Ok(())
+    }
+}
+
+/// The earlier report `--baseline` names, read now: a file that is not one
+/// is refused before the run.
+fn read_baseline(path: &std::path::Path) -> anyhow::Result<(String, serde_json::Value)> {
+    let shown = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| UsageError(format!("--baseline {shown}: {e}")))?;
+    let json: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| UsageError(format!("--baseline {shown}: not a JSON report ({e})")))?;
+    let one = json.get("scenario").is_some();
+    let many = json.get("reports").is_some_and(serde_json::Value::is_array);
+    if !one && !many {
+        return Err(UsageError(format!("--baseline {shown}: not a rehearse report (written by --json)")).into());
+    }
+    Ok((shown, json))
+}
+
+/// Compares `r` with its run in the baseline; a baseline without one fails
+/// the verdict, since nothing was compared.
+fn against_baseline(r: &mut Report, path: &str, json: &serde_json::Value, tolerance: f64) {
+    let found = regression::pick(json, r).map(|b| regression::compare(r, b, path, tolerance));
+    match found {
+        Ok(regressions) => regression::apply(r, regressions),
+        Err(why) => {
+            r.verdict.pass = false;
+            r.verdict.violations.push(crate::report::Violation {
+                threshold: crate::report::Check::MaxRegression,
+                subject: "run".into(),
+                measured: None,
+                limit: None,
+                message: format!("--baseline {path}: {why}; nothing was compared"),
+            });
+            let none = regression::Regressions { baseline: path.into(), tolerance, compared: 0, regressed: vec![] };
+            r.regressions = Some(none);
+        }
     }
 }

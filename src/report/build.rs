@@ -152,6 +152,7 @@ pub fn build(run: Run<'_>, measured: Measured) -> Report {
         max_lost_writes: scenario.thresholds.max_lost_writes,
         max_replica_lag_ms: scenario.thresholds.max_replica_lag.map(ms),
         max_replica_lag_bytes: scenario.thresholds.max_replica_lag_bytes,
+        max_regression: scenario.thresholds.max_regression,
         defaults: scenario.thresholds.defaults,
     };
     let replication = super::replication::build(lag_interval_ms, replicas, &phases);
@@ -214,6 +215,7 @@ pub fn build(run: Run<'_>, measured: Measured) -> Report {
         cdc,
         ledger,
         pooler,
+        regressions: None,
         series: Named(results.into_iter().map(|q| (q.name, q.series)).collect()),
         thresholds,
         fault,

@@ -32,7 +32,7 @@ fn data(s: &str) -> String {
 /// Why a step of a migration file failed the run: its own error, or,
 /// when the verdict failed, the workload's waits behind the migration
 /// while the step ran (or held its locks).
-fn blame(r: &Report, s: &crate::migration::StepReport) -> Option<String> {
+pub(super) fn blame(r: &Report, s: &crate::migration::StepReport) -> Option<String> {
     if let Some(e) = &s.error {
         return Some(format!("step {} failed: {e}", s.index));
     }

@@ -93,6 +93,7 @@ fn checks(r: &Report) -> Vec<Check> {
         (Check::MaxLostWrites, r.ledger.is_some()),
         (Check::MaxReplicaLag, t.max_replica_lag_ms.is_some()),
         (Check::MaxReplicaLagBytes, t.max_replica_lag_bytes.is_some()),
+        (Check::MaxRegression, r.regressions.is_some()),
     ];
     checks.extend(set.iter().filter(|(_, on)| *on).map(|(c, _)| *c));
     for v in &r.verdict.violations {

@@ -47,7 +47,7 @@ fn verdict(r: &Report) -> &'static str {
     if r.verdict.pass { "✅ PASS" } else { "❌ FAIL" }
 }
 
-fn label(r: &Report) -> String {
+pub(super) fn label(r: &Report) -> String {
     match &r.strategy {
         Some(s) => format!("{} · strategy {s}", r.scenario),
         None => format!("{} · load only", r.scenario),
@@ -55,7 +55,7 @@ fn label(r: &Report) -> String {
 }
 
 /// `PostgreSQL 15.18 (local)`.
-fn server(r: &Report) -> String {
+pub(super) fn server(r: &Report) -> String {
     let version: Vec<&str> = r.postgres.version.split_whitespace().take(2).collect();
     let at = r.postgres.image.clone().unwrap_or_else(|| r.postgres.backend.to_string());
     format!("{} ({at})", version.join(" "))

@@ -6,9 +6,12 @@
 mod autovacuum;
 mod broken;
 mod build;
+mod charts;
+mod codequality;
 mod compare;
 mod compare_terminal;
 pub mod github;
+mod html;
 mod json_file;
 mod junit;
 mod ledger;
@@ -18,6 +21,7 @@ mod pooler;
 mod predict;
 mod predict_terminal;
 mod progress;
+pub mod regression;
 mod replication;
 mod side_by_side;
 mod terminal;
@@ -31,11 +35,13 @@ use serde::ser::SerializeMap;
 
 pub use broken::{BrokenQuery, StepRef};
 pub use build::{Measured, Run, build};
+pub use codequality::codequality;
 pub(crate) use compare::worst_during_p99;
 pub use compare::{
     CompareRun, Comparison, OrderCheck, PhaseP99, ResetInfo, SAFEST_RULE, Spread, StrategySummary, summarize,
 };
 pub use compare_terminal::render_comparison;
+pub use html::html;
 pub use json_file::{JsonOut, JsonPathError};
 pub use junit::junit;
 pub use markdown::{LIMIT as MARKDOWN_LIMIT, MARKER as MARKDOWN_MARKER, markdown, markdown_many};
@@ -142,6 +148,10 @@ pub struct Report {
     /// its clients waiting for a server connection; absent otherwise.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pooler: Option<PoolerReport>,
+    /// This run against an earlier one (`--baseline`): the figures that got
+    /// worse; absent without a baseline.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub regressions: Option<regression::Regressions>,
     /// Per query, per second (by due time).
     pub series: Named<Vec<SeriesPoint>>,
     /// The thresholds applied.
@@ -409,6 +419,10 @@ pub struct ThresholdsInfo {
     /// when unset.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_replica_lag_bytes: Option<u64>,
+    /// How much worse than the baseline's (`--baseline`) a figure may get,
+    /// as a fraction; absent when unset (0.25 applies).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_regression: Option<f64>,
     /// The scenario names no thresholds: these are the documented
     /// defaults.
     pub defaults: bool,

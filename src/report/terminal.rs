@@ -116,6 +116,8 @@ pub fn render(r: &Report) -> String {
         super::replication::render_cdc(w, cdc);
     }
 
+    super::regression::render(w, r.regressions.as_ref());
+
     let _ = writeln!(w, "\nVERDICT  {}", if r.verdict.pass { "PASS" } else { "FAIL" });
     if r.verdict.pass {
         let _ = writeln!(w, "  every threshold held");

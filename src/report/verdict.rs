@@ -48,6 +48,8 @@ pub enum Check {
     MaxReplicaLag,
     /// `max_replica_lag_bytes`
     MaxReplicaLagBytes,
+    /// `max_regression`, against `--baseline`
+    MaxRegression,
 }
 
 impl std::fmt::Display for Check {
@@ -65,6 +67,7 @@ impl std::fmt::Display for Check {
             Check::MaxLostWrites => "max_lost_writes",
             Check::MaxReplicaLag => "max_replica_lag",
             Check::MaxReplicaLagBytes => "max_replica_lag_bytes",
+            Check::MaxRegression => "max_regression",
         })
     }
 }

@@ -538,6 +538,9 @@ pub struct Thresholds {
     pub max_replica_lag: Option<Duration>,
     /// The most WAL any replica may have left to replay, in bytes.
     pub max_replica_lag_bytes: Option<u64>,
+    /// How much worse than `--baseline`'s a figure may get, as a fraction
+    /// (0.25 when unset); judged only with a baseline.
+    pub max_regression: Option<f64>,
     /// The scenario names no thresholds: these are [`Thresholds::DEFAULTS`].
     pub defaults: bool,
 }
@@ -561,6 +564,7 @@ impl Thresholds {
         max_lost_writes: 0,
         max_replica_lag: None,
         max_replica_lag_bytes: None,
+        max_regression: None,
         defaults: true,
     };
 
@@ -576,6 +580,7 @@ impl Thresholds {
             Thresholds {
                 max_broken_queries: self.max_broken_queries,
                 max_lost_writes: self.max_lost_writes,
+                max_regression: self.max_regression,
                 ..Self::DEFAULTS
             }
         } else {

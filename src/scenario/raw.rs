@@ -213,6 +213,7 @@ pub struct RawThresholds {
     pub max_lost_writes: Option<Spanned<i64>>,
     pub max_replica_lag: Option<Dur>,
     pub max_replica_lag_bytes: Option<Spanned<i64>>,
+    pub max_regression: Option<Spanned<f64>>,
 }
 
 /// A value generator as written: a bare name such as `"email"`, or an

@@ -168,6 +168,14 @@ impl Validator {
             }
             b => b.as_ref().map(|b| *b.get_ref() as u64),
         };
+        if let Some(r) = &th.max_regression
+            && !(r.get_ref().is_finite() && *r.get_ref() >= 0.0)
+        {
+            return self.err(
+                r.span(),
+                "max_regression is how much worse than the baseline a figure may get: a fraction, 0 or more",
+            );
+        }
         let (replicas, replica_settings) = self.replicas(raw.replica)?;
         let cdc = self.cdc(raw.cdc)?;
         let pooler = self.pooler(raw.pooler)?;
@@ -205,6 +213,7 @@ impl Validator {
                 max_lost_writes: max_lost,
                 max_replica_lag: th.max_replica_lag.map(|d| d.0),
                 max_replica_lag_bytes: lag_bytes,
+                max_regression: th.max_regression.map(|r| r.into_inner()),
                 defaults: false,
             }
             .or_defaults(),

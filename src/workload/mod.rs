@@ -18,6 +18,7 @@ mod lease;
 mod pacer;
 
 mod pool;
+mod pool_series;
 mod recorder;
 mod request;
 
@@ -28,7 +29,7 @@ mod startup;
 mod stats;
 mod wire;
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde::Serialize;
@@ -41,6 +42,7 @@ pub use pacer::{Issue, OpenSchedule, Pacer, Share, ThinkTime, TimerFdWait, Tokio
 
 use crate::clock::{Phase, PhaseClock};
 pub use pool::{Pool, PoolStats};
+pub use pool_series::PoolPoint;
 pub use recorder::QueryRecorder;
 pub use shards::Shards;
 pub use signal::Signal;
@@ -165,6 +167,8 @@ pub struct Running {
     /// flight.
     clients: Vec<AbortHandle>,
     tracker: TaskTracker,
+    /// The primary pool's fill, per second.
+    fill: Arc<Mutex<Vec<pool_series::PoolPoint>>>,
 }
 
 /// What one query measured over the run.
@@ -344,7 +348,10 @@ impl Workload {
                 }
             }
         }
-        Running { workload: self, stop, abort, clients, tracker }
+        // The primary pool's fill, for the charts.
+        let fill = Arc::new(Mutex::new(Vec::new()));
+        tracker.spawn(pool_series::sample(self.pools[0].clone(), start, stop.clone(), fill.clone()));
+        Running { workload: self, stop, abort, clients, tracker, fill }
     }
 }
 
@@ -430,7 +437,9 @@ impl Running {
                 errors: q.errors.seen(),
             })
             .collect();
-        (results, self.workload.pools[0].stats())
+        let mut pool = self.workload.pools[0].stats();
+        pool.series = self.fill.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        (results, pool)
     }
 
     /// Drops every request in flight; each is recorded as unfinished.

@@ -82,6 +82,9 @@ pub struct PoolStats {
     /// result type (`cached plan must not change result type`); the request
     /// was retried once, as drivers such as ActiveRecord and Npgsql do.
     pub replans: u64,
+    /// Per second, connections checked out and requests queued (sampled
+    /// every 100 ms, the most of each second).
+    pub series: Vec<super::pool_series::PoolPoint>,
 }
 
 /// What the pool's connections prepare, and how to open another.
@@ -417,6 +420,7 @@ impl Pool {
             full_seconds: full.clamp(0, self.nanos()) as f64 / 1e9,
             timeouts: g.timeouts,
             replans: g.replans,
+            series: Vec::new(),
         }
     }
 }

@@ -1,0 +1,201 @@
+//! `--baseline previous.json`: this run against an earlier one of the same
+//! scenario and strategy. A figure that got worse by more than the
+//! tolerance (`max_regression`, a fraction; 0.25 unless the scenario says)
+//! and by more than a floor (a 2 ms p99 that becomes 4 ms is noise, not a
+//! regression) is a regression, and fails the verdict.
+
+use std::fmt::Write;
+
+use serde::Serialize;
+use serde_json::Value;
+
+use super::{Check, Report, Violation};
+
+/// The tolerance when the scenario sets no `max_regression`.
+pub const DEFAULT_TOLERANCE: f64 = 0.25;
+
+/// A figure compared with the baseline's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Figure {
+    /// The migration's wall time, in milliseconds.
+    MigrationMs,
+    /// The longest any workload request waited on a lock, in milliseconds.
+    WorkloadLockWaitMs,
+    /// Seconds the application's pool was full.
+    PoolFullS,
+    /// A query's p99 during the migration, in milliseconds.
+    P99DuringMs,
+    /// A query's fraction of failed requests from the migration's start on.
+    ErrorRate,
+}
+
+impl Figure {
+    /// How much worse a figure must also get, in its unit, to count.
+    fn floor(self) -> f64 {
+        match self {
+            Figure::MigrationMs | Figure::WorkloadLockWaitMs | Figure::P99DuringMs => 50.0,
+            Figure::PoolFullS => 0.1,
+            Figure::ErrorRate => 0.001,
+        }
+    }
+
+    fn describe(self) -> &'static str {
+        match self {
+            Figure::MigrationMs => "the migration's wall time",
+            Figure::WorkloadLockWaitMs => "the longest lock wait of a workload request",
+            Figure::PoolFullS => "time the pool was full",
+            Figure::P99DuringMs => "p99 during the migration",
+            Figure::ErrorRate => "failed requests since the migration began",
+        }
+    }
+
+    fn show(self, v: f64) -> String {
+        match self {
+            Figure::MigrationMs | Figure::WorkloadLockWaitMs | Figure::P99DuringMs => super::terminal::dur(v),
+            Figure::PoolFullS => format!("{v:.1}s"),
+            Figure::ErrorRate => format!("{:.2}%", v * 100.0),
+        }
+    }
+}
+
+/// One figure that got worse.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Regression {
+    /// Which figure.
+    pub figure: Figure,
+    /// What it is of: a query's name, or `run`.
+    pub subject: String,
+    /// The baseline's value.
+    pub baseline: f64,
+    /// This run's.
+    pub now: f64,
+}
+
+/// This run against the baseline.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Regressions {
+    /// The baseline's file.
+    pub baseline: String,
+    /// How much worse (a fraction) a figure may get.
+    pub tolerance: f64,
+    /// Figures compared (those both runs measured).
+    pub compared: usize,
+    /// Those that got worse than the tolerance allows.
+    pub regressed: Vec<Regression>,
+}
+
+/// The report in `json` (one report, or `{"reports": [...]}`) of the same
+/// scenario, strategy and server as `r`; `Err` says why there is none.
+pub fn pick<'a>(json: &'a Value, r: &Report) -> Result<&'a Value, String> {
+    let candidates: Vec<&Value> = match json.get("reports").and_then(Value::as_array) {
+        Some(all) => all.iter().collect(),
+        None => vec![json],
+    };
+    let same = |b: &&Value| {
+        b["scenario"].as_str() == Some(r.scenario.as_str()) && b["strategy"].as_str() == r.strategy.as_deref()
+    };
+    let mut matching: Vec<&Value> = candidates.into_iter().filter(same).collect();
+    if matching.len() > 1 {
+        matching.retain(|b| b["postgres"]["image"].as_str() == r.postgres.image.as_deref());
+    }
+    matching.first().copied().ok_or_else(|| {
+        let strategy = r.strategy.as_deref().unwrap_or("(load only)");
+        format!("it holds no report of scenario {} with strategy {strategy}", r.scenario)
+    })
+}
+
+/// The figures of a report as JSON, by figure and subject.
+fn figures(v: &Value) -> Vec<(Figure, String, f64)> {
+    let mut out = Vec::new();
+    let run = |f: Figure, x: Option<f64>, out: &mut Vec<_>| {
+        if let Some(x) = x {
+            out.push((f, "run".to_string(), x));
+        }
+    };
+    run(Figure::MigrationMs, v["migration"]["total_ms"].as_f64(), &mut out);
+    run(Figure::WorkloadLockWaitMs, v["locks"]["workload_longest_wait_ms"].as_f64(), &mut out);
+    run(Figure::PoolFullS, v["pool"]["full_seconds"].as_f64(), &mut out);
+    if let Some(queries) = v["phases"]["during"]["queries"].as_object() {
+        for (name, q) in queries {
+            if let Some(p) = q["p99_ms"].as_f64() {
+                out.push((Figure::P99DuringMs, name.clone(), p));
+            }
+        }
+    }
+    let judged = ["during", "after", "rollback", "after_rollback"];
+    let mut rates: std::collections::BTreeMap<String, (f64, f64)> = Default::default();
+    for phase in judged {
+        for (name, q) in v["phases"][phase]["queries"].as_object().into_iter().flatten() {
+            let e = rates.entry(name.clone()).or_default();
+            e.0 += q["errors"].as_f64().unwrap_or(0.0);
+            e.1 += q["count"].as_f64().unwrap_or(0.0);
+        }
+    }
+    for (name, (errors, count)) in rates {
+        if count > 0.0 {
+            out.push((Figure::ErrorRate, name, errors / count));
+        }
+    }
+    out
+}
+
+/// Compares `r` with `baseline` (its report from [`pick`]), at `tolerance`.
+pub fn compare(r: &Report, baseline: &Value, path: &str, tolerance: f64) -> Regressions {
+    let now = serde_json::to_value(r).unwrap_or(Value::Null);
+    let before = figures(baseline);
+    let mut compared = 0;
+    let mut regressed = Vec::new();
+    for (figure, subject, x) in figures(&now) {
+        let Some((_, _, b)) = before.iter().find(|(f, s, _)| *f == figure && *s == subject) else { continue };
+        compared += 1;
+        if x > b * (1.0 + tolerance) && x - b > figure.floor() {
+            regressed.push(Regression { figure, subject, baseline: *b, now: x });
+        }
+    }
+    Regressions { baseline: path.to_string(), tolerance, compared, regressed }
+}
+
+/// Sets `r.regressions`, and fails its verdict for each one.
+pub fn apply(r: &mut Report, regressions: Regressions) {
+    for g in &regressions.regressed {
+        r.verdict.violations.push(Violation {
+            threshold: Check::MaxRegression,
+            subject: g.subject.clone(),
+            measured: Some(g.now),
+            limit: Some(g.baseline * (1.0 + regressions.tolerance)),
+            message: sentence(g, regressions.tolerance),
+        });
+        r.verdict.pass = false;
+    }
+    r.regressions = Some(regressions);
+}
+
+/// `get_order: p99 during the migration 12.0ms → 80.0ms (+567%, limit +25%)`.
+fn sentence(g: &Regression, tolerance: f64) -> String {
+    let change = if g.baseline > 0.0 { format!("+{:.0}%", (g.now / g.baseline - 1.0) * 100.0) } else { "new".into() };
+    let whose = if g.subject == "run" { String::new() } else { format!("{}: ", g.subject) };
+    format!(
+        "{whose}{} {} → {} ({change}, limit +{:.0}%)",
+        g.figure.describe(),
+        g.figure.show(g.baseline),
+        g.figure.show(g.now),
+        tolerance * 100.0
+    )
+}
+
+/// The terminal section, with `--baseline`.
+pub(super) fn render(w: &mut String, r: Option<&Regressions>) {
+    let Some(r) = r else { return };
+    let _ = writeln!(
+        w,
+        "\nREGRESSIONS  against {} (tolerance +{:.0}%): {} of {} figures got worse",
+        r.baseline,
+        r.tolerance * 100.0,
+        r.regressed.len(),
+        r.compared
+    );
+    for g in &r.regressed {
+        let _ = writeln!(w, "  ✗ {}", sentence(g, r.tolerance));
+    }
+}
