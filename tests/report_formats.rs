@@ -210,6 +210,19 @@ fn a_run_worse_than_its_baseline_lists_each_regression_and_fails() {
 }
 
 #[test]
+fn a_baseline_with_no_figure_in_common_fails_the_verdict() {
+    use rehearse::report::regression::{apply, compare};
+    let mut r = naive();
+    let found =
+        compare(&r, &serde_json::json!({"scenario": "add-column-default", "strategy": "naive"}), "b.json", 0.25);
+    assert_eq!(found.compared, 0);
+    r.verdict = rehearse::report::Verdict { pass: true, violations: vec![] };
+    apply(&mut r, found);
+    assert!(!r.verdict.pass);
+    assert!(r.verdict.violations[0].message.contains("nothing was compared"), "{:?}", r.verdict);
+}
+
+#[test]
 fn a_run_against_itself_has_no_regression() {
     use rehearse::report::regression::compare;
     let r = naive();

@@ -156,8 +156,22 @@ pub fn compare(r: &Report, baseline: &Value, path: &str, tolerance: f64) -> Regr
     Regressions { baseline: path.to_string(), tolerance, compared, regressed }
 }
 
-/// Sets `r.regressions`, and fails its verdict for each one.
+/// Sets `r.regressions`, and fails its verdict for each one, and when no
+/// figure could be compared (nothing was judged).
 pub fn apply(r: &mut Report, regressions: Regressions) {
+    if regressions.compared == 0 {
+        r.verdict.violations.push(Violation {
+            threshold: Check::MaxRegression,
+            subject: "run".into(),
+            measured: None,
+            limit: None,
+            message: format!(
+                "--baseline {}: no figure of this run is in it; nothing was compared",
+                regressions.baseline
+            ),
+        });
+        r.verdict.pass = false;
+    }
     for g in &regressions.regressed {
         r.verdict.violations.push(Violation {
             threshold: Check::MaxRegression,
