@@ -18,7 +18,7 @@ use crate::postgres::{Role, SqlError, connect};
 use crate::scenario::InterferenceSpec;
 
 /// What one interfering statement did.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
 pub struct InterferenceReport {
     /// Its name.
     pub name: String,
@@ -35,7 +35,7 @@ pub struct InterferenceReport {
 }
 
 /// How an interfering statement ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum InterferenceOutcome {
     /// It completed.

@@ -59,6 +59,7 @@ pub mod rehearsal;
 pub mod report;
 pub mod scenario;
 pub mod setup;
+pub mod soak;
 pub mod suggest;
 pub mod tune;
 pub mod units;

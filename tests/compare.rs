@@ -150,11 +150,20 @@ fn compare_exits_1_when_no_strategy_passes_and_2_on_a_named_server() {
     let sandbox = Sandbox::new();
     let path = sandbox.write("two.toml", &two_strategies());
     let p = path.to_str().unwrap();
-    let out = sandbox.run(&["compare", p, "--backend", "local", "--strategies", "holds-lock", "--quiet"]);
+    let formats = ["--markdown", "c.md", "--junit", "c.xml"];
+    let out = sandbox
+        .run(&[&["compare", p, "--backend", "local", "--strategies", "holds-lock", "--quiet"], &formats[..]].concat());
     let stdout = text(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{stdout}\n{}", text(&out.stderr));
     assert!(stdout.contains("no strategy passed every run"), "{stdout}");
     assert!(stdout.contains("position bias: not assessed"), "{stdout}");
+    // The comparison's runs in the formats of `run`: the Markdown one table
+    // of them, the JUnit a testsuite per run.
+    let md = std::fs::read_to_string(sandbox.path().join("c.md")).unwrap();
+    assert!(md.starts_with(rehearse::report::MARKDOWN_MARKER), "{md}");
+    assert!(md.contains("strategy holds-lock") && md.contains("❌ FAIL"), "{md}");
+    let junit = std::fs::read_to_string(sandbox.path().join("c.xml")).unwrap();
+    assert_eq!(junit.matches("<testsuite ").count(), 1, "{junit}");
 
     let out = sandbox.run(&["compare", p, "--url", "postgres://someone@127.0.0.1:1/db", "--quiet"]);
     assert_eq!(out.status.code(), Some(2));

@@ -93,6 +93,30 @@ fn loads_are_deterministic_realistic_keyed_and_indexed() {
         assert_ne!(a, checksum(&other).await);
 
         let c = &three;
+        // Indexes and constraints are back, the FK valid, the tables analyzed
+        // with their visibility map set. Checked before this test writes a row:
+        // an autovacuum or autoanalyze may run at any time after the load (its
+        // insert counts reach the statistics a moment later) and would count
+        // the page a later INSERT dirtied as not all-visible.
+        let indexes: Vec<String> = c
+            .query("SELECT indexname FROM pg_indexes WHERE tablename IN ('orders', 'customers') ORDER BY 1", &[])
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        assert_eq!(indexes, ["customers_email_key", "customers_pkey", "orders_pkey", "orders_placed_at"]);
+        assert_eq!(scalar(c, "SELECT count(*) FROM pg_constraint WHERE contype = 'f' AND convalidated").await, 1.0);
+        for t in ["orders", "customers"] {
+            let row = c
+                .query_one("SELECT relpages, relallvisible, reltuples FROM pg_class WHERE relname = $1", &[&t])
+                .await
+                .unwrap();
+            let (pages, visible, tuples): (i32, i32, f32) = (row.get(0), row.get(1), row.get(2));
+            assert!(pages > 0 && visible == pages, "{t}: {visible} of {pages} pages all-visible");
+            assert!(tuples > 0.0, "{t} analyzed");
+        }
+
         // Keys: ids 1..=rows, foreign keys within the parent, sequences moved
         // past the loaded keys.
         assert_eq!(scalar(c, "SELECT min(id) FROM orders").await, 1.0);
@@ -125,26 +149,6 @@ fn loads_are_deterministic_realistic_keyed_and_indexed() {
         let spread = scalar(c, "SELECT extract(epoch FROM max(placed_at) - min(placed_at)) / 86400 FROM orders").await;
         assert!(spread > 700.0, "timestamps spread over the default two years: {spread} days");
 
-        // Indexes and constraints are back, the FK valid, the tables analyzed
-        // with their visibility map set.
-        let indexes: Vec<String> = c
-            .query("SELECT indexname FROM pg_indexes WHERE tablename IN ('orders', 'customers') ORDER BY 1", &[])
-            .await
-            .unwrap()
-            .iter()
-            .map(|r| r.get(0))
-            .collect();
-        assert_eq!(indexes, ["customers_email_key", "customers_pkey", "orders_pkey", "orders_placed_at"]);
-        assert_eq!(scalar(c, "SELECT count(*) FROM pg_constraint WHERE contype = 'f' AND convalidated").await, 1.0);
-        for t in ["orders", "customers"] {
-            let row = c
-                .query_one("SELECT relpages, relallvisible, reltuples FROM pg_class WHERE relname = $1", &[&t])
-                .await
-                .unwrap();
-            let (pages, visible, tuples): (i32, i32, f32) = (row.get(0), row.get(1), row.get(2));
-            assert!(pages > 0 && visible == pages, "{t}: {visible} of {pages} pages all-visible");
-            assert!(tuples > 0.0, "{t} analyzed");
-        }
         drop(cluster);
     });
 }

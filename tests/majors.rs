@@ -11,10 +11,10 @@ use serde_json::Value;
 
 use crate::common::{Sandbox, heavy, text};
 
-const MAJORS: [u32; 3] = [13, 15, 17];
+pub const MAJORS: [u32; 3] = [13, 15, 17];
 
 /// The three images, or `None` (skip).
-fn images() -> Option<Vec<String>> {
+pub fn images() -> Option<Vec<String>> {
     let required = std::env::var("REHEARSE_REQUIRE_DOCKER").as_deref() == Ok("1");
     let images: Vec<String> = MAJORS.iter().map(|m| format!("rehearse/postgres:{m}")).collect();
     let missing: Vec<&String> = images

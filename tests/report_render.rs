@@ -520,7 +520,7 @@ fn terminal_summary_with_a_broken_query_and_a_lagging_replica() {
         first_s: 20.31,
         errors: 3998,
         after_step: Some(StepRef {
-            migration: "migration",
+            migration: "migration".into(),
             index: 2,
             name: Some("drop status".into()),
             sql: "ALTER TABLE orders DROP COLUMN status".into(),

@@ -6,6 +6,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Args;
 
+use super::formats::Formats;
 use super::{EXIT_ENVIRONMENT, EXIT_FAIL, EXIT_PASS, ServerArgs, default_streams, parse_duration};
 use crate::compare::{Compared, compare};
 use crate::rehearsal::RunOptions;
@@ -27,6 +28,9 @@ pub struct CompareArgs {
     /// How the runs go.
     #[command(flatten)]
     pub runs: RunsArgs,
+    /// The runs' reports in other formats (Markdown: one table of them).
+    #[command(flatten)]
+    pub formats: super::formats::FormatArgs,
 }
 
 /// What `compare` and `tune` share: how many runs, at which scale, and
@@ -87,7 +91,13 @@ impl OutputArgs {
 
 /// Prints a summary: to stderr when the JSON goes to stdout.
 pub(super) fn print_summary(out: Option<&JsonOut>, text: &str) {
-    if out.is_some_and(JsonOut::is_stdout) {
+    print_summary_beside(out, None, text);
+}
+
+/// Prints a summary: to stderr when the JSON or another format goes to
+/// stdout.
+pub(super) fn print_summary_beside(out: Option<&JsonOut>, formats: Option<&Formats>, text: &str) {
+    if out.is_some_and(JsonOut::is_stdout) || formats.is_some_and(Formats::to_stdout) {
         eprint!("{text}");
     } else {
         print!("{text}");
@@ -106,20 +116,24 @@ pub fn to_json(c: &Compared) -> String {
 pub(super) async fn run(args: CompareArgs) -> anyhow::Result<i32> {
     let requested = args.server.requested()?;
     let scenario = scenario::load(&args.scenario, &LoadOptions { scale: args.runs.scale })?;
+    let formats = Formats::open(args.runs.out.json.as_deref(), &args.formats, args.scenario.display().to_string())?;
     let out = args.runs.out.open()?;
     let repeat = usize::from(args.runs.repeat);
     let (images, names, opts) = (&args.server.pg_images, &args.strategies, args.runs.out.options());
     let compared = compare(&scenario, &requested, images, names, repeat, &opts).await?;
-    print_summary(out.as_ref(), &render_comparison(&compared.summary, &compared.reports));
-    finish(&compared, out)
+    print_summary_beside(out.as_ref(), Some(&formats), &render_comparison(&compared.summary, &compared.reports));
+    finish(&compared, out, formats)
 }
 
-/// Writes the JSON, if asked, and returns the exit code: 3 when the
-/// server failed, 0 when a strategy passed every run, else 1.
-pub(super) fn finish(compared: &Compared, out: Option<JsonOut>) -> anyhow::Result<i32> {
+/// Writes the JSON and the other formats, if asked, and returns the exit
+/// code: 3 when the server failed, 0 when a strategy passed every run,
+/// else 1.
+pub(super) fn finish(compared: &Compared, out: Option<JsonOut>, formats: Formats) -> anyhow::Result<i32> {
+    let stdout_free = !out.as_ref().is_some_and(JsonOut::is_stdout) && !formats.to_stdout();
     if let Some(out) = out {
         out.write(&to_json(compared)).context("writing the JSON report")?;
     }
+    formats.write(&compared.reports, stdout_free, &|f| f.to_string())?;
     Ok(if compared.reports.iter().any(|r| r.fault.is_some()) {
         EXIT_ENVIRONMENT
     } else if compared.summary.safest.is_some() {

@@ -7,17 +7,25 @@
 //! SIGTERM, after cleaning up.
 
 mod compare;
+mod formats;
+mod merge;
 mod migrations;
+mod plan;
 mod predict;
 mod run;
+mod server;
+mod soak;
 mod suggest;
 mod tune;
+
+pub use server::{BackendArg, ServerArgs};
+use server::{url_from_file, warn_if_password_in};
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand};
 
 use crate::datagen::LoadError;
 use crate::postgres::{self, ProvisionError};
@@ -81,6 +89,20 @@ pub enum Command {
     /// max_duration).
     #[command(after_help = EXIT_CODES)]
     Predict(Box<predict::PredictArgs>),
+    /// Rehearse every scenario given (files, or directories of them), each
+    /// strategy on each server, over and over until --duration is up (each
+    /// at least once); one summary of runs, passes and each figure's spread
+    /// (exit 0 when every run passed).
+    #[command(after_help = EXIT_CODES)]
+    Soak(Box<soak::SoakArgs>),
+    /// List the shards of a suite, scenario × strategy × major, or print
+    /// them as a CI matrix (--matrix for GitHub Actions' strategy.matrix,
+    /// --matrix=gitlab for a child pipeline with parallel:matrix).
+    Plan(plan::PlanArgs),
+    /// Join the JSON reports of shards into one report, in every format
+    /// (exit 0 when every report passed).
+    #[command(after_help = EXIT_CODES)]
+    Merge(Box<merge::MergeArgs>),
     /// Check a scenario file without running anything.
     Check(CheckArgs),
     /// Write the scenario `run` would derive from a migration and a schema,
@@ -93,88 +115,6 @@ pub enum Command {
     /// Remove what killed runs left behind: containers labelled by the
     /// harness and local cluster directories, of runs no longer going.
     Clean(CleanArgs),
-}
-
-/// Where Postgres comes from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum BackendArg {
-    /// Docker when a daemon answers and the image is there (or can be
-    /// pulled), else local.
-    Auto,
-    /// A throwaway cluster from this machine's PostgreSQL binaries.
-    Local,
-    /// A throwaway container (testcontainers), of --pg-image or the
-    /// scenario's image or version.
-    Docker,
-    /// A server you name with --url (e.g. staging).
-    Url,
-}
-
-/// Where Postgres comes from, for `run` and `generate`.
-#[derive(Debug, Args)]
-pub struct ServerArgs {
-    /// Where Postgres comes from (default: auto, or url when --url is given).
-    #[arg(long, value_enum)]
-    pub backend: Option<BackendArg>,
-    /// The container image (docker backend); repeat it to rehearse on
-    /// several servers, one after another, side by side in the report.
-    #[arg(long = "pg-image", value_name = "IMAGE")]
-    pub pg_images: Vec<String>,
-    /// Connection URL of an existing server (with --backend url). A
-    /// password in it is visible to every user of the machine while the
-    /// run lasts: prefer PGPASSWORD, ~/.pgpass or --url-file.
-    #[arg(long, conflicts_with = "url_file")]
-    pub url: Option<String>,
-    /// A file whose first line is the connection URL (keep it mode 0600).
-    #[arg(long, value_name = "PATH")]
-    pub url_file: Option<PathBuf>,
-}
-
-/// Reads the URL of `--url-file`: its first line that is not empty.
-fn url_from_file(path: &std::path::Path) -> Result<String, UsageError> {
-    let shown = path.display();
-    let meta = std::fs::metadata(path).map_err(|e| UsageError(format!("--url-file {shown}: {e}")))?;
-    if !meta.is_file() || meta.len() > 64 * 1024 {
-        return Err(UsageError(format!("--url-file {shown}: not a small plain file holding a URL")));
-    }
-    let text = std::fs::read_to_string(path).map_err(|e| UsageError(format!("--url-file {shown}: {e}")))?;
-    let url = text.lines().map(str::trim).find(|l| !l.is_empty());
-    url.map(str::to_string).ok_or_else(|| UsageError(format!("--url-file {shown} is empty")))
-}
-
-/// Says, once, that a password on the command line can be read by others.
-fn warn_if_password_in(flag: &str, url: &str) {
-    let has_password =
-        std::str::FromStr::from_str(url).is_ok_and(|c: tokio_postgres::Config| c.get_password().is_some());
-    if has_password {
-        eprintln!(
-            "rehearse: warning: the password in {flag} can be read by every user of this machine while the run lasts (/proc/PID/cmdline); prefer PGPASSWORD, ~/.pgpass or --url-file"
-        );
-    }
-}
-
-impl ServerArgs {
-    /// The backend asked for, with `--url` (or `--url-file`) implying `url`.
-    fn requested(&self) -> Result<postgres::BackendArg, UsageError> {
-        let url = match (&self.url, &self.url_file) {
-            (Some(url), _) => {
-                warn_if_password_in("--url", url);
-                Some(url.clone())
-            }
-            (None, Some(path)) => Some(url_from_file(path)?),
-            (None, None) => None,
-        };
-        Ok(match (self.backend, &url) {
-            (Some(BackendArg::Url) | None, Some(url)) => postgres::BackendArg::Url(url.clone()),
-            (Some(BackendArg::Url), None) => {
-                return Err(UsageError("--backend url needs --url postgres://... or --url-file PATH".into()));
-            }
-            (Some(_), Some(_)) => return Err(UsageError("--url goes with --backend url".into())),
-            (Some(BackendArg::Local), None) => postgres::BackendArg::Local,
-            (Some(BackendArg::Docker), None) => postgres::BackendArg::Docker,
-            (Some(BackendArg::Auto) | None, None) => postgres::BackendArg::Auto,
-        })
-    }
 }
 
 /// `rehearse run`
@@ -218,25 +158,9 @@ pub struct RunArgs {
     /// and fails the verdict.
     #[arg(long, value_name = "PATH")]
     pub baseline: Option<PathBuf>,
-    /// Write the report as Markdown, for a pull-request comment (it opens
-    /// with a fixed hidden marker and stays under 60,000 characters), to
-    /// this file ("-" for stdout).
-    #[arg(long, value_name = "PATH")]
-    pub markdown: Option<PathBuf>,
-    /// Write the report as JUnit XML (a testcase per threshold and per
-    /// step) to this file ("-" for stdout).
-    #[arg(long, value_name = "PATH")]
-    pub junit: Option<PathBuf>,
-    /// Write the report as one self-contained HTML page with charts
-    /// (latency, failures, lock queue, pool, replica lag, WAL over time) to
-    /// this file ("-" for stdout).
-    #[arg(long, value_name = "PATH")]
-    pub html: Option<PathBuf>,
-    /// Write a GitLab Code Quality report (a failing step on its migration
-    /// file's line, other failures on the file rehearsed) to this file
-    /// ("-" for stdout).
-    #[arg(long, value_name = "PATH")]
-    pub codequality: Option<PathBuf>,
+    /// The report's other formats.
+    #[command(flatten)]
+    pub formats: formats::FormatArgs,
     /// On --backend url, rehearse against tables that already exist, as
     /// they are, instead of refusing to touch them.
     #[arg(long)]
@@ -421,6 +345,9 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         }
         Command::Run(args) => run::run(*args).await,
         Command::Compare(args) => compare::run(*args).await,
+        Command::Soak(args) => soak::run(*args).await,
+        Command::Plan(args) => plan::run(args),
+        Command::Merge(args) => merge::run(*args).await,
         Command::Tune(args) => tune::run(*args).await,
         Command::Predict(args) => predict::run(*args).await,
         Command::Init(args) => {

@@ -1,17 +1,11 @@
 //! `rehearse run`: the scenario, from its file or derived from a migration
 //! and a schema, rehearsed and judged.
 
-use anyhow::Context;
-
-use super::{
-    EXIT_ENVIRONMENT, EXIT_FAIL, EXIT_PASS, RunArgs, default_streams, migrations, suggest, warn_if_password_in,
-};
+use super::formats::{Formats, exit_code};
+use super::{RunArgs, default_streams, migrations, suggest, warn_if_password_in};
 use crate::postgres::{self, PoolMode};
 use crate::rehearsal::{RunOptions, UsageError, rehearse_all};
-use crate::report::{
-    JsonOut, Report, codequality, github, html, junit, markdown_many, regression, render, render_side_by_side,
-    to_json_many,
-};
+use crate::report::{JsonOut, Report, regression, render, render_side_by_side, to_json_many};
 use crate::scenario::{self, LoadOptions};
 
 /// Runs `rehearse run`: the scenario (or the one derived from a migration
@@ -56,7 +50,7 @@ pub(super) async fn run(args: RunArgs) -> anyhow::Result<i32> {
         scenario.pooler = Some(scenario::PoolerSpec { mode, pool_size });
     }
     let out = args.json.as_deref().map(JsonOut::open).transpose()?;
-    let formats = Formats::open(&args)?;
+    let formats = Formats::open(args.json.as_deref(), &args.formats, rehearsed(&args))?;
     let baseline = args.baseline.as_deref().map(read_baseline).transpose()?;
     if let Some(url) = &args.replica_url {
         warn_if_password_in("--replica-url", url);
@@ -72,128 +66,44 @@ pub(super) async fn run(args: RunArgs) -> anyhow::Result<i32> {
         rollback: args.rollback,
     };
     if args.suggest {
-        return suggest::run(&scenario, &requested, &args.server.pg_images, args.strategy.as_deref(), out, &opts).await;
+        let (images, strategy) = (&args.server.pg_images, args.strategy.as_deref());
+        return suggest::run(&scenario, &requested, images, strategy, out, formats, &opts).await;
     }
     let mut reports =
         rehearse_all(&scenario, &requested, &args.server.pg_images, args.strategy.as_deref(), &opts).await?;
-    if let Some((path, json)) = &baseline {
+    if let Some((path, baseline)) = &baseline {
         let tolerance = scenario.thresholds.max_regression.unwrap_or(regression::DEFAULT_TOLERANCE);
         for r in &mut reports {
-            against_baseline(r, path, json, tolerance);
+            against_baseline(r, path, baseline, tolerance);
         }
     }
     let (summary, json) = match reports.as_slice() {
         [one] => (render(one), one.to_json()),
         many => (render_side_by_side(many), to_json_many(many)),
     };
-    let json_to_stdout = out.as_ref().is_some_and(JsonOut::is_stdout);
-    if json_to_stdout || formats.to_stdout() {
-        eprint!("{summary}");
-    } else {
-        print!("{summary}");
-    }
-    if let Some(out) = out {
-        out.write(&json).context("writing the JSON report")?;
-    }
-    // Workflow commands are read from stdout, unless a report is there.
-    let stdout_free = !json_to_stdout && !formats.to_stdout();
-    formats.write(&reports, stdout_free, &|f| args.migrations.path_of(f))?;
-    Ok(if reports.iter().any(|r| r.fault.is_some()) {
-        EXIT_ENVIRONMENT
-    } else if reports.iter().all(|r| r.verdict.pass) {
-        EXIT_PASS
-    } else {
-        EXIT_FAIL
-    })
+    formats.finish(&reports, out, &summary, &json, &|f| args.migrations.path_of(f))?;
+    Ok(exit_code(&reports))
 }
 
-/// The report's other formats: `--markdown`, `--junit`, and in a GitHub
-/// Actions job its step summary and annotations.
-struct Formats {
-    markdown: Option<JsonOut>,
-    junit: Option<JsonOut>,
-    html: Option<JsonOut>,
-    codequality: Option<JsonOut>,
-    /// The file rehearsed, for Code Quality issues that have no line.
-    rehearsed: String,
-}
-
-impl Formats {
-    /// Checks each path now, so that a long run's report is never lost to a
-    /// typo; at most one format may go to stdout.
-    fn open(args: &RunArgs) -> anyhow::Result<Formats> {
-        let paths = [&args.json, &args.markdown, &args.junit, &args.html, &args.codequality].map(|p| p.as_deref());
-        if paths.iter().flatten().filter(|p| p.as_os_str() == "-").count() > 1 {
-            let why = "only one of --json, --markdown, --junit, --html and --codequality can be \"-\" (stdout)";
-            return Err(UsageError(why.into()).into());
-        }
-        let markdown = args.markdown.as_deref().map(|p| JsonOut::open_as("--markdown", p)).transpose()?;
-        let junit = args.junit.as_deref().map(|p| JsonOut::open_as("--junit", p)).transpose()?;
-        let html = args.html.as_deref().map(|p| JsonOut::open_as("--html", p)).transpose()?;
-        let codequality = args.codequality.as_deref().map(|p| JsonOut::open_as("--codequality", p)).transpose()?;
-        let m = &args.migrations;
-        let rehearsed = args.scenario.clone().or_else(|| m.migrations.clone()).or_else(|| m.migration.first().cloned());
-        let rehearsed = rehearsed.map_or_else(|| "(derived scenario)".into(), |p| p.display().to_string());
-        Ok(Formats { markdown, junit, html, codequality, rehearsed })
-    }
-
-    fn to_stdout(&self) -> bool {
-        let all = [&self.markdown, &self.junit, &self.html, &self.codequality];
-        all.into_iter().flatten().any(JsonOut::is_stdout)
-    }
-
-    fn write(self, reports: &[Report], stdout_free: bool, path: &dyn Fn(&str) -> String) -> anyhow::Result<()> {
-        let md = markdown_many(reports);
-        if let Some(out) = self.markdown {
-            out.write(&md).context("writing the Markdown report")?;
-        }
-        if let Some(out) = self.junit {
-            out.write(&junit(reports)).context("writing the JUnit report")?;
-        }
-        if let Some(out) = self.html {
-            out.write(&html(reports)).context("writing the HTML report")?;
-        }
-        if let Some(out) = self.codequality {
-            let json = codequality(reports, path, &self.rehearsed);
-            out.write(&json).context("writing the Code Quality report")?;
-        }
-        if let Some(path) = std::env::var_os("GITHUB_STEP_SUMMARY").filter(|p| !p.is_empty()) {
-            if let Err(e) = github::append_summary(std::path::Path::new(&path), &md) {
-                eprintln!("rehearse: warning: GITHUB_STEP_SUMMARY {}: {e}", path.to_string_lossy());
-            }
-        }
-        if std::env::var("GITHUB_ACTIONS").is_ok_and(|v| v == "true") {
-            for line in github::annotations(reports, path) {
-                if stdout_free {
-                    println!("{line}");
-                } else {
-                    eprintln!("{line}");
-                }
-            }
-        }
-        Ok(())
-    }
+/// The file rehearsed, for Code Quality issues that have no line.
+fn rehearsed(args: &RunArgs) -> String {
+    let m = &args.migrations;
+    let rehearsed = args.scenario.clone().or_else(|| m.migrations.clone()).or_else(|| m.migration.first().cloned());
+    rehearsed.map_or_else(|| "(derived scenario)".into(), |p| p.display().to_string())
 }
 
 /// The earlier report `--baseline` names, read now: a file that is not one
 /// is refused before the run.
-fn read_baseline(path: &std::path::Path) -> anyhow::Result<(String, serde_json::Value)> {
+fn read_baseline(path: &std::path::Path) -> anyhow::Result<(String, Vec<Report>)> {
     let shown = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|e| UsageError(format!("--baseline {shown}: {e}")))?;
-    let json: serde_json::Value =
-        serde_json::from_str(&text).map_err(|e| UsageError(format!("--baseline {shown}: not a JSON report ({e})")))?;
-    let one = json.get("scenario").is_some();
-    let many = json.get("reports").is_some_and(serde_json::Value::is_array);
-    if !one && !many {
-        return Err(UsageError(format!("--baseline {shown}: not a rehearse report (written by --json)")).into());
-    }
-    Ok((shown, json))
+    let reports = crate::report::read_reports(path).map_err(|why| UsageError(format!("--baseline {why}")))?;
+    Ok((shown, reports))
 }
 
 /// Compares `r` with its run in the baseline; a baseline without one fails
 /// the verdict, since nothing was compared.
-fn against_baseline(r: &mut Report, path: &str, json: &serde_json::Value, tolerance: f64) {
-    let found = regression::pick(json, r).map(|b| regression::compare(r, b, path, tolerance));
+fn against_baseline(r: &mut Report, path: &str, baseline: &[Report], tolerance: f64) {
+    let found = regression::pick(baseline, r).map(|b| regression::compare(r, b, path, tolerance));
     match found {
         Ok(regressions) => regression::apply(r, regressions),
         Err(why) => {

@@ -16,6 +16,7 @@ pub(super) async fn run(
     images: &[String],
     strategy: Option<&str>,
     out: Option<JsonOut>,
+    formats: super::formats::Formats,
     opts: &RunOptions,
 ) -> anyhow::Result<i32> {
     let Some(original) = scenario.strategy(strategy) else {
@@ -39,6 +40,6 @@ pub(super) async fn run(
     both.strategies = std::iter::once(original.clone()).chain(derived.strategies).collect();
     let compared = compare(&both, backend, images, &[], 1, opts).await?;
     let summary = render_comparison(&compared.summary, &compared.reports);
-    super::compare::print_summary(out.as_ref(), &summary);
-    super::compare::finish(&compared, out)
+    super::compare::print_summary_beside(out.as_ref(), Some(&formats), &summary);
+    super::compare::finish(&compared, out, formats)
 }

@@ -102,7 +102,7 @@ impl Created<'_> {
 }
 
 /// A table as the rehearsal found or built it.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
 pub struct LoadedTable {
     /// Its name.
     pub name: String,

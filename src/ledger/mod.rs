@@ -60,7 +60,7 @@ pub struct Tracked {
 }
 
 /// A workload write the ledger does not follow, and why.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct Untracked {
     /// The query's name.
     pub query: String,
@@ -278,7 +278,7 @@ async fn shape(client: &Client, qualified: &str) -> Option<Shape> {
 }
 
 /// What the ledger found after the run.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct LedgerReport {
     /// Rows written by acknowledged requests of tracked statements.
     pub writes: u64,
@@ -310,7 +310,7 @@ pub struct LedgerReport {
 }
 
 /// One tracked statement's writes, and what became of them.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct LedgerQuery {
     /// The query.
     pub query: String,

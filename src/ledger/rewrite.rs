@@ -13,7 +13,7 @@ use pg_query::NodeEnum;
 use pg_query::protobuf::{Node, RangeVar};
 
 /// What a statement does to its table's rows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum WriteKind {
     /// `INSERT` (with or without `ON CONFLICT`).

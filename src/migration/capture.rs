@@ -19,7 +19,7 @@ use super::LockMode;
 use crate::postgres::{Role, connect};
 
 /// A lock a step took.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, serde::Deserialize)]
 pub struct LockTaken {
     /// The relation.
     pub relation: String,

@@ -95,6 +95,16 @@ impl serde::Serialize for LockMode {
     }
 }
 
+impl<'de> serde::Deserialize<'de> for LockMode {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(d)?;
+        LockMode::ALL
+            .into_iter()
+            .find(|m| m.pg_name() == name)
+            .ok_or_else(|| serde::de::Error::custom(format!("no lock mode {name}")))
+    }
+}
+
 impl fmt::Display for LockMode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.pg_name())

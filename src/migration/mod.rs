@@ -29,7 +29,7 @@ use crate::scenario::Strategy;
 use crate::workload::Signal;
 
 /// How the migration ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Outcome {
     /// Every step succeeded.
@@ -54,7 +54,7 @@ impl std::fmt::Display for Outcome {
 }
 
 /// What the migration did.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
 pub struct MigrationReport {
     /// How it ended.
     pub outcome: Outcome,
@@ -76,7 +76,7 @@ pub struct MigrationReport {
 }
 
 /// What one step did.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
 pub struct StepReport {
     /// 1-based position in the strategy.
     pub index: usize,
@@ -144,7 +144,7 @@ pub struct StepReport {
 }
 
 /// One batch of a repeated step.
-#[derive(Debug, Clone, Copy, Serialize, PartialEq)]
+#[derive(Debug, Clone, Copy, Serialize, serde::Deserialize, PartialEq)]
 pub struct BatchPoint {
     /// When it started, seconds from the start of the load.
     pub at_s: f64,
@@ -156,7 +156,7 @@ pub struct BatchPoint {
 
 /// How far a repeated step got before it was stopped, and an estimate of
 /// the rest.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
 pub struct BatchProgress {
     /// Rows the completed batches affected.
     pub rows_done: u64,
@@ -181,7 +181,7 @@ pub struct BatchProgress {
 }
 
 /// The transaction a step ran in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum TransactionKind {
     /// One the harness opened for the step alone.

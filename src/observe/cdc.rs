@@ -40,7 +40,7 @@ pub const CONFIRMED_LSN: &str = "SELECT pg_wal_lsn_diff(confirmed_flush_lsn, '0/
      FROM pg_replication_slots WHERE slot_name = 'rehearse_cdc'";
 
 /// What the consumer did.
-#[derive(Debug, Clone, Serialize, PartialEq, Default)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Default)]
 pub struct CdcStats {
     /// Changes read from the slot (rows of `pg_logical_slot_get_changes`:
     /// each change, and each transaction's BEGIN and COMMIT).

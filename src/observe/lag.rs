@@ -55,7 +55,7 @@ pub struct Standby {
 }
 
 /// One standby's lag over the run.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
 pub struct ReplicaLag {
     /// The standby, as reached (no password).
     pub name: String,
@@ -76,7 +76,7 @@ pub struct ReplicaLag {
 }
 
 /// A standby's lag within one phase.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
 pub struct LagPhase {
     /// The phase.
     pub phase: Phase,
@@ -93,7 +93,7 @@ pub struct LagPhase {
 }
 
 /// One second of a standby's lag series.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
 pub struct LagPoint {
     /// Seconds from the start of the load.
     pub second: u64,

@@ -33,7 +33,7 @@ use crate::postgres::{Role, connect};
 use crate::workload::Signal;
 
 /// What the observer saw over the run.
-#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, serde::Deserialize, PartialEq)]
 pub struct LockSummary {
     /// Time between samples, in milliseconds.
     pub interval_ms: f64,
@@ -69,7 +69,7 @@ pub struct LockSummary {
 
 /// Where samples were missing: a sample failed, or came more than five
 /// intervals (and 250 ms) after the one before.
-#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, serde::Deserialize, PartialEq)]
 pub struct GapSummary {
     /// How many gaps.
     pub count: u64,
@@ -82,7 +82,7 @@ pub struct GapSummary {
 }
 
 /// A time without samples, in seconds from the start of the load.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
 pub struct Gap {
     /// The last sample before it.
     pub start_s: f64,
@@ -91,7 +91,7 @@ pub struct Gap {
 }
 
 /// Sessions of one role waiting behind backends of another, for one lock.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
 pub struct BlockEdge {
     /// The waiting role (`workload`, `migration`, `interference NAME`, ...).
     pub waiter: String,
@@ -133,7 +133,7 @@ impl BlockEdge {
 }
 
 /// One second of the waiting series.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
 pub struct WaitingPoint {
     /// Seconds from the start of the load.
     pub second: u64,

@@ -53,7 +53,7 @@ pub fn check_probes(checks: &[CheckSpec], seed: u64) -> Vec<Probe> {
 }
 
 /// A `[[workload.check]]` run once after the migration.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
 pub struct CheckRun {
     /// The check's name.
     pub name: String,
@@ -128,7 +128,7 @@ pub fn probes(queries: &[QuerySpec], seed: u64) -> Vec<Probe> {
 }
 
 /// A plan, as compared.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
 pub struct Plan {
     /// Its nodes, depth first: `Index Scan using orders_pkey on orders`.
     pub nodes: Vec<String>,
@@ -140,7 +140,7 @@ pub struct Plan {
 pub type Explained = Result<Plan, String>;
 
 /// A statement whose plan changed shape over the migration.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
 pub struct PlanChange {
     /// The query.
     pub query: String,
@@ -161,7 +161,7 @@ pub struct PlanChange {
 }
 
 /// Every statement's plan, or why it has none.
-#[derive(Debug, Clone, Serialize, PartialEq, Default)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Default)]
 pub struct PlanCheck {
     /// Statements explained before and after.
     pub checked: usize,

@@ -92,7 +92,7 @@ fn sum(at_s: f64, rows: &[SimpleQueryMessage]) -> PoolSample {
 }
 
 /// What the pooler's clients went through in one phase.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
 pub struct PoolerPhase {
     /// The phase.
     pub phase: Phase,
@@ -108,7 +108,7 @@ pub struct PoolerPhase {
 }
 
 /// One second of the run: the most clients waiting, and the longest wait.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
 pub struct PoolerPoint {
     /// Seconds from the start of the load.
     pub second: u64,

@@ -35,7 +35,7 @@ pub struct WalSample {
 }
 
 /// WAL over the run, as the report gives it.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
 pub struct WalReport {
     /// Time between samples, in milliseconds.
     pub interval_ms: f64,
@@ -54,7 +54,7 @@ pub struct WalReport {
 }
 
 /// WAL written in one phase.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
 pub struct WalPhase {
     /// The phase.
     pub phase: Phase,
@@ -65,7 +65,7 @@ pub struct WalPhase {
 }
 
 /// One second of the WAL series.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
 pub struct WalPoint {
     /// Seconds from the start of the load.
     pub second: u64,

@@ -52,7 +52,7 @@ pub fn server_program(name: &str) -> Option<std::path::PathBuf> {
 }
 
 /// Which kind of backend a server came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum BackendKind {
     /// A throwaway cluster from the machine's binaries.
@@ -412,7 +412,7 @@ pub(crate) async fn probe(config: &tokio_postgres::Config) -> Result<(), tokio_p
 
 /// What the server is: `version()`, the numeric version, and the one
 /// setting a report reads from it (`deadlock_timeout`).
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct ServerVersion {
     /// `SELECT version()`
     pub version: String,

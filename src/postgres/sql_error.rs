@@ -7,7 +7,7 @@ use serde::Serialize;
 use tokio_postgres::error::ErrorPosition;
 
 /// An error from the server (or the connection), flattened for reports.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct SqlError {
     /// The five-character SQLSTATE; `None` when the error did not come from
     /// the server (a dropped connection, say).

@@ -28,7 +28,7 @@ const EVERY: Duration = Duration::from_millis(250);
 const RECONNECTS: u32 = 3;
 
 /// What went wrong with the server.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum FaultKind {
     /// It stopped and does not accept sessions.

@@ -16,7 +16,7 @@ use crate::migration::{MigrationReport, StepReport};
 use crate::workload::QueryResult;
 
 /// A query the migration broke.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
 pub struct BrokenQuery {
     /// The query's name.
     pub query: String,
@@ -36,10 +36,10 @@ pub struct BrokenQuery {
 }
 
 /// A migration step, as a broken query names it.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
 pub struct StepRef {
     /// `migration`, or `rollback` for a step of the down migration.
-    pub migration: &'static str,
+    pub migration: String,
     /// Its 1-based index.
     pub index: usize,
     /// Its name, if any.
@@ -55,7 +55,7 @@ pub struct StepRef {
 impl StepRef {
     fn of(migration: &'static str, s: &StepReport) -> Self {
         StepRef {
-            migration,
+            migration: migration.to_string(),
             index: s.index,
             name: s.name.clone(),
             sql: s.sql.clone(),

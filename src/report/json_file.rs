@@ -67,6 +67,22 @@ impl JsonOut {
         matches!(self, JsonOut::Stdout)
     }
 
+    /// Writes `text` whole to the file now (a fresh temporary file beside
+    /// it, renamed over it), keeping the place for later writes: a long
+    /// command's report so far. Nothing goes to stdout before the end.
+    pub fn checkpoint(&self, text: &str) -> std::io::Result<()> {
+        let JsonOut::File { path, temp } = self else { return Ok(()) };
+        let dir = temp.path().parent().unwrap_or(Path::new("."));
+        let mut next = tempfile::Builder::new()
+            .prefix(".rehearse-report-")
+            .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644))
+            .tempfile_in(dir)?;
+        next.write_all(text.as_bytes())?;
+        next.write_all(b"\n")?;
+        next.persist(path).map_err(|e| e.error)?;
+        Ok(())
+    }
+
     /// Writes the report.
     pub fn write(self, json: &str) -> std::io::Result<()> {
         match self {
@@ -82,6 +98,26 @@ impl JsonOut {
             }
         }
     }
+}
+
+/// Reads the reports of a `--json` file: one report, or the `reports` of
+/// a side-by-side run, a comparison or a merge. `Err` names the file and
+/// says why it is not one.
+pub fn read_reports(path: &Path) -> Result<Vec<super::Report>, String> {
+    let shown = path.display();
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{shown}: {e}"))?;
+    let json: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| format!("{shown}: not a JSON report ({e})"))?;
+    let all = match json.get("reports") {
+        Some(serde_json::Value::Array(all)) => all.clone(),
+        _ if json.get("scenario").is_some() => vec![json],
+        _ => return Err(format!("{shown}: not a rehearse report (written by --json)")),
+    };
+    let read = |(i, v): (usize, serde_json::Value)| {
+        serde_json::from_value(v)
+            .map_err(|e| format!("{shown}: report {} is not one this version of rehearse reads ({e})", i + 1))
+    };
+    all.into_iter().enumerate().map(read).collect()
 }
 
 #[cfg(test)]

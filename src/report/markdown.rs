@@ -62,7 +62,7 @@ pub(super) fn server(r: &Report) -> String {
 }
 
 /// Text fit for a table cell: one line, no pipes.
-fn cell(s: &str) -> String {
+pub(super) fn cell(s: &str) -> String {
     shorten(s, 120).replace('|', "\\|")
 }
 
@@ -98,8 +98,9 @@ fn steps(w: &mut String, r: &Report) {
     let _ = writeln!(w, "| # | step | locks | lock wait | duration | result |\n|---|---|---|---|---|---|");
     for s in &m.steps {
         let what = s.name.clone().unwrap_or_else(|| s.sql.clone());
+        // A step of a migration file is named after its place already.
         let at = match (&s.file, s.line) {
-            (Some(f), Some(l)) => format!(" ({f}:{l})"),
+            (Some(f), Some(l)) if !what.contains(&format!("{f}:{l}")) => format!(" ({})", cell(&format!("{f}:{l}"))),
             _ => String::new(),
         };
         let locks: Vec<String> = s.locks.iter().map(|l| format!("{} on {}", l.mode, l.relation)).collect();
@@ -112,7 +113,7 @@ fn steps(w: &mut String, r: &Report) {
             "| {} | `{}`{} | {} | {} | {} | {result} |",
             s.index,
             cell(&what).replace('`', "'"),
-            cell(&at),
+            at,
             cell(&locks.join(", ")),
             dur(s.lock_wait_ms),
             dur(s.duration_ms)
@@ -204,7 +205,7 @@ fn side_by_side(w: &mut String, reports: &[Report]) {
 /// The head, and as much of the details as fits under [`LIMIT`]: each
 /// detail whole while it fits, then cut, then left out, and a line saying
 /// what was.
-fn fit(mut head: String, details: Vec<(String, String)>) -> String {
+pub(super) fn fit(mut head: String, details: Vec<(String, String)>) -> String {
     const NOTE: usize = 200;
     if head.len() + NOTE > LIMIT {
         let mut cut = LIMIT - NOTE;

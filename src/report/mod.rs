@@ -24,6 +24,8 @@ mod progress;
 pub mod regression;
 mod replication;
 mod side_by_side;
+pub mod soak;
+mod soak_render;
 mod terminal;
 mod tune;
 mod verdict;
@@ -42,7 +44,7 @@ pub use compare::{
 };
 pub use compare_terminal::render_comparison;
 pub use html::html;
-pub use json_file::{JsonOut, JsonPathError};
+pub use json_file::{JsonOut, JsonPathError, read_reports};
 pub use junit::junit;
 pub use markdown::{LIMIT as MARKDOWN_LIMIT, MARKER as MARKDOWN_MARKER, markdown, markdown_many};
 pub use pooler::{PoolerReport, PoolerRun};
@@ -51,6 +53,8 @@ pub use predict_terminal::render_prediction;
 pub use progress::annotate as annotate_progress;
 pub use replication::{Cdc, PhaseConflicts, Replication};
 pub use side_by_side::{render_side_by_side, to_json_many};
+pub use soak::{Planned, SoakSummary};
+pub use soak_render::{SOAK_MARKER, render_soak, soak_junit, soak_markdown};
 pub use terminal::render;
 pub use tune::{Trial, Tuning, render_tuning};
 pub use verdict::{Check, Judged, Verdict, Violation, evaluate};
@@ -87,8 +91,28 @@ impl<T: Serialize> Serialize for Named<T> {
     }
 }
 
+impl<'de, T: serde::Deserialize<'de>> serde::Deserialize<'de> for Named<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Entries<T>(std::marker::PhantomData<T>);
+        impl<'de, T: serde::Deserialize<'de>> serde::de::Visitor<'de> for Entries<T> {
+            type Value = Named<T>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an object of named entries")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Named<T>, A::Error> {
+                let mut entries = Vec::new();
+                while let Some(entry) = map.next_entry()? {
+                    entries.push(entry);
+                }
+                Ok(Named(entries))
+            }
+        }
+        d.deserialize_map(Entries(std::marker::PhantomData))
+    }
+}
+
 /// Everything a rehearsal measured.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
 pub struct Report {
     /// The scenario's name.
     pub scenario: String,
@@ -166,7 +190,7 @@ pub struct Report {
 }
 
 /// A fault of the server during the run.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
 pub struct FaultReport {
     /// What happened.
     pub kind: FaultKind,
@@ -200,7 +224,7 @@ impl FaultReport {
 }
 
 /// The server the rehearsal ran on.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
 pub struct PostgresInfo {
     /// `local`, `docker` or `url`.
     pub backend: BackendKind,
@@ -224,7 +248,7 @@ pub struct PostgresInfo {
 }
 
 /// The load as configured.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
 pub struct WorkloadInfo {
     /// Connections in the application's pool.
     pub pool_size: usize,
@@ -238,7 +262,7 @@ pub struct WorkloadInfo {
 }
 
 /// Whether a query only reads.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum QueryKind {
     /// It only reads (a SELECT without row locks).
@@ -257,7 +281,7 @@ impl std::fmt::Display for QueryKind {
 }
 
 /// How a query's requests arrive.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LoopKind {
     /// Due on a schedule, whether or not earlier ones finished.
@@ -267,7 +291,7 @@ pub enum LoopKind {
 }
 
 /// One workload query, as the scenario shapes its load.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
 pub struct QueryInfo {
     /// Its name.
     pub name: String,
@@ -330,7 +354,7 @@ impl QueryInfo {
 }
 
 /// When things happened, in seconds from the start of the load.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
 pub struct Timeline {
     /// The scenario's `migrate_at`; `null` for a load-only run.
     pub migrate_at_s: Option<f64>,
@@ -343,7 +367,7 @@ pub struct Timeline {
 }
 
 /// The phases: three, or five with a rollback.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
 pub struct Phases {
     /// From the start of the load to the start of the migration.
     pub baseline: PhaseReport,
@@ -381,7 +405,7 @@ impl Phases {
 
 /// One phase: its window and each query's statistics for requests due in
 /// it.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
 pub struct PhaseReport {
     /// Start, seconds from the start of the load.
     pub start_s: f64,
@@ -394,7 +418,7 @@ pub struct PhaseReport {
 }
 
 /// The thresholds, in report units.
-#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, serde::Deserialize, PartialEq)]
 pub struct ThresholdsInfo {
     /// The longest any workload request may wait on a lock.
     pub max_lock_wait_ms: Option<f64>,

@@ -27,7 +27,7 @@ pub struct PoolerRun {
 }
 
 /// The pooler's section of the report.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
 pub struct PoolerReport {
     /// `PgBouncer 1.18.0`.
     pub version: String,

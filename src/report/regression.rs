@@ -7,7 +7,6 @@
 use std::fmt::Write;
 
 use serde::Serialize;
-use serde_json::Value;
 
 use super::{Check, Report, Violation};
 
@@ -15,7 +14,7 @@ use super::{Check, Report, Violation};
 pub const DEFAULT_TOLERANCE: f64 = 0.25;
 
 /// A figure compared with the baseline's.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Figure {
     /// The migration's wall time, in milliseconds.
@@ -40,7 +39,8 @@ impl Figure {
         }
     }
 
-    fn describe(self) -> &'static str {
+    /// What it is, in words.
+    pub fn describe(self) -> &'static str {
         match self {
             Figure::MigrationMs => "the migration's wall time",
             Figure::WorkloadLockWaitMs => "the longest lock wait of a workload request",
@@ -50,7 +50,8 @@ impl Figure {
         }
     }
 
-    fn show(self, v: f64) -> String {
+    /// A value of it, in its unit.
+    pub fn show(self, v: f64) -> String {
         match self {
             Figure::MigrationMs | Figure::WorkloadLockWaitMs | Figure::P99DuringMs => super::terminal::dur(v),
             Figure::PoolFullS => format!("{v:.1}s"),
@@ -60,7 +61,7 @@ impl Figure {
 }
 
 /// One figure that got worse.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct Regression {
     /// Which figure.
     pub figure: Figure,
@@ -73,7 +74,7 @@ pub struct Regression {
 }
 
 /// This run against the baseline.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct Regressions {
     /// The baseline's file.
     pub baseline: String,
@@ -85,19 +86,13 @@ pub struct Regressions {
     pub regressed: Vec<Regression>,
 }
 
-/// The report in `json` (one report, or `{"reports": [...]}`) of the same
+/// The report in `baseline` (the reports of one `--json` file) of the same
 /// scenario, strategy and server as `r`; `Err` says why there is none.
-pub fn pick<'a>(json: &'a Value, r: &Report) -> Result<&'a Value, String> {
-    let candidates: Vec<&Value> = match json.get("reports").and_then(Value::as_array) {
-        Some(all) => all.iter().collect(),
-        None => vec![json],
-    };
-    let same = |b: &&Value| {
-        b["scenario"].as_str() == Some(r.scenario.as_str()) && b["strategy"].as_str() == r.strategy.as_deref()
-    };
-    let mut matching: Vec<&Value> = candidates.into_iter().filter(same).collect();
+pub fn pick<'a>(baseline: &'a [Report], r: &Report) -> Result<&'a Report, String> {
+    let same = |b: &&Report| b.scenario == r.scenario && b.strategy == r.strategy;
+    let mut matching: Vec<&Report> = baseline.iter().filter(same).collect();
     if matching.len() > 1 {
-        matching.retain(|b| b["postgres"]["image"].as_str() == r.postgres.image.as_deref());
+        matching.retain(|b| b.postgres.image == r.postgres.image);
     }
     matching.first().copied().ok_or_else(|| {
         let strategy = r.strategy.as_deref().unwrap_or("(load only)");
@@ -105,48 +100,38 @@ pub fn pick<'a>(json: &'a Value, r: &Report) -> Result<&'a Value, String> {
     })
 }
 
-/// The figures of a report as JSON, by figure and subject.
-fn figures(v: &Value) -> Vec<(Figure, String, f64)> {
+/// The figures of a report, by figure and subject (`run`, or a query's
+/// name): what `--baseline` compares and `soak` spreads.
+pub fn figures(r: &Report) -> Vec<(Figure, String, f64)> {
+    let run = |f: Figure, x: f64| (f, "run".to_string(), x);
     let mut out = Vec::new();
-    let run = |f: Figure, x: Option<f64>, out: &mut Vec<_>| {
-        if let Some(x) = x {
-            out.push((f, "run".to_string(), x));
-        }
-    };
-    run(Figure::MigrationMs, v["migration"]["total_ms"].as_f64(), &mut out);
-    run(Figure::WorkloadLockWaitMs, v["locks"]["workload_longest_wait_ms"].as_f64(), &mut out);
-    run(Figure::PoolFullS, v["pool"]["full_seconds"].as_f64(), &mut out);
-    if let Some(queries) = v["phases"]["during"]["queries"].as_object() {
-        for (name, q) in queries {
-            if let Some(p) = q["p99_ms"].as_f64() {
+    if let Some(m) = &r.migration {
+        out.push(run(Figure::MigrationMs, m.total_ms));
+    }
+    out.push(run(Figure::WorkloadLockWaitMs, r.locks.workload_longest_wait_ms));
+    out.push(run(Figure::PoolFullS, r.pool.full_seconds));
+    if r.migration.is_some() {
+        for (name, q) in &r.phases.during.queries.0 {
+            if let Some(p) = q.p99_ms {
                 out.push((Figure::P99DuringMs, name.clone(), p));
             }
         }
     }
-    let judged = ["during", "after", "rollback", "after_rollback"];
-    let mut rates: std::collections::BTreeMap<String, (f64, f64)> = Default::default();
-    for phase in judged {
-        for (name, q) in v["phases"][phase]["queries"].as_object().into_iter().flatten() {
-            let e = rates.entry(name.clone()).or_default();
-            e.0 += q["errors"].as_f64().unwrap_or(0.0);
-            e.1 += q["count"].as_f64().unwrap_or(0.0);
-        }
-    }
-    for (name, (errors, count)) in rates {
-        if count > 0.0 {
-            out.push((Figure::ErrorRate, name, errors / count));
+    for (name, _) in &r.phases.baseline.queries.0 {
+        let (errors, count, _) = r.failures_since_migration(name);
+        if count > 0 {
+            out.push((Figure::ErrorRate, name.clone(), errors as f64 / count as f64));
         }
     }
     out
 }
 
 /// Compares `r` with `baseline` (its report from [`pick`]), at `tolerance`.
-pub fn compare(r: &Report, baseline: &Value, path: &str, tolerance: f64) -> Regressions {
-    let now = serde_json::to_value(r).unwrap_or(Value::Null);
+pub fn compare(r: &Report, baseline: &Report, path: &str, tolerance: f64) -> Regressions {
     let before = figures(baseline);
     let mut compared = 0;
     let mut regressed = Vec::new();
-    for (figure, subject, x) in figures(&now) {
+    for (figure, subject, x) in figures(r) {
         let Some((_, _, b)) = before.iter().find(|(f, s, _)| *f == figure && *s == subject) else { continue };
         compared += 1;
         if x > b * (1.0 + tolerance) && x - b > figure.floor() {

@@ -14,7 +14,7 @@ use crate::observe::lag::ReplicaLag;
 use crate::workload::Failure;
 
 /// What the replicas went through over the run.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
 pub struct Replication {
     /// Time between lag samples, in milliseconds.
     pub interval_ms: f64,
@@ -29,7 +29,7 @@ pub struct Replication {
 }
 
 /// Recovery conflicts in one phase.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
 pub struct PhaseConflicts {
     /// The phase, by when the requests were due.
     pub phase: Phase,
@@ -38,7 +38,7 @@ pub struct PhaseConflicts {
 }
 
 /// The CDC slot and its consumer over the run.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
 pub struct Cdc {
     /// The output plugin.
     pub plugin: crate::scenario::CdcPlugin,

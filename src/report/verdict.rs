@@ -12,7 +12,7 @@ use crate::scenario::P99_RATIO_FLOOR;
 use crate::scenario::duration::human;
 
 /// Pass or fail.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
 pub struct Verdict {
     /// True when every threshold held and the migration completed.
     pub pass: bool,
@@ -21,7 +21,7 @@ pub struct Verdict {
 }
 
 /// What a violation is of.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Check {
     /// The server failed under the run.
@@ -50,6 +50,8 @@ pub enum Check {
     MaxReplicaLagBytes,
     /// `max_regression`, against `--baseline`
     MaxRegression,
+    /// Every shard of a `rehearse merge --plan` sent its report.
+    Shards,
 }
 
 impl std::fmt::Display for Check {
@@ -68,12 +70,13 @@ impl std::fmt::Display for Check {
             Check::MaxReplicaLag => "max_replica_lag",
             Check::MaxReplicaLagBytes => "max_replica_lag_bytes",
             Check::MaxRegression => "max_regression",
+            Check::Shards => "shards",
         })
     }
 }
 
 /// One threshold (or condition of a whole run) that did not hold.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
 pub struct Violation {
     /// What did not hold.
     pub threshold: Check,

@@ -180,7 +180,7 @@ pub struct CdcSpec {
 }
 
 /// A logical decoding output plugin that ships with PostgreSQL.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum CdcPlugin {
     /// The plugin of logical replication, and of Debezium's default.

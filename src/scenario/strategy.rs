@@ -36,7 +36,7 @@ pub enum Rollback {
 }
 
 /// A migration file a strategy runs, and how its runner sends it.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct MigrationFileInfo {
     /// The file, relative to its folder.
     pub file: String,

@@ -57,7 +57,7 @@ pub enum Load {
 }
 
 /// How open-loop requests are spaced.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Arrival {
     /// Evenly: request n is due when the rate's integral reaches n.
@@ -94,7 +94,7 @@ impl RateProfile {
 }
 
 /// Where a query's requests go.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Target {
     /// The server being migrated.

@@ -28,7 +28,7 @@ pub fn schema_error(code: &str) -> bool {
 }
 
 /// One kind of error of one query.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
 pub struct ErrorSeen {
     /// SQLSTATE.
     pub sqlstate: String,

@@ -172,7 +172,7 @@ pub struct Running {
 }
 
 /// What one query measured over the run.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct QueryResult {
     /// The query's name.
     pub name: String,

@@ -68,7 +68,7 @@ struct Gauge {
 }
 
 /// How full the pool got.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
 pub struct PoolStats {
     /// Connections in the pool.
     pub size: usize,

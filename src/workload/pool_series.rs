@@ -13,7 +13,7 @@ use super::{Pool, Signal};
 pub const EVERY: Duration = Duration::from_millis(100);
 
 /// One second of the pool's fill.
-#[derive(Debug, Clone, Copy, Serialize, PartialEq)]
+#[derive(Debug, Clone, Copy, Serialize, serde::Deserialize, PartialEq)]
 pub struct PoolPoint {
     /// Seconds from the start of the load.
     pub second: u64,

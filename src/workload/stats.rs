@@ -89,7 +89,7 @@ pub(super) fn quantile_ms(h: &Histogram<u64>, q: f64, max_us: u64) -> Option<f64
 }
 
 /// One query in one phase.
-#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, serde::Deserialize, PartialEq)]
 pub struct QueryPhaseStats {
     /// Requests due in the phase that completed or failed.
     pub count: u64,
@@ -115,7 +115,7 @@ pub struct QueryPhaseStats {
 }
 
 /// One second of one query's series.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
 pub struct SeriesPoint {
     /// Seconds from the start of the load; the request was due in
     /// `[second, second + 1)`.

@@ -35,7 +35,7 @@ use crate::scenario::source::SourceFile;
 use crate::scenario::{Location, ScenarioError};
 
 /// A migration runner's format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
 pub enum Format {
     /// `.sql` files run as `psql -f` runs them, in name order: statement by
@@ -79,7 +79,7 @@ impl std::fmt::Display for Format {
 }
 
 /// How a runner sends a script to the server.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Sending {
     /// The runner opens a transaction, sends the script's pieces, and

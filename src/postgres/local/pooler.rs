@@ -25,7 +25,7 @@ use super::{ClusterDir, ProvisionError, command, free_port, run_as, write_privat
 const START_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// How PgBouncer hands server connections to clients.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum PoolMode {
     /// A server connection per transaction (or per statement outside one).
