@@ -175,6 +175,11 @@ fn every_rehearse_command_of_the_example_ci_files_works() {
         assert!(found, "the report of {} is in the merge", shard["SHARD"]);
     }
     assert!(!stderr.contains("sent no report"), "{stderr}");
+    // Each shard's report is in the merge as it wrote it, figure for figure.
+    for shard in &all {
+        let own = json(&sandbox, &format!("reports/{}.json", shard["SHARD"]));
+        assert!(reports.contains(&own), "{} is read back whole", shard["SHARD"]);
+    }
     assert_eq!(read(&sandbox, "nightly.xml").matches("<testsuite ").count(), 6);
     assert!(read(&sandbox, "nightly.html").contains("<svg"));
     let (code, _) = sh(&sandbox, &nightly[3], &env);
